@@ -1,0 +1,49 @@
+"""What every backend takes and returns."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 0  # 0: no cut beyond the backend's candidate pool
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be at least 1")
+
+
+@dataclass(frozen=True)
+class Completion:
+    index: int  # sampling order: candidate 0 is the first sample
+    text: str
+    token_ids: tuple[int, ...]
+    logprobs: tuple[float, ...]  # the model's log-probability of each generated token (T = 1)
+    finish_reason: str  # stop | length | cancelled
+
+    @property
+    def mean_logprob(self) -> float:
+        return sum(self.logprobs) / len(self.logprobs) if self.logprobs else -math.inf
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    completions: tuple[Completion, ...]
+    prompt_tokens: int
+    seconds: float
+    prompt_seconds: float
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(len(c.token_ids) for c in self.completions)

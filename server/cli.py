@@ -1,0 +1,247 @@
+"""Command line: ``budgetpass models`` and ``budgetpass generate PATH::FUNCTION``.
+
+Exit codes: 0 a body was selected (passed or ranked); 1 the run finished but no candidate passed;
+2 bad input (file, function, model, settings); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from budgetpass.generation import models
+from budgetpass.generation.budget import METRICS, BudgetRequest
+from budgetpass.generation.types import SamplingParams
+from budgetpass.verify import job as jobs
+from budgetpass.verify.sandbox import Limits
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _error(message: str) -> int:
+    print(f"budgetpass: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+# --- models -----------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    words = list(args.words)
+    args.action = words.pop(0) if words and words[0] == "fetch" else None
+    if len(words) > 1:
+        return _error(f"one model name at a time, got {' '.join(words)}")
+    args.name = words[0] if words else None
+    if args.action == "fetch":
+        if not args.name:
+            return _error("name the model to fetch, e.g. budgetpass models fetch qwen2.5-coder-0.5b")
+        progress = _byte_progress(args.name) if sys.stderr.isatty() else None
+        try:
+            path = models.fetch(args.name, progress=progress)
+        except models.ModelError as exc:
+            return _error(str(exc))
+        finally:
+            if progress:
+                progress.close()
+        resolved = models.resolve(args.name)
+        _print_models([resolved], args.json)
+        return EXIT_OK
+    if args.name:
+        try:
+            resolved = models.resolve(args.name)
+        except models.ModelError as exc:
+            return _error(str(exc))
+        _print_models([resolved], args.json)
+        return EXIT_OK
+    rows = []
+    for name, entry in sorted(models.REGISTRY.items()):
+        cached = models.cache_dir() / entry.filename
+        rows.append({"name": name, "description": entry.description, "parameters": entry.parameters,
+                     "size": entry.size, "sha256": entry.sha256,
+                     "path": str(cached) if cached.is_file() else None})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            state = row["path"] or "not fetched (budgetpass models fetch NAME)"
+            print(f"{row['name']:22} {row['parameters'] / 1e9:5.2f}B  {state}")
+    return EXIT_OK
+
+
+def _print_models(resolved: list[models.ResolvedModel], as_json: bool) -> None:
+    for r in resolved:
+        if as_json:
+            print(json.dumps(r.to_json(), indent=2))
+        else:
+            print(f"{r.name}: {r.path}\n  size {r.size} bytes, {r.parameters / 1e9:.3f}B parameters,"
+                  f" sha256 {r.sha256} ({r.source})")
+
+
+class _byte_progress:
+    def __init__(self, name: str):
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn(f"joining {name}"), BarColumn(), DownloadColumn(),
+                            transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("join", total=None)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+# --- generate ---------------------------------------------------------------------------------
+
+
+def _target(text: str) -> tuple[Path, str]:
+    if "::" not in text:
+        raise ValueError(f"target {text!r} must look like PATH::FUNCTION (or PATH::Class.method)")
+    file_part, function = text.rsplit("::", 1)
+    if not file_part or not function:
+        raise ValueError(f"target {text!r} must look like PATH::FUNCTION")
+    return Path(file_part), function.replace("::", ".")
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    try:
+        path, function = _target(args.target)
+        settings = jobs.JobSettings(
+            model=args.model,
+            budget=BudgetRequest(metric=args.budget_metric, reference=args.reference,
+                                 calls=args.calls, samples=args.samples),
+            sampling=SamplingParams(temperature=args.temperature, top_p=args.top_p,
+                                    max_tokens=args.max_tokens, seed=args.seed),
+            sandbox=args.sandbox,
+            limits=Limits(wall_seconds=args.test_timeout, cpu_seconds=int(args.test_timeout) + 1),
+            python=args.python,
+            project=Path(args.project) if args.project else None,
+            threads=args.threads,
+        )
+    except ValueError as exc:
+        return _error(str(exc))
+    show = _JobProgress() if sys.stderr.isatty() and not args.quiet else None
+    try:
+        report = jobs.solve(path, function, settings, on_event=show)
+        if args.write and report.selected is not None:
+            jobs.write_selected(report)
+    except jobs.JobError as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        print("budgetpass: interrupted; nothing was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if show:
+            show.close()
+    for warning in report.warnings:
+        print(f"budgetpass: WARNING: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(render_report(report))
+    return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
+
+
+def render_report(report: jobs.JobReport) -> str:
+    lines = [f"{report.function} in {report.file}: {report.status.upper()}", f"  {report.message}",
+             f"  budget: {report.budget.derivation} "
+             f"(metric {report.budget.metric}, reference {report.budget.reference})",
+             f"  model: {report.model['name']} ({report.model['template']} prompt), sandbox: "
+             f"{report.sandbox}, {report.seconds:.1f} s ({report.generation_seconds:.1f} s sampling)"]
+    if report.tests:
+        lines.append(f"  tests ({len(report.tests)}): " + ", ".join(report.tests))
+    else:
+        lines.append("  tests: none found (looked for test_*.py / *_test.py naming the function)")
+    for cand in report.candidates:
+        mark = "*" if cand.index == report.selected else " "
+        if cand.run is not None:
+            state = "PASS" if cand.run.passed else f"FAIL: {cand.run.summary()}"
+        elif cand.problem:
+            state = f"unusable: {cand.problem}"
+        else:
+            state = "not tested" if report.tests else "parses"
+        lines.append(f"  {mark} candidate {cand.index + 1}: mean logprob {cand.mean_logprob:.3f}, "
+                     f"{cand.tokens} tokens, {state}")
+    if report.selected_body is not None:
+        lines.append("  selected body:")
+        lines.extend("    | " + line for line in report.selected_body.rstrip("\n").splitlines())
+        lines.append("  written to the file." if report.written
+                     else "  (not written; pass --write to apply it)")
+    return "\n".join(lines)
+
+
+class _JobProgress:
+    """A progress bar on stderr while candidates are sampled and tested."""
+
+    def __init__(self):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                            console=Console(stderr=True), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("starting", total=None)
+
+    def __call__(self, event: jobs.JobEvent) -> None:
+        total = event.total or None
+        self.bar.update(self.task, description=f"{event.phase}: {event.text}",
+                        completed=event.done, total=total)
+
+    def close(self) -> None:
+        self.bar.stop()
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="budgetpass", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("models", help="list, resolve or fetch models")
+    m.add_argument("words", nargs="*", metavar="[fetch] NAME",
+                   help="NAME: a bundled model, a .gguf path or a HF repo in your HF cache; "
+                        "'fetch NAME' joins a bundled model into the cache")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=cmd_models)
+
+    g = sub.add_parser("generate", help="fill a function body; keep a candidate the tests pass")
+    g.add_argument("target", help="PATH::FUNCTION or PATH::Class.method")
+    g.add_argument("--model", default=models.DEFAULT_MODEL)
+    g.add_argument("--budget-metric", choices=METRICS, default="flops")
+    g.add_argument("--reference", default=models.DEFAULT_REFERENCE,
+                   help="the larger model the budget is measured in (name, path or e.g. 7B)")
+    g.add_argument("--calls", type=float, default=1.0, help="budget in reference-model samples")
+    g.add_argument("--samples", type=int, default=4, help="k, for --budget-metric samples")
+    g.add_argument("--temperature", type=float, default=0.8)
+    g.add_argument("--top-p", type=float, default=0.95)
+    g.add_argument("--max-tokens", type=int, default=256)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto")
+    g.add_argument("--test-timeout", type=float, default=60.0, help="seconds per candidate test run")
+    g.add_argument("--python", help="interpreter for the project's tests")
+    g.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
+    g.add_argument("--threads", type=int, help="CPU threads for the model")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument("--write", action="store_true", help="write the selected body into the file")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("budgetpass: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Shared fixtures: real models come from the budgetpass cache (`make models` fills it)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from budgetpass.generation import models
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples" / "textkit"
+
+
+def cached_model(name: str) -> Path:
+    try:
+        return models.resolve(name).path
+    except models.ModelError as exc:
+        pytest.fail(f"{exc} (run `make models` / `make test`, which fetch it)")
+
+
+@pytest.fixture(scope="session")
+def qwen_path() -> Path:
+    return cached_model("qwen2.5-coder-0.5b")
+
+
+@pytest.fixture(scope="session")
+def smol_path() -> Path:
+    return cached_model("smollm2-135m")
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """File path -> sha256, to prove a run left a project untouched."""
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and ".pytest_cache" not in p.parts
+    }

@@ -1,0 +1,60 @@
+"""The llama.cpp backend with real weights (SmolLM2-135M for speed, Qwen 0.5B for FIM)."""
+
+import math
+
+import pytest
+
+from budgetpass.generation.engine import load_model, template_for
+from budgetpass.generation.types import SamplingParams
+
+pytestmark = pytest.mark.slow
+
+PROMPT = "def add(a, b):\n    return"
+
+
+def test_k_candidates_with_logprobs_are_reproducible(smol_path):
+    model = load_model(smol_path)
+    params = SamplingParams(temperature=0.8, max_tokens=24, seed=7)
+    first = model.generate(PROMPT, 4, params)
+    again = model.generate(PROMPT, 4, params)
+    assert [c.text for c in first.completions] == [c.text for c in again.completions]
+    assert len(first.completions) == 4 and len({c.text for c in first.completions}) > 1
+    for c in first.completions:
+        assert len(c.logprobs) == len(c.token_ids) > 0
+        assert all(lp <= 0 and math.isfinite(lp) for lp in c.logprobs)
+    other_seed = model.generate(PROMPT, 4, SamplingParams(temperature=0.8, max_tokens=24, seed=8))
+    assert [c.text for c in other_seed.completions] != [c.text for c in first.completions]
+
+
+def test_max_tokens_and_stop_sequences(smol_path):
+    model = load_model(smol_path)
+    capped = model.generate(PROMPT, 2, SamplingParams(max_tokens=3, seed=1, temperature=0))
+    assert all(len(c.token_ids) <= 3 for c in capped.completions)
+    assert any(c.finish_reason == "length" for c in capped.completions)
+    stopped = model.generate("1, 2, 3, 4,", 1, SamplingParams(temperature=0, max_tokens=40,
+                                                                stop=(" 7",)))
+    assert " 7" not in stopped.completions[0].text and stopped.completions[0].finish_reason == "stop"
+
+
+def test_greedy_is_the_same_for_every_sequence(smol_path):
+    model = load_model(smol_path)
+    result = model.generate(PROMPT, 3, SamplingParams(temperature=0, max_tokens=16))
+    assert len({c.text for c in result.completions}) == 1
+
+
+def test_cancel_stops_generation(smol_path):
+    model = load_model(smol_path)
+    result = model.generate(PROMPT, 2, SamplingParams(max_tokens=200), should_stop=lambda: True)
+    assert all(c.finish_reason == "cancelled" for c in result.completions)
+
+
+def test_qwen_fim_markers_are_single_special_tokens(qwen_path):
+    model = load_model(qwen_path)
+    assert template_for(model).name == "qwen2.5-coder"
+    for marker in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"):
+        assert len(model.tokenize(marker)) == 1
+    assert len(model.tokenize("<|fim_prefix|>", special=False)) > 1
+
+
+def test_smollm_has_no_fim_and_gets_the_plain_template(smol_path):
+    assert template_for(load_model(smol_path)).name == "plain"
