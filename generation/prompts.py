@@ -53,9 +53,15 @@ class BodyPrompt:
     stops: tuple[str, ...]
 
 
-def body_prompt(source: str, site: FunctionSite, template: PromptTemplate) -> BodyPrompt:
+def body_prompt(source: str, site: FunctionSite, template: PromptTemplate,
+                include_suffix: bool = False) -> BodyPrompt:
+    """Prompt for the body at ``site``.
+
+    The code after the function is left out of the FIM suffix by default: with Qwen2.5-Coder 0.5B
+    it made the body borrow the next function's names (bench/prompt_context.py measures it).
+    """
     prefix = source[: site.body_start]
-    suffix = source[site.body_end :]
+    suffix = source[site.body_end :] if include_suffix else ""
     # A new top-level statement at the def's indentation ends a body in either mode.
     stops = tuple(f"\n{site.def_indent}{word}" for word in ("def ", "class ", "@", "if __name__"))
     if template.is_fim:

@@ -39,7 +39,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             return _error("name the model to fetch, e.g. budgetpass models fetch qwen2.5-coder-0.5b")
         progress = _byte_progress(args.name) if sys.stderr.isatty() else None
         try:
-            path = models.fetch(args.name, progress=progress)
+            models.fetch(args.name, progress=progress)
         except models.ModelError as exc:
             return _error(str(exc))
         finally:

@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from budgetpass.generation import models
 
 REPO = Path(__file__).resolve().parents[1]

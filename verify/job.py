@@ -10,9 +10,9 @@ import ast
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from budgetpass.generation import models
 from budgetpass.generation.budget import Budget, BudgetRequest, plan_budget
@@ -28,9 +28,10 @@ from budgetpass.generation.source import (
 )
 from budgetpass.generation.types import Completion, SamplingParams
 
-from .sandbox import Limits, probe as probe_sandbox
 from .discovery import find_tests
 from .runner import CandidateRun, default_python, find_project_root, run_candidate
+from .sandbox import Limits
+from .sandbox import probe as probe_sandbox
 from .select import rank_by_mean_logprob
 
 

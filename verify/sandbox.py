@@ -47,7 +47,7 @@ class SandboxInfo:
     warning: str | None  # said in every result when the sandbox is weaker than bwrap
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe(requested: str = "auto") -> SandboxInfo:
     """Which sandbox works here. ``requested``: auto | bwrap | process."""
     if requested not in ("auto", "bwrap", "process"):

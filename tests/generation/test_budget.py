@@ -1,5 +1,4 @@
 import pytest
-
 from budgetpass.generation import models
 from budgetpass.generation.budget import BudgetRequest, plan_budget
 

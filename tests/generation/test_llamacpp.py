@@ -3,7 +3,6 @@
 import math
 
 import pytest
-
 from budgetpass.generation.engine import load_model, template_for
 from budgetpass.generation.types import SamplingParams
 

@@ -6,7 +6,6 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-
 from budgetpass.generation import models
 
 

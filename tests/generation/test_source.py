@@ -1,5 +1,4 @@
 import pytest
-
 from budgetpass.generation.source import (
     SourceError,
     is_stub,

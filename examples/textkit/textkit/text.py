@@ -3,7 +3,6 @@
 The bodies are missing on purpose: `make demo` asks budgetpass to fill them in.
 """
 
-import re
 
 
 def slugify(title: str) -> str:
@@ -21,8 +20,8 @@ def chunk(items: list, size: int) -> list:
 
 
 def reading_time(text: str, words_per_minute: int = 200) -> int:
-    """Whole minutes needed to read ``text``, rounded up; at least 1 for a non-empty text, 0 for
-    an empty one."""
+    """Minutes needed to read ``text``: its number of words divided by ``words_per_minute``,
+    rounded up to a whole minute (so 0 for an empty text)."""
     raise NotImplementedError
 
 

@@ -1,0 +1,177 @@
+"""`budgetpass generate` end to end with the real Qwen2.5-Coder 0.5B model."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from budgetpass.generation.source import locate_function, splice_body
+
+from tests.conftest import EXAMPLE, tree_digest
+
+BUDGETPASS = [sys.executable, "-m", "budgetpass.server.cli"]
+
+
+def generate(*args, cwd=None, timeout=600):
+    proc = subprocess.run([*BUDGETPASS, "generate", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)
+    return proc
+
+
+def passes_outside_the_tool(project: Path, rel_file: str, function: str, body: str, tests) -> bool:
+    """Splice the body into a fresh copy and run plain pytest there, no budgetpass involved."""
+    copy = project.parent / (project.name + "-check")
+    shutil.copytree(project, copy)
+    target = copy / rel_file
+    text = target.read_text()
+    target.write_text(splice_body(text, locate_function(text, function), body))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
+                          cwd=copy, capture_output=True, text=True, timeout=120)
+    shutil.rmtree(copy)
+    return proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_example_project_function_passes(qwen_path, tmp_path):
+    project = tmp_path / "textkit"
+    shutil.copytree(EXAMPLE, project)
+    before = tree_digest(project)
+    proc = generate(project / "textkit/text.py::reading_time", "--calls", "4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "passed"
+    assert report["budget"] == {**report["budget"], "metric": "flops",
+                                "reference": "qwen2.5-coder-1.5b", "samples": 12}
+    assert len(report["candidates"]) == 12 and report["selected"] in report["passing"]
+    assert report["tests"] == [f"tests/test_text.py::{t}" for t in (
+        "test_reading_time_rounds_up", "test_reading_time_short_text", "test_reading_time_empty")]
+    assert tree_digest(project) == before, "the project changed without --write"
+    assert passes_outside_the_tool(project, "textkit/text.py", "reading_time",
+                                   report["selected_body"], report["tests"])
+
+
+TEMP_MODULE = '''"""Price helpers."""
+
+
+def apply_discount(price: float, percent: float) -> float:
+    """Return ``price`` reduced by ``percent`` per cent, rounded to 2 decimals."""
+    raise NotImplementedError
+
+
+def currency(amount: float) -> str:
+    return f"${amount:,.2f}"
+'''
+
+TEMP_TESTS = '''from shop.prices import apply_discount
+
+
+def test_ten_percent():
+    assert apply_discount(200.0, 10) == 180.0
+
+
+def test_rounding():
+    assert apply_discount(19.99, 15) == 16.99
+'''
+
+
+@pytest.mark.slow
+def test_temporary_project_passes_and_write_changes_only_the_body(qwen_path, tmp_path):
+    project = tmp_path / "shop-project"
+    (project / "shop").mkdir(parents=True)
+    (project / "tests").mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "shop"\nversion = "0"\n')
+    (project / "shop" / "__init__.py").write_text("")
+    (project / "shop" / "prices.py").write_text(TEMP_MODULE)
+    (project / "tests" / "test_prices.py").write_text(TEMP_TESTS)
+    before = tree_digest(project)
+    proc = generate(project / "shop/prices.py::apply_discount", "--calls", "4", "--json", "--write")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "passed" and report["written"] is True
+    assert report["tests"] == ["tests/test_prices.py::test_ten_percent",
+                               "tests/test_prices.py::test_rounding"]
+    after = tree_digest(project)
+    assert {k for k in after if after[k] != before.get(k)} == {"shop/prices.py"}
+    assert set(after) == set(before)
+    written = (project / "shop" / "prices.py").read_text()
+    assert written == splice_body(TEMP_MODULE, locate_function(TEMP_MODULE, "apply_discount"),
+                                  report["selected_body"])
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                          cwd=project, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.slow
+def test_function_without_tests_is_ranked_not_passed(qwen_path, tmp_path):
+    project = tmp_path / "textkit"
+    shutil.copytree(EXAMPLE, project)
+    proc = generate(project / "textkit/text.py::initials", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "ranked" and report["tests"] == [] and report["passing"] == []
+    chosen = report["candidates"][report["selected"]]
+    usable = [c for c in report["candidates"] if c["parses"]]
+    assert chosen["mean_logprob"] == max(c["mean_logprob"] for c in usable)
+    assert "UNVERIFIED" in report["message"]
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_project(tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "setup.py").write_text("")
+    (project / "mod.py").write_text("def f(x):\n    pass\n")
+    return project
+
+
+@pytest.mark.parametrize("target, message", [
+    ("missing.py::f", "no such file"),
+    ("mod.py::nope", "no function named 'nope'; functions in the file: f"),
+    ("mod.py", "PATH::FUNCTION"),
+])
+def test_bad_targets_exit_2_with_a_clear_message(small_project, target, message):
+    before = tree_digest(small_project)
+    proc = generate(small_project / target)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+    assert tree_digest(small_project) == before
+
+
+def test_syntax_error_in_the_file(small_project):
+    (small_project / "mod.py").write_text("def f(x:\n    pass\n")
+    proc = generate(f"{small_project}/mod.py::f")
+    assert proc.returncode == 2 and "syntax error" in proc.stderr and "mod.py:1" in proc.stderr
+
+
+def test_unknown_model_is_a_clear_error(small_project):
+    proc = generate(f"{small_project}/mod.py::f", "--model", "gpt-17")
+    assert proc.returncode == 2 and "unknown model 'gpt-17'" in proc.stderr
+
+
+def test_invalid_budget_is_a_clear_error(small_project):
+    proc = generate(f"{small_project}/mod.py::f", "--calls", "0")
+    assert proc.returncode == 2 and "calls must be a positive number" in proc.stderr
+
+
+@pytest.mark.slow
+def test_hanging_test_suite_fails_within_the_timeout(qwen_path, tmp_path):
+    project = tmp_path / "hang"
+    project.mkdir()
+    (project / "setup.py").write_text("")
+    (project / "mod.py").write_text('def double(x):\n    """Twice x."""\n    raise NotImplementedError\n')
+    (project / "test_mod.py").write_text(
+        "import time\nfrom mod import double\n\n\ndef test_double():\n    time.sleep(3600)\n"
+        "    assert double(2) == 4\n")
+    before = tree_digest(project)
+    proc = generate(f"{project}/mod.py::double", "--budget-metric", "samples", "--samples", "2",
+                    "--test-timeout", "3", "--json", "--write")
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["status"] == "failed" and report["written"] is False
+    assert all(c["outcomes"][0]["outcome"] == "timeout" for c in report["candidates"] if c["tested"])
+    assert report["seconds"] < 60
+    assert tree_digest(project) == before
