@@ -3,6 +3,8 @@
 The bodies are missing on purpose: `make demo` asks budgetpass to fill them in.
 """
 
+import math
+import re
 
 
 def slugify(title: str) -> str:
