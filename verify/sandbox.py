@@ -114,9 +114,17 @@ def bwrap_argv(workdir: Path, outdir: Path, python: str, hide: list[str]) -> lis
             "--proc", "/proc"]
     for root in hidden:
         argv += ["--tmpfs", root]
+    made: set[str] = set()
     for path in _needed_paths(python):
-        if _is_under(path, hidden):
-            argv += ["--ro-bind", path, path]
+        if not _is_under(path, hidden):
+            continue
+        # bwrap would create the missing parent folders as 0700, which nobody cannot traverse.
+        for parent in reversed(Path(path).parents):
+            folder = str(parent)
+            if _is_under(folder, hidden) and folder not in hidden and folder not in made:
+                argv += ["--perms", "0755", "--dir", folder]
+                made.add(folder)
+        argv += ["--ro-bind", path, path]
     argv += ["--bind", str(workdir), SANDBOX_WORKDIR, "--bind", str(outdir), SANDBOX_OUTDIR,
              "--chdir", SANDBOX_WORKDIR, "--die-with-parent", "--new-session"]
     if drop:
