@@ -90,3 +90,27 @@ def choose_backend(setting: str = "auto") -> BackendChoice:
     if has_vllm:
         why = f"vllm is installed but {why}"
     return BackendChoice("llama.cpp", why)
+
+
+def open_backend(choice: BackendChoice | str, model_path, server_url: str | None = None,
+                 server_model: str = "default", threads: int | None = None,
+                 vllm_model: str | None = None) -> Backend:
+    """A ready backend for a choice: llama.cpp loads ``model_path`` (a GGUF); openai needs
+    ``server_url``; vllm needs a Hugging Face folder (``vllm_model``), not a GGUF."""
+    name = choice.name if isinstance(choice, BackendChoice) else choose_backend(choice).name
+    if name == "llama.cpp":
+        from .engine import load_model
+
+        return load_model(model_path, threads)
+    if name == "openai":
+        if not server_url:
+            raise ValueError("backend openai needs a server URL, e.g. http://127.0.0.1:8000")
+        from .openai_http import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend(server_url, server_model)
+    if not vllm_model:
+        raise ValueError("backend vllm needs a Hugging Face model folder (vllm_model); "
+                         "vllm_backend.hf_folder_from_gguf makes one from a GGUF")
+    from .vllm_backend import VLLMBackend
+
+    return VLLMBackend(vllm_model)

@@ -23,6 +23,7 @@ from .types import Completion, GenerationResult, SamplingParams
 CANDIDATE_POOL = 128  # sampling considers the most likely tokens only; the rest carry ~no mass
 POOL_REACH = 12.0  # x temperature: nats below the best logit where the sampling pool is sought
 PROMPT_CHUNK = 512
+ABORT_POLL_SECONDS = 0.01  # how often should_stop() is asked while a decode runs
 
 
 class BackendError(RuntimeError):
@@ -89,9 +90,13 @@ class LlamaCppModel:
         self._ctx_size = (0, 0)  # (n_ctx, n_seq_max)
         self._lock = threading.Lock()
         self._cached_prompt: list[int] = []  # the prompt whose KV sequence 0 holds
-        self._should_stop: Callable[[], bool] | None = None
-        self._aborted = False
-        self._abort_callback = self.llama.ggml_abort_callback(self._abort_requested)
+        # Cancellation inside a decode: ggml calls abort_callback(data) between graph nodes. A
+        # Python callback there would take the GIL ~800 times per step (measurably slower, and
+        # stalled by any busy Python thread), so the callback is libc's strlen reading a one-byte
+        # flag (0: go on, 1: abort) that a watcher thread sets when should_stop() turns true.
+        self._abort_flag = ctypes.create_string_buffer(2)
+        self._abort_callback = self.llama.ggml_abort_callback(
+            ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value)
 
     def close(self) -> None:
         if self._ctx:
@@ -170,21 +175,27 @@ class LlamaCppModel:
         params.kv_unified = True
         # ggml polls this between graph nodes: a cancelled request stops inside a long decode.
         params.abort_callback = self._abort_callback
+        params.abort_callback_data = ctypes.cast(self._abort_flag, ctypes.c_void_p)
         ctx = lib.llama_init_from_model(self.model, params)
         if not ctx:
             raise BackendError(f"llama.cpp could not create a context of {n_ctx} tokens")
         self._ctx, self._ctx_size = ctx, (n_ctx, n_seq)
         return ctx
 
-    def _abort_requested(self, _data) -> bool:
-        check = self._should_stop
-        if check is None or self._aborted:
-            return self._aborted
-        try:
-            self._aborted = bool(check())
-        except Exception:  # a failing callback must not crash inside ggml
-            self._aborted = True
-        return self._aborted
+    @property
+    def _aborted(self) -> bool:
+        return self._abort_flag.raw[0] != 0
+
+    def _watch(self, should_stop: Callable[[], bool], done: threading.Event) -> None:
+        """Runs beside a request: raises the abort flag as soon as ``should_stop()`` is true."""
+        while not done.wait(ABORT_POLL_SECONDS):
+            try:
+                stop = should_stop()
+            except Exception:  # a failing callback cancels rather than crashing the thread
+                stop = True
+            if stop:
+                self._abort_flag[0] = 1
+                return
 
     def reset(self) -> None:
         """Forget the cached prompt, so the next request evaluates its whole prompt."""
@@ -207,11 +218,16 @@ class LlamaCppModel:
         if n < 1:
             raise ValueError("n must be at least 1")
         with self._lock:
-            self._should_stop, self._aborted = should_stop, False
+            self._abort_flag[0] = 0
+            done = threading.Event()
+            if should_stop is not None:
+                threading.Thread(target=self._watch, args=(should_stop, done), daemon=True,
+                                 name="budgetpass-cancel").start()
             try:
                 return self._generate(prompt, n, params, on_token, should_stop)
             finally:
-                self._should_stop = None
+                done.set()
+                self._abort_flag[0] = 0
 
     def _reuse_prefix(self, mem, prompt_tokens: list[int], n_seq: int) -> int:
         """Keep the KV of the longest prefix shared with the previous prompt; return its length.

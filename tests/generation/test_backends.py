@@ -45,3 +45,14 @@ def test_backends_share_the_interface():
         for method in ("generate", "close"):
             assert callable(getattr(cls, method))
     assert isinstance(OpenAICompatibleBackend("http://127.0.0.1:9"), Backend)
+
+
+def test_open_backend_refuses_incomplete_settings(tmp_path):
+    from budgetpass.generation.backends import open_backend
+
+    with pytest.raises(ValueError, match="server URL"):
+        open_backend("openai", tmp_path / "m.gguf")
+    with pytest.raises(ValueError, match="Hugging Face model folder"):
+        open_backend("vllm", tmp_path / "m.gguf")
+    backend = open_backend("openai", None, server_url="http://127.0.0.1:9")
+    assert isinstance(backend, OpenAICompatibleBackend)
