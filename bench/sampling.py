@@ -37,9 +37,9 @@ DEMO = REPO / "examples" / "textkit" / "textkit" / "text.py"
 GOAL_K8_OVER_K1 = 3.0
 
 
-def bench_prompt(function: str = "reading_time") -> str:
-    """The product's own FIM prompt for a demo function (the same text every row)."""
-    text = DEMO.read_text()
+def bench_prompt(function: str = "reading_time", path: Path = DEMO) -> str:
+    """The product's own FIM prompt for a function (the same text every row)."""
+    text = path.read_text()
     context = source.without_stub_bodies(text, keep=function)
     return prompts.body_prompt(context, source.locate_function(context, function),
                                prompts.QWEN_CODER).text
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--model", default=models.DEFAULT_MODEL)
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--reps", type=int, default=2, help="batched runs per k (median)")
+    parser.add_argument("--reps", type=int, default=3, help="batched runs per k (median)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-sequential", action="store_true", help="batched rows only")
     parser.add_argument("--vllm-python", help="interpreter of a venv with vllm(-cpu): also time "
@@ -114,15 +114,18 @@ def main() -> None:
     n_prompt = len(model.tokenize(prompt))
     model.generate(prompt, max(args.ks), SamplingParams(max_tokens=4))  # warm-up: sizes the KV
 
-    rows = []
-    for k in args.ks:
-        row = {"k": k, "batched_s": statistics.median(
-            batched(model, prompt, k, params) for _ in range(args.reps))}
+    rows = {k: {"k": k} for k in args.ks}
+    batched_runs = {k: [] for k in args.ks}
+    for _ in range(args.reps):  # interleaved, so a busy neighbour slows every k alike
+        for k in args.ks:
+            batched_runs[k].append(batched(model, prompt, k, params))
+    for k, row in rows.items():
+        row["batched_s"] = statistics.median(batched_runs[k])
         if not args.no_sequential:
             row["sequential_s"] = sequential(model, prompt, k, params, cached=False)
             row["sequential_cached_prompt_s"] = sequential(model, prompt, k, params, cached=True)
-        rows.append(row)
         print(f"k={k:2d} done: {row}", flush=True)
+    rows = list(rows.values())
     base = next(r for r in rows if r["k"] == 1)["batched_s"] if 1 in args.ks else None
     print(f"\n{args.model}, prompt {n_prompt} tokens, {args.max_tokens} new tokens per candidate, "
           f"{args.threads} threads")
@@ -138,6 +141,23 @@ def main() -> None:
               f"{row.get('sequential_s', 0):>8.2f} {row.get('sequential_over_k1', 0):>7.2f} "
               f"{row.get('sequential_cached_prompt_s', 0):>12.2f} "
               f"{row.get('sequential_cached_prompt_over_k1', 0):>7.2f}")
+
+    # A typical request: a function near the end of a real ~100-line module, ~50-token bodies.
+    module_prompt = bench_prompt("find_tests", REPO / "verify" / "discovery.py")
+    typical_params = SamplingParams(temperature=0.8, top_p=0.95, max_tokens=48, ignore_eos=True)
+    typical_runs = {1: [], 8: []}
+    for _ in range(3):
+        for k, runs in typical_runs.items():
+            runs.append(batched(model, module_prompt, k, typical_params))
+    typical = {
+        "prompt_tokens": len(model.tokenize(module_prompt)),
+        "new_tokens_per_candidate": 48,
+        "k1_s": round(statistics.median(typical_runs[1]), 3),
+        "k8_s": round(statistics.median(typical_runs[8]), 3),
+    }
+    typical["k8_over_k1"] = round(typical["k8_s"] / typical["k1_s"], 3)
+    print(f"\ntypical request ({typical['prompt_tokens']}-token module prompt, 48 new tokens): "
+          f"k=1 {typical['k1_s']:.2f} s, k=8 {typical['k8_s']:.2f} s = {typical['k8_over_k1']:.2f}x")
 
     reuse = prefix_reuse(model, prompt, reps=3)
     print(f"\nprefix reuse: +{reuse['second_prompt_tokens'] - reuse['first_prompt_tokens']} "
@@ -172,6 +192,7 @@ def main() -> None:
         "llamacpp_k8_over_k1_goal": GOAL_K8_OVER_K1,
         "llamacpp_k8_meets_goal": None if k8_ratio is None else k8_ratio <= GOAL_K8_OVER_K1,
         "llamacpp_sequential_k8_over_k1": k8.get("sequential_over_k1") if k8 else None,
+        "llamacpp_typical_request_k8_over_k1": typical["k8_over_k1"],
         "vllm_k8_over_k1": vllm_k8,
         "vllm_k8_over_k1_reason": None if vllm_k8 is not None else vllm_reason,
         "prefix_reuse_fraction": reuse["fraction"],
@@ -188,6 +209,7 @@ def main() -> None:
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "load_average_at_end": list(os.getloadavg())},
         "rows": rows,
+        "typical_request": typical,
         "prefix_reuse": reuse,
         "vllm_cpu": vllm,
     }
