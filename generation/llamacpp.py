@@ -313,12 +313,14 @@ class LlamaCppModel:
                     break
                 step += 1
                 self._accept_all(active, self._rows(ctx, len(active)), params)
-                for seq in active:
+                for seq in active:  # a finished sequence's cells are free for the others
                     if seq.finish_reason is not None and seq.index != 0:
                         lib.llama_memory_seq_rm(mem, seq.index, -1, -1)
                 generated += len(active)
                 if on_token:
                     on_token(generated)
+            for seq in seqs[1:]:  # free every candidate's cells (a cancelled one's too)
+                lib.llama_memory_seq_rm(mem, seq.index, -1, -1)
         finally:
             lib.llama_batch_free(batch)
         completions = tuple(

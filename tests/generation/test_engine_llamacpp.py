@@ -63,20 +63,22 @@ def test_cancel_stops_within_100_ms_and_frees_the_slot(qwen_path):
     model = load_model(qwen_path)
     stop = threading.Event()
     fired = []
-    tokens = []
 
-    def on_token(n):
-        tokens.append(n)
-        if n >= 8 * 4 and not stop.is_set():  # a few steps of 8 sequences in
-            fired.append(time.monotonic())
-            stop.set()
+    def cancel():  # from another thread, at a moment unrelated to the decode steps
+        fired.append(time.monotonic())
+        stop.set()
 
-    result = model.generate(PROMPT, 8, SamplingParams(max_tokens=500, ignore_eos=True),
-                            on_token=on_token, should_stop=stop.is_set)
-    latency = time.monotonic() - fired[0]
-    assert latency < 0.1, latency
-    assert all(c.finish_reason == "cancelled" for c in result.completions)
-    assert all(len(c.token_ids) < 500 for c in result.completions)
+    latencies = []
+    for delay in (0.8, 1.13, 1.37):
+        stop.clear()
+        fired.clear()
+        threading.Timer(delay, cancel).start()
+        result = model.generate(PROMPT, 8, SamplingParams(max_tokens=500, ignore_eos=True),
+                                should_stop=stop.is_set)
+        latencies.append(time.monotonic() - fired[0])
+        assert all(c.finish_reason == "cancelled" for c in result.completions)
+        assert all(len(c.token_ids) < 500 for c in result.completions)
+    assert max(latencies) < 0.1, latencies
     # The slot is free: no sequence other than the cached prompt's keeps KV cells...
     mem = model.llama.llama_get_memory(model._ctx)
     assert all(model.llama.llama_memory_seq_pos_max(mem, s) == -1 for s in range(1, 8))
