@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from budgetpass.generation import models
+from budgetpass.generation import calibration, models
 from budgetpass.generation.budget import Budget, BudgetRequest, plan_budget
 from budgetpass.generation.engine import load_model, template_for
 from budgetpass.generation.prompts import body_prompt
@@ -123,6 +123,10 @@ class JobReport:
             "project": self.project,
             "model": self.model,
             "budget": budget,
+            "budget_used": {"samples": len(self.candidates),
+                            "seconds": round(self.generation_seconds, 3),
+                            "given_samples": self.budget.samples,
+                            "given_seconds": self.budget.seconds},
             "tests": list(self.tests),
             "candidates": [c.to_json() for c in self.candidates],
             "passing": self.passing,
@@ -201,8 +205,14 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
     emit(JobEvent("resolve", text=f"model {settings.model}"))
     try:
         resolved = models.resolve(settings.model)
+        speeds = {}
+        if settings.budget.metric == "time":  # this machine's measured speeds, if calibrated
+            speeds = {"small_speed": calibration.lookup(resolved.sha256, "llama.cpp",
+                                                        settings.threads),
+                      "reference_speed": calibration.lookup_model(settings.budget.reference,
+                                                                  "llama.cpp", settings.threads)}
         budget = plan_budget(settings.budget, resolved.parameters,
-                             models.parameter_count(settings.budget.reference))
+                             models.parameter_count(settings.budget.reference), **speeds)
     except (models.ModelError, ValueError) as exc:
         raise JobError(str(exc)) from None
 
