@@ -193,13 +193,15 @@ class WarmWorker:
         self.proc.stdin.write((json.dumps(message) + "\n").encode())
         self.proc.stdin.flush()
 
-    def submit(self, rel_file: str, text: str, node_ids: tuple[str, ...]) -> int:
+    def submit(self, rel_file: str, text: str, node_ids: tuple[str, ...],
+               extra_files: dict[str, str] | None = None) -> int:
+        """Queue one candidate (its version of ``rel_file``, plus files to add); returns its id."""
         run_id = self._next_id
         self._next_id += 1
         limits = {name: getattr(self.limits, name) for name in
                   ("wall_seconds", "cpu_seconds", "memory_bytes", "file_bytes", "processes")}
         self._write({"op": "run", "id": run_id, "file": rel_file, "text": text,
-                     "tests": list(node_ids), "limits": limits})
+                     "tests": list(node_ids), "limits": limits, "files": extra_files or {}})
         self._pending.add(run_id)
         return run_id
 

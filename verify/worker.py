@@ -35,12 +35,12 @@ import sys
 import time
 
 FIRST_UID = 60000  # slot s runs as uid FIRST_UID + s when the worker is root
-MESSAGE_LIMIT = 2000
+MESSAGE_LIMIT = 4000
 OUTPUT_TAIL = 2000
 # Built-in plugins that cost time per run and cannot change a test's outcome. The two exception
 # plugins run gc.collect() at exit, which walks the whole (forked) heap: ~30 ms each.
 QUIET_PLUGINS = ("-p", "no:cacheprovider", "-p", "no:junitxml", "-p", "no:pastebin",
-                 "-p", "no:debugging", "-p", "no:stepwise", "-p", "no:unraisableexception",
+                 "-p", "no:stepwise", "-p", "no:unraisableexception",
                  "-p", "no:threadexception")
 
 
@@ -191,8 +191,9 @@ def _child(job: dict, slot_uid: int | None, base: str, rundir: str, fd: int) -> 
         os.makedirs(rundir)
         work = os.path.join(rundir, "w")
         shutil.copytree(base, work, symlinks=True)
-        with open(os.path.join(work, job["file"]), "w", encoding="utf-8") as handle:
-            handle.write(job["text"])
+        for rel, text in {**job.get("files", {}), job["file"]: job["text"]}.items():
+            with open(os.path.join(work, rel), "w", encoding="utf-8") as handle:
+                handle.write(text)
         log = os.open(os.path.join(rundir, "output.log"), os.O_WRONLY | os.O_CREAT, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
@@ -206,10 +207,14 @@ def _child(job: dict, slot_uid: int | None, base: str, rundir: str, fd: int) -> 
         sys.path[:0] = [work] + ([os.path.join(work, "src")] if os.path.isdir(os.path.join(work, "src")) else [])
         sys.stdout = os.fdopen(1, "w", buffering=1)
         sys.stderr = os.fdopen(2, "w", buffering=1)
+        for name in [m for m in sys.modules if m.split(".")[0] in _project_modules(work)]:
+            del sys.modules[name]  # the candidate's version must be imported, not a warm copy
         import pytest
 
+        doctests = any(not _is_test_file(t.split("::")[0]) for t in job["tests"])
         reporter = _Reporter(fd, job["nonce"])
         pytest.main(["-q", "--tb=line", "--color=no", "--rootdir", work, *QUIET_PLUGINS,
+                     *(["--doctest-modules"] if doctests else []),
                      "-W", "ignore::pytest.PytestAssertRewriteWarning", *job["tests"]],
                     plugins=[reporter])
         code = 0
@@ -219,6 +224,27 @@ def _child(job: dict, slot_uid: int | None, base: str, rundir: str, fd: int) -> 
         traceback.print_exc()
     finally:
         os._exit(code)
+
+
+def _is_test_file(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(".py") and (name.startswith("test_") or name.endswith("_test.py"))
+
+
+def _project_modules(folder: str) -> set[str]:
+    """Top-level module names the project itself defines (in its root and in src/)."""
+    names = set()
+    for place in (folder, os.path.join(folder, "src")):
+        try:
+            entries = os.listdir(place)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.endswith(".py"):
+                names.add(entry[:-3])
+            elif os.path.isdir(os.path.join(place, entry)) and entry.isidentifier():
+                names.add(entry)
+    return names
 
 
 # ---------------------------------------------------------------- the worker
@@ -473,7 +499,7 @@ def _verdict(run: _Running, status: int, seconds: float, output: str) -> dict:
             "problems": problems, "output": output, "test_seconds": test_seconds}
 
 
-def _warm_up(preload: list[str]) -> None:
+def _warm_up(preload: list[str], project_modules: set[str]) -> None:
     """Import pytest, its own modules and plugins, and the project's third-party test deps once."""
     import importlib
     import pkgutil
@@ -494,6 +520,8 @@ def _warm_up(preload: list[str]) -> None:
         except Exception:  # noqa: BLE001
             pass
     for name in preload:
+        if name in project_modules:
+            continue  # each candidate's child imports the project afresh
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a test dep that fails here fails in the child, visibly
@@ -515,7 +543,7 @@ def main() -> None:
     sys.dont_write_bytecode = True
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if not args.cold:
-        _warm_up([m for m in args.preload.split(",") if m])
+        _warm_up([m for m in args.preload.split(",") if m], _project_modules(args.base))
         import gc
 
         gc.freeze()  # children's collections skip the warm heap (and keep its pages shared)
