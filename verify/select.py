@@ -36,6 +36,8 @@ def rank_by_mean_logprob(candidates: Sequence[T], key_logprob, key_length) -> li
 
 @dataclass(frozen=True)
 class TestedCandidate:
+    __test__ = False  # not a pytest class
+
     index: int
     mean_logprob: float
     length: int
