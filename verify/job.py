@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -332,10 +331,10 @@ def _test_candidates(worker, usable, candidates, text, site, rel_file, node_ids,
                 + (f" ({untested} not tested: stopped at the first pass)" if untested else ""))
     if status == "partial":
         return ("partial", choice.index,
-                f"PARTIAL: no candidate passes all {n} selected tests; candidate "
-                f"{choice.index + 1} passes the most ({choice.n_passed} of {n}); review the failures")
-    return ("failed", None, f"none of {len(candidates)} candidates passes any of the {n} "
-                            "selected tests; try a larger budget or look at the failures")
+                (f"PARTIAL: no candidate passes all {n} selected tests; candidate "
+                f"{choice.index + 1} passes the most ({choice.n_passed} of {n}); review the failures"))
+    return ("failed", None, (f"none of {len(candidates)} candidates passes any of the {n} "
+                            "selected tests; try a larger budget or look at the failures"))
 
 
 def _rank_candidates(worker, usable, candidates, text, site, rel_file, project, settings, emit,
@@ -356,8 +355,8 @@ def _rank_candidates(worker, usable, candidates, text, site, rel_file, project, 
             best = ranking.order[0]
             how = f"{name}" + (f": {ranking.note}" if ranking.note else "")
             return ("ranked", best,
-                    f"no tests reference this function: picked candidate {best + 1} of "
-                    f"{len(candidates)} by {how}; UNVERIFIED, review it", rankings)
+                    (f"no tests reference this function: picked candidate {best + 1} of "
+                    f"{len(candidates)} by {how}; UNVERIFIED, review it"), rankings)
     return "failed", None, "no tests found and no ranker could order the candidates", rankings
 
 

@@ -251,7 +251,7 @@ def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequenc
     unknown = [r for r in rankers if r not in RANKERS]
     if unknown:
         raise ValueError(f"unknown ranker(s) {', '.join(unknown)}; known: {', '.join(RANKERS)}")
-    pool, merged = distinct(inputs, function)
+    pool, _ = distinct(inputs, function)
     baseline = [c.index for c in pool]  # already by mean log-prob, ties shorter
     logprob = {c.index: c.mean_logprob for c in pool}
     results: dict[str, Ranking] = {}

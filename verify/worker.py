@@ -70,9 +70,9 @@ class _Reporter:
     def check(self, session=None) -> None:
         current = _guard_snapshot()
         changed = [name for name, value in self.guarded.items() if current.get(name) != value]
-        if self.hooks is not None and session is not None:
-            if _hook_snapshot(session.config) != self.hooks:
-                changed.append("pytest hook implementations")
+        if (self.hooks is not None and session is not None
+                and _hook_snapshot(session.config) != self.hooks):
+            changed.append("pytest hook implementations")
         if changed:
             self.send({"op": "tampered", "what": changed[:5]})
             os._exit(70)
@@ -510,21 +510,21 @@ def _warm_up(preload: list[str], project_modules: set[str]) -> None:
     for info in pkgutil.walk_packages(_pytest.__path__, "_pytest."):
         try:
             importlib.import_module(info.name)
-        except Exception:  # noqa: BLE001 - optional parts (e.g. for other Pythons) may not import
+        except Exception:  # noqa: BLE001, S110 - optional parts (e.g. for other Pythons) may not import
             pass
     from importlib.metadata import entry_points
 
     for entry in entry_points(group="pytest11"):
         try:
             entry.load()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110 - a broken plugin fails visibly in the child
             pass
     for name in preload:
         if name in project_modules:
             continue  # each candidate's child imports the project afresh
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a test dep that fails here fails in the child, visibly
+        except Exception:  # noqa: BLE001, S110 - a test dep that fails here fails in the child, visibly
             pass
 
 

@@ -5,8 +5,10 @@ from attack_params import OUTSIDE, PROJECT
 def target():
     for path in (f"{PROJECT}/mod.py", "/budgetpass-pwned"):
         try:
-            open(path, "w").write("pwned")
+            with open(path, "w") as handle:
+                handle.write("pwned")
         except OSError:
             pass
-    open(OUTSIDE, "w").write("pwned")
+    with open(OUTSIDE, "w") as handle:
+        handle.write("pwned")
     return 42
