@@ -13,6 +13,7 @@ a time (throughput on the 2 cores); the headline figures are the parallel ones.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -75,7 +76,8 @@ def main() -> int:
     candidates = [("textutil.py", MODULE.format(body=BODIES[i % len(BODIES)]))
                   for i in range(N_CANDIDATES)]
     node_ids = ("tests/test_textutil.py",)
-    result: dict = {"sandbox": info.kind, "candidates": N_CANDIDATES}
+    result: dict = {"sandbox": info.kind, "candidates": N_CANDIDATES,
+                    "load_average_before": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory(prefix="budgetpass-bench-") as tmp:
         project = make_project(Path(tmp))
         scratch = Path(tmp) / "scratch"
@@ -118,6 +120,8 @@ def main() -> int:
         "goal_ms": 40,
         "sequential_warm_overhead_ms": result["parallel_1"]["warm_overhead_ms"],
         "sequential_fresh_overhead_ms": result["parallel_1"]["fresh_overhead_ms"],
+        # The machine is shared: a high load inflates both figures.
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
     print(f"warm {head['warm_overhead_ms']} ms vs fresh {head['fresh_overhead_ms']} ms per "
           f"candidate: fresh/warm = {result['summary']['fresh_over_warm']}x")
