@@ -116,7 +116,8 @@ class WarmWorker:
         self._buffer = b""
 
     def __enter__(self) -> WarmWorker:
-        self.start()
+        if self.proc is None:
+            self.start()
         return self
 
     def __exit__(self, *exc) -> None:

@@ -315,7 +315,13 @@ class Worker:
             if job["op"] == "run":
                 self.queue.append(job)
             elif job["op"] == "cancel":
-                self.queue = [j for j in self.queue if j["id"] != job["id"]]
+                for queued in [j for j in self.queue if j["id"] == job["id"]]:
+                    self.queue.remove(queued)
+                    _send(self.result_fd, {
+                        "op": "result", "id": queued["id"], "passed": False, "cancelled": True,
+                        "outcomes": [[t, "error", "cancelled"] for t in queued["tests"]],
+                        "seconds": 0.0, "timed_out": False, "returncode": None,
+                        "problems": ["cancelled before it ran"], "output": ""})
                 for run in list(self.running.values()):
                     if run.job["id"] == job["id"]:
                         run.cancelled = True

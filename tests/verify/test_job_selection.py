@@ -85,3 +85,12 @@ def test_no_tests_is_ranked_by_execution_agreement_never_passed(tmp_path):
     assert rankings["execution_agreement"].order[:2] == [2, 1]
     assert selected == 2
     assert rankings["mean_logprob"].order[0] == 0
+
+
+def test_stops_at_the_first_pass_and_cancels_the_rest(tmp_path):
+    bodies = [(CORRECT, -0.1)] + [(f"    return {i}\n", -0.2 - i / 100) for i in range(8)]
+    (status, selected, message, _), cands, _ = _select(tmp_path, bodies, NODES,
+                                                       parallel=1)
+    assert (status, selected) == ("passed", 0)
+    assert sum(c.run is None for c in cands) >= 6, "later candidates should not have been tested"
+    assert "not tested" in message
