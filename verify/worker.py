@@ -204,7 +204,8 @@ def _child(job: dict, slot_uid: int | None, base: str, rundir: str, fd: int) -> 
         os.chdir(work)
         os.environ["HOME"] = rundir
         os.environ["TMPDIR"] = rundir
-        sys.path[:0] = [work] + ([os.path.join(work, "src")] if os.path.isdir(os.path.join(work, "src")) else [])
+        src = os.path.join(work, "src")
+        sys.path[:0] = [work] + ([src] if os.path.isdir(src) else [])
         sys.stdout = os.fdopen(1, "w", buffering=1)
         sys.stderr = os.fdopen(2, "w", buffering=1)
         for name in [m for m in sys.modules if m.split(".")[0] in _project_modules(work)]:
@@ -285,7 +286,8 @@ class Worker:
                 if kind == "stdin":
                     self._read_stdin()
                 elif kind == "pipe":
-                    self._read_pipe(run)
+                    if run.reader is not None and run.pid in self.running:
+                        self._read_pipe(run)  # (its run may have finished earlier in this batch)
                 elif kind == "exit":
                     self._finish(run)
             now = time.monotonic()
