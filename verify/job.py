@@ -349,9 +349,11 @@ def _rank_candidates(worker, usable, candidates, text, site, rel_file, project, 
     except ValueError as exc:
         raise JobError(str(exc)) from None
     emit(JobEvent("test", len(usable), len(usable), "ranked"))
-    for name in settings.rankers:
-        ranking = rankings.get(name)
-        if ranking and ranking.order:
+    usable_rankings = [rankings[n] for n in settings.rankers if rankings.get(n)]
+    # A ranker that had nothing to go on (no inputs) gives way to the next one.
+    for ranking in sorted(usable_rankings, key=lambda r: r.fallback):
+        name = ranking.name
+        if ranking.order:
             best = ranking.order[0]
             how = f"{name}" + (f": {ranking.note}" if ranking.note else "")
             return ("ranked", best,

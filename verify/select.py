@@ -73,10 +73,12 @@ class Ranking:
     order: list[int]  # candidate indices, best first (duplicates and non-parsing left out)
     scores: dict[int, float] = field(default_factory=dict)
     note: str = ""
+    fallback: bool = False  # it had nothing to go on: ``order`` is just the log-prob order
 
     def to_json(self) -> dict:
         return {"name": self.name, "order": self.order,
-                "scores": {str(k): round(v, 4) for k, v in self.scores.items()}, "note": self.note}
+                "scores": {str(k): round(v, 4) for k, v in self.scores.items()}, "note": self.note,
+                "fallback": self.fallback}
 
 
 def normalized_ast(source: str, function: str) -> str | None:
@@ -283,7 +285,8 @@ def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequenc
                 f"{len(sizes)} distinct behaviours on {len(examples)} inputs")
         else:
             results["execution_agreement"] = Ranking("execution_agreement", baseline, {},
-                                                     note or "no candidate produced outputs")
+                                                     note or "no candidate produced outputs",
+                                                     fallback=True)
     if "doctest" in rankers:
         wanted = [(k, e.want) for k, e in enumerate(examples) if e.want is not None]
         if outputs and wanted:
@@ -296,5 +299,6 @@ def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequenc
                                          f"{len(wanted)} docstring examples with expected output")
         else:
             results["doctest"] = Ranking("doctest", baseline, {},
-                                         note or "no docstring examples with expected output")
+                                         note or "no docstring examples with expected output",
+                                         fallback=True)
     return results
