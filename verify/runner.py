@@ -143,8 +143,8 @@ class WarmWorker:
                 "--preload", ",".join(self.preload)]
         if not self.warm:
             argv.append("--cold")
-        if not bwrap:
-            # Unsandboxed, a switch to another uid would lose the interpreter (e.g. under /root).
+        if not bwrap and not _others_can_reach(self.python, self._tmp):
+            # A switch to another uid would lose the interpreter (e.g. a pyenv under /root).
             argv.append("--same-uid")
         if bwrap:
             binds = [(str(base), SANDBOX_BASE, False), (str(runs), SANDBOX_RUNS, True),
@@ -260,6 +260,19 @@ class WarmWorker:
             os.close(self._reader)
             self._log.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _others_can_reach(python: str, scratch: Path) -> bool:
+    """Whether an unprivileged uid can traverse to the interpreter, its prefixes and our scratch."""
+    paths = {Path(python).absolute(), Path(python).resolve(), scratch}
+    for path in paths:
+        for folder in [path, *path.parents]:
+            try:
+                if folder.is_dir() and not os.stat(folder).st_mode & 0o001:
+                    return False
+            except OSError:
+                return False
+    return True
 
 
 def _open_for_reading(folder: Path) -> None:
