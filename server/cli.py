@@ -127,7 +127,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     show = _JobProgress() if sys.stderr.isatty() and not args.quiet else None
     try:
         report = jobs.solve(path, function, settings, on_event=show)
-        if args.write and report.selected is not None:
+        if args.write and report.selected is not None and report.status != "partial":
             jobs.write_selected(report)
     except jobs.JobError as exc:
         return _error(str(exc))
