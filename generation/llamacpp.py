@@ -224,13 +224,17 @@ class LlamaCppModel:
         with self._lock:
             self._abort_flag[0] = 0
             done = threading.Event()
+            watcher = None
             if should_stop is not None:
-                threading.Thread(target=self._watch, args=(should_stop, done), daemon=True,
-                                 name="budgetpass-cancel").start()
+                watcher = threading.Thread(target=self._watch, args=(should_stop, done),
+                                           daemon=True, name="budgetpass-cancel")
+                watcher.start()
             try:
                 return self._generate(prompt, n, params, on_token, should_stop)
             finally:
                 done.set()
+                if watcher is not None:
+                    watcher.join()  # so it cannot raise the flag during the next request
                 self._abort_flag[0] = 0
 
     def _reuse_prefix(self, mem, prompt_tokens: list[int], n_seq: int) -> int:
