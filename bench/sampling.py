@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--model", default=models.DEFAULT_MODEL)
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--reps", type=int, default=3, help="batched runs per k (median)")
+    parser.add_argument("--reps", type=int, default=2, help="batched runs per k (median)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-sequential", action="store_true", help="batched rows only")
     parser.add_argument("--vllm-python", help="interpreter of a venv with vllm(-cpu): also time "
