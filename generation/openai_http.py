@@ -225,7 +225,9 @@ class OpenAICompatibleBackend:
         except TimeoutError:
             events.put(("error", BackendError(
                 f"{url} stopped sending for {self.timeout:g} s in the middle of a response")))
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+            # (http.client raises ValueError/AttributeError when the socket is closed under it,
+            # which is also how a cancelled request is hung up: then nobody reads this any more.)
             events.put(("error", BackendError(
                 f"{url}: the connection failed mid-response ({exc.__class__.__name__}: {exc}); "
                 "did the server crash or restart?")))
