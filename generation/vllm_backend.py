@@ -113,6 +113,12 @@ def hf_folder_from_gguf(gguf: Path, dest: Path, tokenizer_only: bool = False) ->
     dest.mkdir(parents=True, exist_ok=True)
     AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(dest)
     if not tokenizer_only:
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                     dtype="bfloat16")
+        # The tensors are dequantized already; transformers still marks the model as GGUF-
+        # quantized and refuses to save it, so drop the marker.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(dest, safe_serialization=True)
     return dest
