@@ -70,7 +70,7 @@ def sequential(model: LlamaCppModel, prompt: str, k: int, params: SamplingParams
 
 def prefix_reuse(model: LlamaCppModel, prompt: str, reps: int) -> dict:
     """Prompt-evaluation time of an extended prompt after the original, vs the original cold."""
-    extension = "    words = len(text.split())\n"
+    extension = "    selected = []\n"
     params = SamplingParams(temperature=0, max_tokens=1)
     firsts, seconds, reused = [], [], []
     for _ in range(reps):
@@ -96,7 +96,7 @@ def main() -> None:
     parser.add_argument("--model", default=models.DEFAULT_MODEL)
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--reps", type=int, default=3, help="batched runs per k (median)")
+    parser.add_argument("--reps", type=int, default=2, help="batched runs per k (median)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-sequential", action="store_true", help="batched rows only")
     parser.add_argument("--vllm-python", help="interpreter of a venv with vllm(-cpu): also time "
@@ -159,7 +159,7 @@ def main() -> None:
     print(f"\ntypical request ({typical['prompt_tokens']}-token module prompt, 48 new tokens): "
           f"k=1 {typical['k1_s']:.2f} s, k=8 {typical['k8_s']:.2f} s = {typical['k8_over_k1']:.2f}x")
 
-    reuse = prefix_reuse(model, prompt, reps=3)
+    reuse = prefix_reuse(model, module_prompt, reps=3)
     print(f"\nprefix reuse: +{reuse['second_prompt_tokens'] - reuse['first_prompt_tokens']} "
           f"tokens after a {reuse['first_prompt_tokens']}-token prompt: "
           f"{reuse['second_prompt_seconds'] * 1000:.1f} ms vs {reuse['first_prompt_seconds'] * 1000:.1f}"

@@ -67,8 +67,10 @@ def plan_budget(request: BudgetRequest, small_parameters: int, reference_paramet
         why = f"k = {k} small-model samples, as set (metric: samples)"
     elif request.metric == "time" and small_speed and reference_speed:
         seconds = request.calls * reference_speed.seconds(prompt_tokens, new_tokens, 1)
+        # Beyond twice the largest calibrated batch the extrapolated step time is a guess.
+        k_max = min(K_MAX, 2 * max(small_speed.decode_step_seconds))
         k = 1
-        while k < K_MAX and small_speed.seconds(prompt_tokens, new_tokens, k + 1) <= seconds:
+        while k < k_max and small_speed.seconds(prompt_tokens, new_tokens, k + 1) <= seconds:
             k += 1
         calibrated = True
         why = (f"k = {k}: {k} candidates of {small_speed.model} in one batched request take "
@@ -78,6 +80,8 @@ def plan_budget(request: BudgetRequest, small_parameters: int, reference_paramet
                f"{prompt_tokens}-token prompt and {new_tokens} new tokens)")
         if small_speed.seconds(prompt_tokens, new_tokens, 1) > seconds:
             why += " (raised to the minimum of 1)"
+        elif k == k_max:
+            why += f" (capped at {k_max}: twice the largest calibrated batch)"
     else:
         ratio = reference_parameters / small_parameters
         k = max(1, math.floor(request.calls * ratio + 1e-9))

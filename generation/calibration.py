@@ -3,7 +3,7 @@
 The ``time`` budget needs it: "k small-model candidates in the wall time of N reference calls" is
 a property of the machine (a 2-core CPU decodes 8 sequences per step for ~4x the cost of one, a GPU
 for ~1x), not of parameter counts. ``budgetpass calibrate`` measures prompt evaluation (prefill)
-tokens/s and the time of one decode step with k = 1, 4, 8 sequences.
+tokens/s and the time of one decode step with k = 1, 4, 8, 16 sequences.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from . import models
 from .types import SamplingParams
 
-CALIBRATION_KS = (1, 4, 8)
+CALIBRATION_KS = (1, 4, 8, 16)
 _CODE = '''def merge_intervals(intervals):
     """Merge overlapping [start, end] intervals and return them sorted."""
     result = []

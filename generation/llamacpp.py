@@ -23,6 +23,8 @@ from .types import Completion, GenerationResult, SamplingParams
 CANDIDATE_POOL = 128  # sampling considers the most likely tokens only; the rest carry ~no mass
 POOL_REACH = 12.0  # x temperature: nats below the best logit where the sampling pool is sought
 PROMPT_CHUNK = 512
+MIN_CONTEXT = 4096  # tokens; the KV cache of 4096 tokens is ~50 MB for the 0.5B model
+MIN_SEQUENCES = 16
 ABORT_POLL_SECONDS = 0.01  # how often should_stop() is asked while a decode runs
 
 
@@ -163,8 +165,10 @@ class LlamaCppModel:
             lib.llama_free(self._ctx)
             self._ctx = None
         self._cached_prompt = []
-        n_ctx = max(n_ctx, have_ctx, 2048)
-        n_seq = max(n_seq, have_seq)
+        # Re-creating the context drops the prompt cache: grow in big steps, and allow many
+        # sequences from the start (with a unified KV cache that costs nothing).
+        n_ctx = max(n_ctx, 2 * have_ctx, MIN_CONTEXT)
+        n_seq = max(n_seq, have_seq, MIN_SEQUENCES)
         params = lib.llama_context_default_params()
         params.n_ctx = n_ctx
         params.n_batch = PROMPT_CHUNK
@@ -220,13 +224,17 @@ class LlamaCppModel:
         with self._lock:
             self._abort_flag[0] = 0
             done = threading.Event()
+            watcher = None
             if should_stop is not None:
-                threading.Thread(target=self._watch, args=(should_stop, done), daemon=True,
-                                 name="budgetpass-cancel").start()
+                watcher = threading.Thread(target=self._watch, args=(should_stop, done),
+                                           daemon=True, name="budgetpass-cancel")
+                watcher.start()
             try:
                 return self._generate(prompt, n, params, on_token, should_stop)
             finally:
                 done.set()
+                if watcher is not None:
+                    watcher.join()  # so it cannot raise the flag during the next request
                 self._abort_flag[0] = 0
 
     def _reuse_prefix(self, mem, prompt_tokens: list[int], n_seq: int) -> int:

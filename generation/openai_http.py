@@ -57,8 +57,10 @@ class OpenAICompatibleBackend:
         self.api_key = api_key
         self.timeout = timeout
         self.request_timeout = request_timeout
-        # top_k / min_p are not OpenAI fields, but vLLM and llama.cpp take them: without them
-        # llama.cpp's server applies its own defaults (top_k 40, min_p 0.05).
+        # top_k / min_p / repeat_penalty are not OpenAI fields, but vLLM and llama.cpp take them:
+        # without them llama.cpp's servers apply their own defaults (top_k 40, min_p 0.05, and a
+        # repeat penalty of 1.1 in llama-cpp-python's), so candidates would not match the
+        # in-process sampler.
         self.sampler_extensions = sampler_extensions
 
     def close(self) -> None:
@@ -116,6 +118,7 @@ class OpenAICompatibleBackend:
         if self.sampler_extensions:
             body["top_k"] = params.top_k or CANDIDATE_POOL
             body["min_p"] = 0.0
+            body["repeat_penalty"] = 1.0  # llama-cpp-python's server defaults to 1.1
             if params.ignore_eos:
                 body["ignore_eos"] = True
         return body
@@ -222,7 +225,9 @@ class OpenAICompatibleBackend:
         except TimeoutError:
             events.put(("error", BackendError(
                 f"{url} stopped sending for {self.timeout:g} s in the middle of a response")))
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError, AttributeError) as exc:
+            # (http.client raises ValueError/AttributeError when the socket is closed under it,
+            # which is also how a cancelled request is hung up: then nobody reads this any more.)
             events.put(("error", BackendError(
                 f"{url}: the connection failed mid-response ({exc.__class__.__name__}: {exc}); "
                 "did the server crash or restart?")))

@@ -65,6 +65,7 @@ class VLLMBackend:
         start = time.monotonic()
         request_id = f"budgetpass-{next(_request_ids)}"
         self.engine.add_request(request_id, prompt, self.sampling_params(n, params))
+        by_index = {}  # candidate index -> latest CompletionOutput (outputs may come per child)
         latest = None
         first_token = None
         cancelled = False
@@ -77,13 +78,14 @@ class VLLMBackend:
                 if output.request_id != request_id:
                     continue
                 latest = output
-                done = sum(len(c.token_ids) for c in output.outputs)
+                for completion in output.outputs:
+                    by_index[completion.index] = completion
+                done = sum(len(c.token_ids) for c in by_index.values())
                 if done and first_token is None:
                     first_token = time.monotonic()
                 if on_token:
                     on_token(done)
         completions = []
-        by_index = {c.index: c for c in (latest.outputs if latest else [])}
         for index in range(n):
             out = by_index.get(index)
             if out is None:
@@ -111,6 +113,12 @@ def hf_folder_from_gguf(gguf: Path, dest: Path, tokenizer_only: bool = False) ->
     dest.mkdir(parents=True, exist_ok=True)
     AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(dest)
     if not tokenizer_only:
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name,
+                                                     dtype="bfloat16")
+        # The tensors are dequantized already; transformers still marks the model as GGUF-
+        # quantized and refuses to save it, so drop the marker.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
         model.save_pretrained(dest, safe_serialization=True)
     return dest

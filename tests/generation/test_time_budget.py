@@ -88,3 +88,10 @@ def test_anytime_stops_when_the_consumer_has_a_pass_or_the_budget_is_spent(smol_
                                  max_seconds=0.5))
     assert timed[-1].usage.used_seconds <= 0.5 + timed[-1].result.seconds
     assert timed[-1].usage.used_samples < 1000
+
+
+def test_time_budget_is_capped_at_twice_the_largest_calibrated_batch():
+    small = speed("small", 1000.0, {1: 0.010, 8: 0.012})  # batching nearly free: a guess beyond 8
+    large = speed("large", 100.0, {1: 0.100})
+    budget = plan_budget(BudgetRequest(metric="time", calls=10), SMALL, LARGE, small, large)
+    assert budget.samples == 16 and "capped at 16" in budget.derivation
