@@ -109,7 +109,9 @@ def score(limit: int | None, rankers: tuple[str, ...]) -> dict:
             project.mkdir()
             (project / "solution.py").write_text(prompt + "    pass\n")
             (project / "test_hidden.py").write_text(
-                f"from solution import {entry}\n\n{problem['test']}\n\n"
+                # * : some hidden tests call the prompt's helpers (e.g. encode_cyclic).
+                f"from solution import *  # noqa: F403\nfrom solution import {entry}\n\n"
+                f"{problem['test']}\n\n"
                 f"def test_hidden():\n    check({entry})\n")
             texts = [c["text"] for c in row["candidates"]] + [row["greedy"]["text"]]
             inputs = [RankInput(i, prompt + c["text"], c["mean_logprob"], len(c["text"]))
