@@ -11,7 +11,10 @@ passes them. ``random`` is the expected rate of a uniform pick (mean pass rate o
 rather than one noisy draw.
 
     flock /tmp/budgetpass-cpu.lock .venv/bin/python bench/ranking.py sample --limit 40
-    flock /tmp/budgetpass-cpu.lock .venv/bin/python bench/ranking.py score
+    flock /tmp/budgetpass-cpu.lock .venv/bin/python bench/ranking.py score [--limit N]
+
+Scores are cached per problem in bench/results/ranking_scores.jsonl, so ``score`` too can run in
+chunks (--limit takes the first N sampled problems; already scored ones are not rerun).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLES = RESULTS / "ranking_samples.jsonl.gz"
+SCORES = RESULTS / "ranking_scores.jsonl"
 K = 8
 STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert", "\n@")
 
@@ -35,6 +39,18 @@ def _load_samples() -> dict[str, dict]:
         return {}
     with gzip.open(SAMPLES, "rt", encoding="utf-8") as handle:
         return {row["task_id"]: row for row in map(json.loads, handle)}
+
+
+def _load_scores(rankers: tuple[str, ...]) -> dict[str, dict]:
+    """Problems already scored by an earlier (chunked) run with the same rankers."""
+    if not SCORES.exists():
+        return {}
+    rows = {}
+    for line in SCORES.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if tuple(row.pop("rankers")) == tuple(rankers):
+            rows[row["task_id"]] = row
+    return rows
 
 
 def sample(limit: int | None, model_name: str) -> None:
@@ -79,17 +95,23 @@ def score(limit: int | None, rankers: tuple[str, ...]) -> dict:
     ids = [t for t in problems if t in samples][: limit or None]
     info = sandbox.probe("auto")
     limits = sandbox.Limits(wall_seconds=10, cpu_seconds=10, memory_bytes=1 << 30)
+    cached = _load_scores(rankers)
     per_problem = []
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="budgetpass-ranking-") as scratch:
         for task_id in ids:
+            if task_id in cached:
+                per_problem.append(cached[task_id])
+                continue
             problem, row = problems[task_id], samples[task_id]
             prompt, entry = problem["prompt"], problem["entry_point"]
             project = Path(scratch) / task_id.replace("/", "_")
             project.mkdir()
             (project / "solution.py").write_text(prompt + "    pass\n")
             (project / "test_hidden.py").write_text(
-                f"from solution import {entry}\n\n{problem['test']}\n\n"
+                # * : some hidden tests call the prompt's helpers (e.g. encode_cyclic).
+                f"from solution import *  # noqa: F403\nfrom solution import {entry}\n\n"
+                f"{problem['test']}\n\n"
                 f"def test_hidden():\n    check({entry})\n")
             texts = [c["text"] for c in row["candidates"]] + [row["greedy"]["text"]]
             inputs = [RankInput(i, prompt + c["text"], c["mean_logprob"], len(c["text"]))
@@ -108,6 +130,8 @@ def score(limit: int | None, rankers: tuple[str, ...]) -> dict:
                 "picks": picks,
                 "notes": {name: r.note for name, r in ranking.items() if r.note},
             })
+            with open(SCORES, "a", encoding="utf-8") as handle:  # resumable in chunks
+                handle.write(json.dumps({**per_problem[-1], "rankers": list(rankers)}) + "\n")
             print(task_id, "pass", sum(hidden[:K]), "/", K, "greedy", hidden[K], picks, flush=True)
     n = len(per_problem)
     summary = {

@@ -155,7 +155,7 @@ class WarmWorker:
                                         "/usr/bin", "/bin"]),
                "HOME": paths[1], "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
                "PYTHONHASHSEED": "0", "PYTEST_ADDOPTS": ""}
-        self._log = open(self._tmp / "worker.log", "wb")
+        self._log = open(self._tmp / "worker.log", "wb")  # noqa: SIM115 - open while it runs
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=self._log,
                                          stderr=subprocess.STDOUT, env=env, pass_fds=(writer,),
