@@ -15,8 +15,11 @@ from .source import is_stub
 
 # Prompt windows, in characters, around the cursor: bounded so a 50k-line file costs what a small one
 # does (prompt evaluation dominates single-line latency on a CPU).
+# The prefix window starts at a line boundary that moves in steps of PREFIX_STEP characters, so that
+# consecutive keystrokes share their prompt's beginning and the backend reuses its evaluated tokens.
 PREFIX_CHARS = 3000
-SUFFIX_CHARS = 600
+PREFIX_STEP = 1024
+SUFFIX_CHARS = 300
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,7 +151,10 @@ def cursor_context(text: str, offset: int, prefix_chars: int = PREFIX_CHARS,
     multiline = (function is not None and function.body_is_empty and not before.strip()
                  and not after.strip() and line > function.header_end_line
                  and len(before) > function.def_column)
-    prefix = text[max(0, offset - prefix_chars):offset]
+    window = max(0, offset - prefix_chars) // PREFIX_STEP * PREFIX_STEP
+    if window:
+        window = text.find("\n", window) + 1 or window
+    prefix = text[window:offset]
     # A whole body is asked for like the generate job does (generation.prompts.body_prompt): no
     # suffix, so the model does not borrow the next function's names; one line sees what follows.
     suffix = "" if multiline else text[offset:offset + suffix_chars]

@@ -31,7 +31,7 @@ class BudgetSettings:
 @dataclass(frozen=True)
 class InlineSettings:
     enable: bool = True
-    debounceMs: int = 150
+    debounceMs: int = 75
     maxTokens: int = 64
     verifyWithinMs: int = 1500  # 0: never run tests for inline items
 
