@@ -504,7 +504,15 @@ async def _apply(ls: BudgetpassServer, uri: str, report: jobs.JobReport, version
     from budgetpass.generation.source import locate_function
 
     site = locate_function(text, report.function)
-    start, end = ls.position(doc, text, site.body_start), ls.position(doc, text, site.body_end)
+    end_offset = site.body_end
+    if site.body_start == site.body_end:  # an emptied body: take the indentation left on its lines
+        while True:
+            line_end = text.find("\n", end_offset)
+            line = text[end_offset:line_end]
+            if line_end < 0 or not line or line.strip():
+                break
+            end_offset = line_end + 1
+    start, end = ls.position(doc, text, site.body_start), ls.position(doc, text, end_offset)
     body = report.selected_body if report.selected_body.endswith("\n") \
         else report.selected_body + "\n"
     edit = types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(
