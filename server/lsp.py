@@ -330,7 +330,7 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
             ls.cancel_flags.pop(request_id, None)
 
 
-@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 @guarded
 async def inline_completion(ls: BudgetpassServer, params: types.InlineCompletionParams):
     found = await complete_at(ls, params.text_document.uri, params.position)

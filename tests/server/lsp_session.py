@@ -129,7 +129,9 @@ async def start_editor(state_dir: Path, settings: dict | None = None, *,
     await client.start_io(sys.executable, "-m", "budgetpass.server.cli", "serve",
                           env=server_env(state_dir))
     capabilities = client_capabilities("visual-studio-code")
-    await client.initialize_session(types.InitializeParams(
+    result = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities, initialization_options={"budgetpass": settings or {}},
         root_uri=None))
-    return Editor(client)
+    editor = Editor(client)
+    editor.server_capabilities = result.capabilities
+    return editor

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 
 from tests.conftest import EXAMPLE
 from tests.server.lsp_session import start_editor
@@ -35,10 +36,10 @@ async def test_malformed_params_and_unknown_commands_get_errors_and_the_server_l
     editor = await start_editor(tmp_path / "state", FAST)
     try:
         uri = editor.open(project / "textkit" / "text.py")
-        with pytest.raises(Exception):
+        with pytest.raises(JsonRpcException, match="malformed params"):
             await editor.raw_request("textDocument/inlineCompletion",
                                      {"textDocument": 5, "position": "x"}, "bad-1")
-        with pytest.raises(Exception):
+        with pytest.raises(JsonRpcException, match="not defined"):
             await editor.raw_request("workspace/executeCommand", {"command": 7}, "bad-2")
         with pytest.raises(Exception, match="not defined"):
             await editor.command("budgetpass.noSuchCommand", {})
@@ -53,7 +54,7 @@ async def test_malformed_params_and_unknown_commands_get_errors_and_the_server_l
         with pytest.raises(Exception, match="no function at line 1"):
             await editor.command("budgetpass.generateUntilPass",
                                  {"uri": uri, "position": {"line": 0, "character": 0}})
-        with pytest.raises(Exception):
+        with pytest.raises(JsonRpcException, match="Method Not Found"):
             await editor.raw_request("budgetpass/noSuchMethod", {}, "bad-3")
         assert len(await lenses(editor, uri)) == 3  # still serving
         log = (tmp_path / "state" / "budgetpass" / "server.log").read_text()
@@ -150,5 +151,33 @@ async def test_requests_before_the_model_is_ready_return_empty_fast_with_one_mes
         about_model = [m.message for m in editor.client.messages if "no-such-model" in m.message]
         assert 1 <= len(about_model) <= 2  # the load failure, and at most one "not ready" note
         assert any("budgetpass models fetch" in m for m in about_model)
+    finally:
+        await editor.client.shutdown_session()
+
+
+async def test_completion_fallback_is_advertised_only_when_enabled(project, tmp_path):
+    plain = await start_editor(tmp_path / "state", FAST)
+    try:
+        caps = plain.server_capabilities
+        assert caps.completion_provider is None and caps.inline_completion_provider is not None
+        assert caps.code_lens_provider is not None
+        assert set(caps.execute_command_provider.commands) == {
+            "budgetpass.generateUntilPass", "budgetpass.showCandidates"}
+    finally:
+        await plain.client.shutdown_session()
+    editor = await start_editor(tmp_path / "state", {**FAST, "completion": {"enable": True}})
+    try:
+        caps = editor.server_capabilities
+        assert caps.completion_provider is not None
+        path = project / "textkit" / "text.py"
+        text = path.read_text() + "\n\ndef double(x):\n    return x"
+        uri = editor.open(path, text)
+        await editor.wait_ready()
+        result = await editor.client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line=text.count("\n"), character=len("    return x"))))
+        assert result is not None
+        for item in result.items:
+            assert item.text_edit is not None and "\n" not in item.text_edit.new_text
     finally:
         await editor.client.shutdown_session()
