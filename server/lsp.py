@@ -301,6 +301,8 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
                 state = ls.model.error or f"model {ls.settings.model} is still loading"
                 ls.show(f"budgetpass: {state}; completions start when it is ready")
             return None
+        if model.busy and ls.board.jobs_running():
+            return None  # a job holds the model for seconds: ghost text would come far too late
         text = doc.source
         offset = ls.offset(doc, position)
         settings = ls.settings

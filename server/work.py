@@ -79,6 +79,10 @@ class WorkBoard:
             doc.job = StopFlag()
             return doc.job
 
+    def jobs_running(self) -> int:
+        with self._lock:
+            return sum(doc.job is not None for doc in self._docs.values())
+
     def finish_job(self, uri: str, flag: StopFlag) -> None:
         with self._lock:
             doc = self._docs.get(uri)

@@ -36,6 +36,16 @@ def chunk_position(text: str) -> tuple[int, int]:
     return row, 4
 
 
+async def open_emptied_chunk(editor, project: Path):
+    """Open text.py with chunk's stub removed in the buffer only; (uri, text, command argument)."""
+    path = project / "textkit" / "text.py"
+    text = path.read_text().replace(STUB, EMPTY)
+    uri = editor.open(path, text)
+    await editor.wait_ready()
+    row, col = chunk_position(text)
+    return uri, text, {"uri": uri, "position": {"line": row, "character": col}}
+
+
 def run_tests(project: Path, text: str) -> subprocess.CompletedProcess:
     (project / "textkit" / "text.py").write_text(text)
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -57,6 +67,8 @@ async def test_inline_then_generate_until_pass_applies_a_body_that_passes(projec
         body = await editor.inline(uri, row, col)
         assert body is not None and body.items, "no inline items for an empty body"
         assert any("\n" in i.insert_text or "return" in i.insert_text for i in body.items)
+        assert any("inline text.py" in m.message and "tests 3" in m.message
+                   for m in editor.client.log_messages), "the body proposals were not tested"
         one_line = await editor.inline(uri, row - 2, len("def chunk(items: list, "))
         assert one_line is None or all("\n" not in i.insert_text for i in one_line.items)
 
@@ -99,12 +111,7 @@ async def wait_for_progress(editor, kind=types.WorkDoneProgressReport, timeout=1
 async def test_cancel_mid_run_applies_nothing(project, tmp_path):
     editor = await start_editor(tmp_path / "state", {"budget": {"metric": "samples", "samples": 8}})
     try:
-        path = project / "textkit" / "text.py"
-        text = path.read_text().replace(STUB, EMPTY)
-        uri = editor.open(path, text)
-        await editor.wait_ready()
-        row, col = chunk_position(text)
-        arg = {"uri": uri, "position": {"line": row, "character": col}}
+        uri, text, arg = await open_emptied_chunk(editor, project)
 
         # $/cancelRequest
         task = asyncio.ensure_future(editor.command("budgetpass.generateUntilPass", arg,
@@ -136,12 +143,7 @@ async def test_settings_change_changes_k_and_a_racing_edit_is_not_clobbered(proj
     editor = await start_editor(tmp_path / "state", {"budget": {"metric": "samples",
                                                                 "samples": 3}})
     try:
-        path = project / "textkit" / "text.py"
-        text = path.read_text().replace(STUB, EMPTY)
-        uri = editor.open(path, text)
-        await editor.wait_ready()
-        row, col = chunk_position(text)
-        arg = {"uri": uri, "position": {"line": row, "character": col}}
+        uri, text, arg = await open_emptied_chunk(editor, project)
 
         first = await editor.command("budgetpass.showCandidates", arg)
         assert first["budget"]["samples"] == 3 and len(first["candidates"]) == 3
@@ -163,5 +165,34 @@ async def test_settings_change_changes_k_and_a_racing_edit_is_not_clobbered(proj
         assert not result["applied"] and "changed while the job ran" in result["note"]
         assert editor.applied_edits == [] and editor.texts[uri] == typed
         assert any("nothing applied" in m.message for m in editor.client.messages)
+    finally:
+        await editor.client.shutdown_session()
+
+
+async def test_a_failed_run_shows_its_failing_test_above_the_function(project, tmp_path):
+    (project / "tests" / "test_impossible.py").write_text(
+        "from textkit.text import initials\n\n\n"
+        "def test_initials_is_never_this():\n    assert initials('ada lovelace') == 'never'\n")
+    editor = await start_editor(tmp_path / "state", {"budget": {"metric": "samples",
+                                                                "samples": 2}})
+    try:
+        path = project / "textkit" / "text.py"
+        text = path.read_text()
+        uri = editor.open(path, text)
+        await editor.wait_ready()
+        row = text.split("\n").index("def initials(name: str) -> str:")
+        arg = {"uri": uri, "position": {"line": row, "character": 4}}
+        result = await editor.command("budgetpass.generateUntilPass", arg)
+        assert result["status"] == "failed" and not result["applied"]
+        assert editor.applied_edits == [] and editor.texts[uri] == text
+        assert any("FAILED" in m.message for m in editor.client.messages)
+        lenses = await editor.client.text_document_code_lens_async(
+            types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri)))
+        at_initials = [lens.command.title for lens in lenses if lens.range.start.line == row]
+        assert at_initials[0] == "▶ Generate until tests pass (1 test)"
+        assert at_initials[1].startswith(
+            "✗ last run failed: tests/test_impossible.py::test_initials_is_never_this")
+        shown = await editor.command("budgetpass.showCandidates", arg)
+        assert len(shown["candidates"]) == 2 and shown["status"] == "failed"
     finally:
         await editor.client.shutdown_session()
