@@ -28,6 +28,7 @@ demo: models
 
 test: models
 	$(BIN)/budgetpass models fetch smollm2-135m
+	$(BIN)/budgetpass models fetch qwen2.5-coder-1.5b
 	$(BIN)/python -m pytest
 
 test-fast: install

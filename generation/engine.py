@@ -15,5 +15,10 @@ def load_model(path: Path, n_threads: int | None = None) -> LlamaCppModel:
 
 
 def template_for(model: LlamaCppModel, override: str | None = None) -> PromptTemplate:
-    markers = {m for t in TEMPLATES.values() if t.is_fim for m in (t.prefix, t.suffix, t.middle)}
-    return choose_template({m for m in markers if model.is_special_token(m)}, override)
+    """The model family's FIM template: markers that are single special tokens of its vocabulary,
+    or that the GGUF declares as its FIM tokens; ``override`` (a template name) wins."""
+    if override:
+        return choose_template(set(), override)
+    markers = {m for t in TEMPLATES.values() if t.is_fim for m in t.markers}
+    special = {m for m in markers if model.is_special_token(m)} | model.fim_marker_texts()
+    return choose_template(special, override)

@@ -21,6 +21,9 @@ import numpy as np
 from .types import Completion, GenerationResult, SamplingParams
 
 CANDIDATE_POOL = 128  # sampling considers the most likely tokens only; the rest carry ~no mass
+POOL_REACH = 12.0  # x temperature: nats below the best logit where the sampling pool is sought
+PROMPT_CHUNK = 512
+ABORT_POLL_SECONDS = 0.01  # how often should_stop() is asked while a decode runs
 
 
 class BackendError(RuntimeError):
@@ -66,12 +69,16 @@ class _Sequence:
 class LlamaCppModel:
     """One loaded GGUF model. Not thread-safe: one ``generate`` at a time (a lock enforces it)."""
 
-    def __init__(self, path: str | Path, n_threads: int | None = None):
+    name = "llama.cpp"  # the backend, for reports (see backends.Backend)
+
+    def __init__(self, path: str | Path, n_threads: int | None = None, vocab_only: bool = False):
+        """``vocab_only``: load the tokenizer alone (vocabulary GGUFs, template detection)."""
         self.llama = _llama()
         lib = self.llama
         lib.llama_backend_init()
         self.path = Path(path)
         params = lib.llama_model_default_params()
+        params.vocab_only = vocab_only
         self.model = lib.llama_model_load_from_file(str(self.path).encode(), params)
         if not self.model:
             raise BackendError(f"llama.cpp could not load {self.path} (not a GGUF model it supports?)")
@@ -82,12 +89,14 @@ class LlamaCppModel:
         self._ctx = None
         self._ctx_size = (0, 0)  # (n_ctx, n_seq_max)
         self._lock = threading.Lock()
-        self._cached_prompt: list[int] = []  # tokens whose KV cells sequence 0 holds, from position 0
-
-    @property
-    def busy(self) -> bool:
-        """Whether a ``generate`` runs now (a caller may prefer not to queue behind it)."""
-        return self._lock.locked()
+        self._cached_prompt: list[int] = []  # the prompt whose KV sequence 0 holds
+        # Cancellation inside a decode: ggml calls abort_callback(data) between graph nodes. A
+        # Python callback there would take the GIL ~800 times per step (measurably slower, and
+        # stalled by any busy Python thread), so the callback is libc's strlen reading a one-byte
+        # flag (0: go on, 1: abort) that a watcher thread sets when should_stop() turns true.
+        self._abort_flag = ctypes.create_string_buffer(2)
+        self._abort_callback = self.llama.ggml_abort_callback(
+            ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value)
 
     def close(self) -> None:
         if self._ctx:
@@ -132,6 +141,17 @@ class LlamaCppModel:
         attr = self.llama.llama_vocab_get_attr(self.vocab, tokens[0])
         return bool(attr & (self.llama.LLAMA_TOKEN_ATTR_CONTROL | self.llama.LLAMA_TOKEN_ATTR_USER_DEFINED))
 
+    def fim_marker_texts(self) -> set[str]:
+        """Texts of the FIM tokens the GGUF declares (metadata or llama.cpp's own detection),
+        without SentencePiece's word marker: CodeLlama's are "▁<PRE>", "▁<SUF>", "▁<MID>"."""
+        found = set()
+        for getter in ("llama_vocab_fim_pre", "llama_vocab_fim_suf", "llama_vocab_fim_mid"):
+            token = getattr(self.llama, getter)(self.vocab)
+            if token is not None and 0 <= token < self.n_vocab:
+                text = self.llama.llama_vocab_get_text(self.vocab, token)
+                found.add(text.decode("utf-8", "replace").lstrip("\u2581").strip())
+        return found
+
     # --- generation ---------------------------------------------------------------------------
 
     def _context(self, n_ctx: int, n_seq: int):
@@ -142,22 +162,52 @@ class LlamaCppModel:
         if self._ctx:
             lib.llama_free(self._ctx)
             self._ctx = None
+        self._cached_prompt = []
         n_ctx = max(n_ctx, have_ctx, 2048)
         n_seq = max(n_seq, have_seq)
         params = lib.llama_context_default_params()
         params.n_ctx = n_ctx
-        params.n_batch = 512
-        params.n_ubatch = 512
+        params.n_batch = PROMPT_CHUNK
+        params.n_ubatch = PROMPT_CHUNK
         params.n_seq_max = n_seq
         params.n_threads = self.n_threads
         params.n_threads_batch = self.n_threads
         params.kv_unified = True
+        # ggml polls this between graph nodes: a cancelled request stops inside a long decode.
+        params.abort_callback = self._abort_callback
+        params.abort_callback_data = ctypes.cast(self._abort_flag, ctypes.c_void_p)
         ctx = lib.llama_init_from_model(self.model, params)
         if not ctx:
             raise BackendError(f"llama.cpp could not create a context of {n_ctx} tokens")
         self._ctx, self._ctx_size = ctx, (n_ctx, n_seq)
-        self._cached_prompt = []
         return ctx
+
+    @property
+    def _aborted(self) -> bool:
+        return self._abort_flag.raw[0] != 0
+
+    def _watch(self, should_stop: Callable[[], bool], done: threading.Event) -> None:
+        """Runs beside a request: raises the abort flag as soon as ``should_stop()`` is true."""
+        while not done.wait(ABORT_POLL_SECONDS):
+            try:
+                stop = should_stop()
+            except Exception:  # a failing callback cancels rather than crashing the thread
+                stop = True
+            if stop:
+                self._abort_flag[0] = 1
+                return
+
+    def reset(self) -> None:
+        """Forget the cached prompt, so the next request evaluates its whole prompt."""
+        with self._lock:
+            self._cached_prompt = []
+            if self._ctx:
+                self.llama.llama_memory_clear(self.llama.llama_get_memory(self._ctx), True)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a ``generate`` runs now (a caller may prefer not to queue behind it)."""
+        return self._lock.locked()
 
     def generate(
         self,
@@ -168,11 +218,44 @@ class LlamaCppModel:
         should_stop: Callable[[], bool] | None = None,
     ) -> GenerationResult:
         """``n`` completions of ``prompt``. ``on_token`` gets the running count of generated tokens;
-        ``should_stop`` is polled every step and ends all sequences as ``cancelled``."""
+        ``should_stop`` is polled every step (and inside long decodes) and ends all sequences as
+        ``cancelled``."""
         if n < 1:
             raise ValueError("n must be at least 1")
         with self._lock:
-            return self._generate(prompt, n, params, on_token, should_stop)
+            self._abort_flag[0] = 0
+            done = threading.Event()
+            if should_stop is not None:
+                threading.Thread(target=self._watch, args=(should_stop, done), daemon=True,
+                                 name="budgetpass-cancel").start()
+            try:
+                return self._generate(prompt, n, params, on_token, should_stop)
+            finally:
+                done.set()
+                self._abort_flag[0] = 0
+
+    def _reuse_prefix(self, mem, prompt_tokens: list[int], n_seq: int) -> int:
+        """Keep the KV of the longest prefix shared with the previous prompt; return its length.
+
+        Sequence 0 holds the previous prompt (its generated tokens and the other sequences are
+        dropped). At least the last prompt token is evaluated again: its logits start sampling.
+        """
+        lib = self.llama
+        cached = self._cached_prompt
+        self._cached_prompt = []
+        keep = 0
+        limit = min(len(cached), len(prompt_tokens) - 1)
+        while keep < limit and cached[keep] == prompt_tokens[keep]:
+            keep += 1
+        if keep == 0:
+            lib.llama_memory_clear(mem, True)
+            return 0
+        for s in range(1, n_seq):
+            lib.llama_memory_seq_rm(mem, s, -1, -1)
+        if not lib.llama_memory_seq_rm(mem, 0, keep, -1):
+            lib.llama_memory_clear(mem, True)
+            return 0
+        return keep
 
     def _generate(self, prompt, n, params, on_token, should_stop) -> GenerationResult:
         lib = self.llama
@@ -182,29 +265,19 @@ class LlamaCppModel:
             raise ValueError("empty prompt")
         n_prompt = len(prompt_tokens)
         ctx = self._context(n_prompt + n * params.max_tokens + 8, n)
-        n_ctx = self._ctx_size[0]
+        n_ctx, n_seq_max = self._ctx_size
         if n_prompt + params.max_tokens > n_ctx:
             raise BackendError(f"prompt of {n_prompt} tokens does not fit a {n_ctx}-token context")
         mem = lib.llama_get_memory(ctx)
-        # Keystroke after keystroke the prompt changes only near its end: keep the KV cells of the
-        # longest common token prefix with the previous prompt and evaluate only the rest.
-        reuse = 0
-        for old, new in zip(self._cached_prompt, prompt_tokens[:-1]):
-            if old != new:
-                break
-            reuse += 1
-        self._cached_prompt = []
-        if reuse:
-            for s in range(1, self._ctx_size[1]):
-                lib.llama_memory_seq_rm(mem, s, -1, -1)
-            lib.llama_memory_seq_rm(mem, 0, reuse, -1)
-        else:
-            lib.llama_memory_clear(mem, True)
-        batch = lib.llama_batch_init(max(512, n), 0, 1)
+        reused = self._reuse_prefix(mem, prompt_tokens, n_seq_max)
+        seqs = [_Sequence(s, np.random.default_rng([params.seed, s])) for s in range(n)]
+        batch = lib.llama_batch_init(max(PROMPT_CHUNK, n), 0, 1)
         try:
-            # Prompt, once, for sequence 0; logits only at its last position.
-            for begin in range(reuse, n_prompt, 512):
-                chunk = prompt_tokens[begin : begin + 512]
+            # The prompt's new tokens, once, for sequence 0; logits only at its last position.
+            for begin in range(reused, n_prompt, PROMPT_CHUNK):
+                if self._cancelled(should_stop):
+                    return self._cancelled_result(seqs, n_prompt, start, reused)
+                chunk = prompt_tokens[begin : begin + PROMPT_CHUNK]
                 batch.n_tokens = len(chunk)
                 for j, token in enumerate(chunk):
                     batch.token[j] = token
@@ -212,15 +285,14 @@ class LlamaCppModel:
                     batch.n_seq_id[j] = 1
                     batch.seq_id[j][0] = 0
                     batch.logits[j] = begin + j == n_prompt - 1
-                self._decode(ctx, batch)
-            first_row = self._row(ctx, -1).copy()
-            self._cached_prompt = prompt_tokens
+                if not self._decode(ctx, batch):
+                    return self._cancelled_result(seqs, n_prompt, start, reused)
+            self._cached_prompt = list(prompt_tokens)
+            first_rows = np.repeat(self._rows(ctx, 1), n, axis=0)
             prompt_seconds = time.monotonic() - start
             for s in range(1, n):
                 lib.llama_memory_seq_cp(mem, 0, s, -1, -1)
-            seqs = [_Sequence(s, np.random.default_rng([params.seed, s])) for s in range(n)]
-            for seq in seqs:
-                self._accept(seq, first_row, params)
+            self._accept_all(seqs, first_rows, params)
             generated = n
             if on_token:
                 on_token(generated)
@@ -229,7 +301,7 @@ class LlamaCppModel:
                 active = [s for s in seqs if s.finish_reason is None]
                 if not active:
                     break
-                if should_stop and should_stop():
+                if self._cancelled(should_stop):
                     for seq in active:
                         seq.finish_reason = "cancelled"
                     break
@@ -240,43 +312,70 @@ class LlamaCppModel:
                     batch.n_seq_id[j] = 1
                     batch.seq_id[j][0] = seq.index
                     batch.logits[j] = True
-                self._decode(ctx, batch)
+                if not self._decode(ctx, batch):
+                    for seq in active:
+                        seq.finish_reason = "cancelled"
+                    break
                 step += 1
-                for j, seq in enumerate(active):
-                    self._accept(seq, self._row(ctx, j), params)
-                    if seq.finish_reason is not None:  # sequence 0 keeps the prompt for reuse
-                        lib.llama_memory_seq_rm(mem, seq.index, n_prompt if seq.index == 0 else -1,
-                                                -1)
+                self._accept_all(active, self._rows(ctx, len(active)), params)
+                for seq in active:  # a finished sequence's cells are free for the others
+                    if seq.finish_reason is not None and seq.index != 0:
+                        lib.llama_memory_seq_rm(mem, seq.index, -1, -1)
                 generated += len(active)
                 if on_token:
                     on_token(generated)
+            for seq in seqs[1:]:  # free every candidate's cells (a cancelled one's too)
+                lib.llama_memory_seq_rm(mem, seq.index, -1, -1)
         finally:
             lib.llama_batch_free(batch)
         completions = tuple(
             Completion(s.index, s.text, tuple(s.tokens), tuple(s.logprobs), s.finish_reason or "stop")
             for s in seqs
         )
-        return GenerationResult(completions, n_prompt, time.monotonic() - start, prompt_seconds)
+        return GenerationResult(completions, n_prompt, time.monotonic() - start, prompt_seconds,
+                                reused)
 
-    def _decode(self, ctx, batch) -> None:
+    def _cancelled(self, should_stop) -> bool:
+        return self._aborted or bool(should_stop and should_stop())
+
+    def _cancelled_result(self, seqs, n_prompt, start, reused) -> GenerationResult:
+        for seq in seqs:
+            seq.finish_reason = "cancelled"
+        elapsed = time.monotonic() - start
+        completions = tuple(Completion(s.index, "", (), (), "cancelled") for s in seqs)
+        return GenerationResult(completions, n_prompt, elapsed, elapsed, reused)
+
+    def _decode(self, ctx, batch) -> bool:
+        """Run one decode; False if it was aborted by a cancellation (its KV is then dropped)."""
         rc = self.llama.llama_decode(ctx, batch)
-        if rc != 0:
-            raise BackendError(f"llama_decode failed with code {rc} (context full?)")
+        if rc == 0:
+            return True
+        if rc == 2 or self._aborted:
+            self._cached_prompt = []
+            self.llama.llama_memory_clear(self.llama.llama_get_memory(ctx), True)
+            return False
+        raise BackendError(f"llama_decode failed with code {rc} (context full?)")
 
-    def _row(self, ctx, i: int) -> np.ndarray:
-        ptr = self.llama.llama_get_logits_ith(ctx, i)
-        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+    def _rows(self, ctx, count: int) -> np.ndarray:
+        """The logits of the last ``count`` outputs of the batch just decoded, one row each."""
+        ptr = self.llama.llama_get_logits_ith(ctx, -count)
+        return np.ctypeslib.as_array(ptr, shape=(count, self.n_vocab))
 
-    def _accept(self, seq: _Sequence, logits: np.ndarray, params: SamplingParams) -> None:
-        """Sample the next token for ``seq`` and decide whether it is finished."""
-        token, logprob = sample_token(logits, params, seq.rng)
-        if self.llama.llama_vocab_is_eog(self.vocab, token):
+    def _accept_all(self, seqs: list[_Sequence], rows: np.ndarray, params: SamplingParams) -> None:
+        """Sample the next token of every sequence (row i for seqs[i]) and update its state."""
+        picks = sample_rows(rows, params, [seq.rng for seq in seqs])
+        for seq, (token, logprob) in zip(seqs, picks):
+            self._accept(seq, token, logprob, params)
+
+    def _accept(self, seq: _Sequence, token: int, logprob: float, params: SamplingParams) -> None:
+        """Append ``token`` to ``seq`` and decide whether it is finished."""
+        if not params.ignore_eos and self.llama.llama_vocab_is_eog(self.vocab, token):
             seq.finish_reason = "stop"
             return
         seq.tokens.append(token)
         seq.logprobs.append(logprob)
         piece = self.token_bytes(token)
-        if not piece and self.is_control(token):
+        if not params.ignore_eos and not piece and self.is_control(token):
             seq.finish_reason = "stop"  # a control token that is not end-of-generation
             seq.tokens.pop()
             seq.logprobs.pop()
@@ -298,22 +397,59 @@ class LlamaCppModel:
 
 
 def sample_token(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator) -> tuple[int, float]:
-    """(token, the model's log-probability of it at temperature 1)."""
-    top = float(logits.max())
-    log_norm = top + float(np.log(np.exp(logits - top, dtype=np.float64).sum()))
-    if params.temperature <= 0:
-        token = int(logits.argmax())
-        return token, float(logits[token]) - log_norm
-    pool = min(params.top_k or CANDIDATE_POOL, CANDIDATE_POOL, logits.shape[0])
-    ids = np.argpartition(logits, -pool)[-pool:]
-    ids = ids[np.argsort(-logits[ids], kind="stable")]
-    scaled = (logits[ids].astype(np.float64) - top) / params.temperature
-    # Mass relative to the whole vocabulary at this temperature, so top-p keeps its meaning.
-    total = np.exp((logits.astype(np.float64) - top) / params.temperature).sum()
-    probs = np.exp(scaled) / total
-    if params.top_p < 1.0:
-        keep = int(np.searchsorted(np.cumsum(probs), params.top_p) + 1)
-        ids, probs = ids[:keep], probs[:keep]
-    probs = probs / probs.sum()
-    token = int(ids[rng.choice(len(ids), p=probs)])
-    return token, float(logits[token]) - log_norm
+    """(token, the model's log-probability of it at temperature 1) for one row of logits."""
+    return sample_rows(logits[None, :], params, [rng])[0]
+
+
+def _pool(shifted_row: np.ndarray, wanted: int, reach: float) -> np.ndarray:
+    """Ids of a small superset of the ``wanted`` most likely tokens (all within ``reach`` nats
+    of the best if fewer qualify). Counting above a threshold is ~50x cheaper than a partition
+    of the whole row; halving the threshold keeps the superset small."""
+    low = -reach
+    while True:
+        count = int(np.count_nonzero(shifted_row >= low / 2)) if low < -0.5 else 0
+        if count < wanted:
+            break
+        low /= 2
+    return np.flatnonzero(shifted_row >= low)
+
+
+def sample_rows(rows: np.ndarray, params: SamplingParams,
+                rngs: list) -> list[tuple[int, float]]:
+    """One (token, log-probability at T = 1) per row of logits, row i drawn with ``rngs[i]``.
+
+    Full-vocabulary work (152k logits per row for Qwen) is done once for all rows in float32:
+    the max, the normalisers at T = 1 (log-probabilities) and at T (so top-p keeps its meaning
+    relative to the whole vocabulary). The pool of the ``CANDIDATE_POOL`` most likely tokens is
+    looked for only among tokens within ``POOL_REACH`` x T nats of the best (each one outside has
+    < 1e-5 of the best token's probability), not by partitioning the whole row.
+    """
+    rows = np.asarray(rows, dtype=np.float32)
+    tops = rows.max(axis=1)
+    shifted = rows - tops[:, None]
+    log_norms = tops.astype(np.float64) + np.log(np.exp(shifted).sum(axis=1, dtype=np.float64))
+    temperature = params.temperature
+    if temperature <= 0:
+        tokens = shifted.argmax(axis=1)
+        return [(int(t), float(rows[r, t]) - float(log_norms[r])) for r, t in enumerate(tokens)]
+    if temperature == 1.0:
+        totals = np.exp(log_norms - tops)
+    else:
+        totals = np.exp(shifted / np.float32(temperature)).sum(axis=1, dtype=np.float64)
+    wanted = min(params.top_k or CANDIDATE_POOL, CANDIDATE_POOL)
+    picks = []
+    for r, rng in enumerate(rngs):
+        ids = _pool(shifted[r], wanted, POOL_REACH * temperature)
+        scaled = shifted[r, ids].astype(np.float64) / temperature
+        if wanted < len(ids):
+            keep = np.argpartition(-scaled, wanted - 1)[:wanted]
+            ids, scaled = ids[keep], scaled[keep]
+        order = np.argsort(-scaled, kind="stable")
+        ids, probs = ids[order], np.exp(scaled[order]) / totals[r]
+        if params.top_p < 1.0:
+            keep = int(np.searchsorted(np.cumsum(probs), params.top_p) + 1)
+            ids, probs = ids[:keep], probs[:keep]
+        probs = probs / probs.sum()
+        token = int(ids[rng.choice(len(ids), p=probs)])
+        picks.append((token, float(rows[r, token]) - float(log_norms[r])))
+    return picks

@@ -14,6 +14,7 @@ class SamplingParams:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     seed: int = 0
+    ignore_eos: bool = False  # decode exactly max_tokens (benchmarks, calibration)
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -43,6 +44,7 @@ class GenerationResult:
     prompt_tokens: int
     seconds: float
     prompt_seconds: float
+    cached_prompt_tokens: int = 0  # prompt tokens whose KV was reused from the previous request
 
     @property
     def generated_tokens(self) -> int:

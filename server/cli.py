@@ -127,7 +127,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     show = _JobProgress() if sys.stderr.isatty() and not args.quiet else None
     try:
         report = jobs.solve(path, function, settings, on_event=show)
-        if args.write and report.selected is not None:
+        if args.write and report.selected is not None and report.status != "partial":
             jobs.write_selected(report)
     except jobs.JobError as exc:
         return _error(str(exc))
@@ -196,6 +196,42 @@ class _JobProgress:
         self.bar.stop()
 
 
+# --- calibrate / doctor ------------------------------------------------------------------------
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from budgetpass.generation import calibration
+
+    names = args.names or [models.DEFAULT_MODEL, models.DEFAULT_REFERENCE]
+    note = (lambda name, state: print(f"budgetpass: {name}: {state}", file=sys.stderr)) \
+        if not args.json else None
+    try:
+        speeds = calibration.calibrate_models(names, args.threads, args.force, on_model=note)
+    except models.ModelError as exc:
+        return _error(str(exc))
+    if args.json:
+        print(json.dumps([s.to_json() for s in speeds], indent=2))
+        return EXIT_OK
+    for s in speeds:
+        steps = ", ".join(f"k={k}: {v * 1000:.0f} ms ({k / v:.0f} tok/s)"
+                          for k, v in sorted(s.decode_step_seconds.items()))
+        print(f"{s.model} ({s.backend}, {s.threads} threads): prefill "
+              f"{s.prefill_tokens_per_second:.0f} tok/s; decode step {steps}")
+    print(f"saved in {calibration.calibration_file()}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from budgetpass.generation.doctor import doctor_report, render_doctor
+
+    try:
+        report = doctor_report(args.backend, args.threads)
+    except ValueError as exc:
+        return _error(str(exc))
+    print(json.dumps(report, indent=2) if args.json else render_doctor(report))
+    return EXIT_OK
+
+
 # --- entry point ------------------------------------------------------------------------------
 
 
@@ -231,6 +267,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write the selected body into the file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("calibrate", help="measure model speeds on this machine (time budgets)")
+    c.add_argument("names", nargs="*", metavar="MODEL",
+                   help="models to measure (default: the default model and reference)")
+    c.add_argument("--threads", type=int, help="CPU threads for the model")
+    c.add_argument("--force", action="store_true", help="measure again even if cached")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_calibrate)
+
+    d = sub.add_parser("doctor", help="which backend, models and calibration would be used, and why")
+    d.add_argument("--backend", default="auto", help="auto | llama.cpp | vllm | openai")
+    d.add_argument("--threads", type=int)
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("serve", help="run the language server (stdio; --tcp HOST:PORT to debug)")
     s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")

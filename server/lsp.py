@@ -22,7 +22,7 @@ from budgetpass.generation import models
 from budgetpass.generation.budget import plan_budget
 from budgetpass.generation.engine import template_for
 from budgetpass.verify import job as jobs
-from budgetpass.verify.discovery import find_tests_for
+from budgetpass.verify.discovery import find_tests, iter_test_files
 from budgetpass.verify.inline import inline_completions
 from budgetpass.verify.runner import find_project_root
 from lsprotocol import types
@@ -619,9 +619,18 @@ def _lens_data(text: str, path: Path):
     fns = [f for f in cursor.functions(text) if "<locals>" not in f.qualname]
     if not fns:
         return []
-    tests = find_tests_for(find_project_root(path), [f.qualname.split(".")[-1] for f in fns])
-    return [(f, tests[f.qualname.split(".")[-1]].node_ids) for f in fns
-            if tests[f.qualname.split(".")[-1]].node_ids]
+    project = find_project_root(path)
+    # A test can only select a function it names: read the test files once and ask discovery only
+    # about names that occur in them (a 50k-line module has thousands of functions).
+    test_text = "\n".join(p.read_text(encoding="utf-8", errors="replace")
+                          for p in iter_test_files(project))
+    found = []
+    for fn in fns:
+        if fn.qualname.split(".")[-1] in test_text:
+            tests = find_tests(project, fn.qualname, target_file=path).node_ids
+            if tests:
+                found.append((fn, tests))
+    return found
 
 
 def _first_failure(report: jobs.JobReport) -> str:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import ast
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from budgetpass.generation import models
+from budgetpass.generation import calibration, models
 from budgetpass.generation.budget import Budget, BudgetRequest, plan_budget
 from budgetpass.generation.engine import load_model, template_for
 from budgetpass.generation.prompts import body_prompt
@@ -28,11 +27,20 @@ from budgetpass.generation.source import (
 )
 from budgetpass.generation.types import Completion, SamplingParams
 
-from .discovery import find_tests
-from .runner import CandidateRun, default_python, find_project_root, run_candidate
+from .discovery import find_tests, test_imports
+from .runner import CandidateRun, WarmWorker, WorkerError, default_python, find_project_root
 from .sandbox import Limits
 from .sandbox import probe as probe_sandbox
-from .select import rank_by_mean_logprob
+from .select import (
+    RANKERS,
+    RankInput,
+    TestedCandidate,
+    call_site_inputs,
+    choose_tested,
+    docstring_examples,
+    rank_by_mean_logprob,
+    rank_candidates,
+)
 
 
 class JobError(RuntimeError):
@@ -50,6 +58,12 @@ class JobSettings:
     project: Path | None = None  # default: nearest folder with pyproject.toml, setup.py, .git, ...
     template: str | None = None  # prompt template override
     threads: int | None = None
+    # Without tests: which rankers run; the first one that can rank picks the candidate.
+    rankers: tuple[str, ...] = RANKERS
+    stop_at_first_pass: bool = True  # stop testing once one candidate passes every test
+    parallel: int | None = None  # candidates tested at once; default: one per CPU core
+    add_tests: tuple[str, ...] = ()  # pytest node ids to run besides the discovered ones
+    pin_tests: tuple[str, ...] = ()  # if set: exactly these node ids, no discovery
 
 
 @dataclass
@@ -88,7 +102,7 @@ class Candidate:
 
 @dataclass
 class JobReport:
-    status: str  # passed | ranked | failed
+    status: str  # passed | partial | ranked | failed
     file: str
     function: str
     project: str
@@ -104,6 +118,7 @@ class JobReport:
     message: str
     source_text: str = field(repr=False, default="")  # the file as the job read it
     written: bool = False
+    rankings: dict = field(default_factory=dict)  # ranker name -> Ranking (no-test jobs)
 
     @property
     def passing(self) -> list[int]:
@@ -123,6 +138,10 @@ class JobReport:
             "project": self.project,
             "model": self.model,
             "budget": budget,
+            "budget_used": {"samples": len(self.candidates),
+                            "seconds": round(self.generation_seconds, 3),
+                            "given_samples": self.budget.samples,
+                            "given_seconds": self.budget.seconds},
             "tests": list(self.tests),
             "candidates": [c.to_json() for c in self.candidates],
             "passing": self.passing,
@@ -133,6 +152,7 @@ class JobReport:
             "seconds": round(self.seconds, 3),
             "generation_seconds": round(self.generation_seconds, 3),
             "written": self.written,
+            "rankings": {name: r.to_json() for name, r in self.rankings.items()},
         }
 
 
@@ -199,15 +219,25 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
         rel_file = path.relative_to(project).as_posix()
     except ValueError:
         raise JobError(f"{path} is not inside the project folder {project}") from None
-    selected_tests = find_tests(project, function)
+    if settings.pin_tests:
+        node_ids = tuple(settings.pin_tests)
+    else:
+        found = find_tests(project, function, target_file=path).node_ids
+        node_ids = found + tuple(t for t in settings.add_tests if t not in found)
     info = probe_sandbox(settings.sandbox)
     warnings = [info.warning] if info.warning else []
 
     emit(JobEvent("resolve", text=f"model {settings.model}"))
     try:
         resolved = models.resolve(settings.model)
+        speeds = {}
+        if settings.budget.metric == "time":  # this machine's measured speeds, if calibrated
+            speeds = {"small_speed": calibration.lookup(resolved.sha256, "llama.cpp",
+                                                        settings.threads),
+                      "reference_speed": calibration.lookup_model(settings.budget.reference,
+                                                                  "llama.cpp", settings.threads)}
         budget = plan_budget(settings.budget, resolved.parameters,
-                             models.parameter_count(settings.budget.reference))
+                             models.parameter_count(settings.budget.reference), **speeds)
     except (models.ModelError, ValueError) as exc:
         raise JobError(str(exc)) from None
 
@@ -231,9 +261,9 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
     if any(c.finish_reason == "cancelled" for c in candidates):
         raise JobError("cancelled")
 
-    status, selected, message = _verify_and_select(
-        candidates, text, site, rel_file, project, selected_tests.node_ids, info, settings, emit,
-        should_stop)
+    status, selected, message, rankings = _verify_and_select(
+        candidates, text, site, rel_file, project, node_ids, info, settings, emit, should_stop,
+        function)
     report = JobReport(
         status=status,
         file=str(path),
@@ -241,7 +271,7 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
         project=str(project),
         model={**resolved.to_json(), "template": prompt.template.name},
         budget=budget,
-        tests=selected_tests.node_ids,
+        tests=node_ids,
         candidates=candidates,
         selected=selected,
         sandbox=info.kind,
@@ -250,46 +280,101 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
         generation_seconds=generation.seconds,
         message=message,
         source_text=text,
+        rankings=rankings,
     )
     emit(JobEvent("done", text=status))
     return report
 
 
 def _verify_and_select(candidates, text, site, rel_file, project, node_ids, info, settings, emit,
-                       should_stop):
-    usable = [c for c in candidates if c.parses]
-    if not node_ids:
-        if not usable:
-            return "failed", None, "no tests found and no candidate parses"
-        best = rank_by_mean_logprob(usable, lambda c: c.mean_logprob, lambda c: len(c.body))[0]
-        return ("ranked", best.index,
-                f"no tests reference this function: picked candidate {best.index + 1} of "
-                f"{len(candidates)} by mean log-probability; UNVERIFIED, review it")
+                       should_stop, function):
+    """(status, selected index, message, rankings): tests decide when there are any."""
+    usable = rank_by_mean_logprob([c for c in candidates if c.parses], lambda c: c.mean_logprob,
+                                  lambda c: len(c.body))
+    if not usable:
+        return "failed", None, f"none of {len(candidates)} candidates parses", {}
     python = settings.python or default_python(project)
-    seen: dict[str, CandidateRun] = {}
-    with tempfile.TemporaryDirectory(prefix="budgetpass-") as scratch:
-        for number, cand in enumerate(usable, 1):
-            if should_stop and should_stop():
-                raise JobError("cancelled")
-            emit(JobEvent("test", number - 1, len(usable), f"testing candidate {cand.index + 1}"))
-            if cand.body in seen:
-                cand.run = seen[cand.body]
-            else:
-                folder = Path(scratch) / f"candidate-{cand.index}"
-                folder.mkdir()
-                cand.run = run_candidate(project, rel_file, splice_body(text, site, cand.body),
-                                         node_ids, folder, info, settings.limits, python)
-                seen[cand.body] = cand.run
-            emit(JobEvent("test", number, len(usable), f"candidate {cand.index + 1}: "
-                                                        f"{cand.run.summary()}"))
-            if cand.run.passed:
-                earlier = cand.index
-                return ("passed", cand.index,
-                        f"candidate {cand.index + 1} of {len(candidates)} passes all "
-                        f"{len(node_ids)} selected tests"
-                        + (f" ({earlier} earlier candidate(s) did not)" if earlier else ""))
-    return ("failed", None, f"none of {len(candidates)} candidates passes the {len(node_ids)} "
-                            "selected tests; try a larger budget or look at the failures")
+    worker = WarmWorker(project, info, settings.limits, python, settings.parallel,
+                        preload=tuple(sorted(test_imports(project, node_ids))))
+    try:
+        worker.start()
+    except WorkerError as exc:
+        raise JobError(f"{exc}; try --sandbox process if bubblewrap is broken here") from None
+    with worker:
+        if node_ids:
+            return (*_test_candidates(worker, usable, candidates, text, site, rel_file, node_ids,
+                                      settings, emit, should_stop), {})
+        return _rank_candidates(worker, usable, candidates, text, site, rel_file, project,
+                                settings, emit, function)
+
+
+def _test_candidates(worker, usable, candidates, text, site, rel_file, node_ids, settings, emit,
+                     should_stop):
+    """Best log-prob first, each distinct body once, in parallel; stop at the first full pass."""
+    by_body: dict[str, list[Candidate]] = {}
+    for cand in usable:
+        by_body.setdefault(cand.body, []).append(cand)
+    ids = {worker.submit(rel_file, splice_body(text, site, body), node_ids): body
+           for body in by_body}
+    emit(JobEvent("test", 0, len(ids), f"testing {len(ids)} distinct candidates"))
+    done = 0
+    stopped = False
+    for run_id, run in worker.results():
+        if should_stop and should_stop():
+            for other in list(ids):
+                worker.cancel(other)
+            raise JobError("cancelled")
+        if stopped and not run.passed:
+            continue  # cancelled after another passed: not tested, not failing
+        done += 1
+        for cand in by_body[ids[run_id]]:
+            cand.run = run
+        first = by_body[ids[run_id]][0]
+        emit(JobEvent("test", done, len(ids), f"candidate {first.index + 1}: {run.summary()}"))
+        if run.passed and settings.stop_at_first_pass and not stopped:
+            stopped = True
+            for other in ids:
+                worker.cancel(other)
+    tested = [TestedCandidate(c.index, c.mean_logprob, len(c.body), c.run.n_passed, c.run.passed)
+              for c in usable if c.run is not None]
+    status, choice = choose_tested(tested)
+    n = len(node_ids)
+    if status == "passed":
+        untested = sum(c.run is None for c in usable)
+        return ("passed", choice.index,
+                f"candidate {choice.index + 1} of {len(candidates)} passes all {n} selected tests"
+                + (f" ({untested} not tested: stopped at the first pass)" if untested else ""))
+    if status == "partial":
+        return ("partial", choice.index,
+                (f"PARTIAL: no candidate passes all {n} selected tests; candidate "
+                f"{choice.index + 1} passes the most ({choice.n_passed} of {n}); review the failures"))
+    return ("failed", None, (f"none of {len(candidates)} candidates passes any of the {n} "
+                            "selected tests; try a larger budget or look at the failures"))
+
+
+def _rank_candidates(worker, usable, candidates, text, site, rel_file, project, settings, emit,
+                     function):
+    """No tests: rankers order the candidates; the answer is UNVERIFIED."""
+    examples = docstring_examples(text, function) + call_site_inputs(project, function)
+    inputs = [RankInput(c.index, splice_body(text, site, c.body), c.mean_logprob, len(c.body))
+              for c in usable]
+    emit(JobEvent("test", 0, len(usable), f"ranking {len(usable)} candidates"))
+    try:
+        rankings = rank_candidates(inputs, function, settings.rankers, worker, rel_file, examples)
+    except ValueError as exc:
+        raise JobError(str(exc)) from None
+    emit(JobEvent("test", len(usable), len(usable), "ranked"))
+    usable_rankings = [rankings[n] for n in settings.rankers if rankings.get(n)]
+    # A ranker that had nothing to go on (no inputs) gives way to the next one.
+    for ranking in sorted(usable_rankings, key=lambda r: r.fallback):
+        name = ranking.name
+        if ranking.order:
+            best = ranking.order[0]
+            how = f"{name}" + (f": {ranking.note}" if ranking.note else "")
+            return ("ranked", best,
+                    (f"no tests reference this function: picked candidate {best + 1} of "
+                    f"{len(candidates)} by {how}; UNVERIFIED, review it"), rankings)
+    return "failed", None, "no tests found and no ranker could order the candidates", rankings
 
 
 def write_selected(report: JobReport) -> None:

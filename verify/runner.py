@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import shutil
+import signal
+import subprocess
 import sys
-import xml.etree.ElementTree as ET
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +23,7 @@ PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "pytest.ini", "tox
 @dataclass(frozen=True)
 class TestOutcome:
     node_id: str
-    outcome: str  # passed | failed | error | skipped
+    outcome: str  # passed | failed | error | skipped | timeout
     message: str = ""
 
 
@@ -30,6 +35,7 @@ class CandidateRun:
     timed_out: bool
     returncode: int | None
     output: str = field(repr=False, default="")
+    test_seconds: float = 0.0  # the tests' own time, as pytest measured it
 
     @property
     def n_passed(self) -> int:
@@ -68,73 +74,224 @@ def copy_project(project: Path, dest: Path) -> None:
                     ignore=lambda folder, names: [n for n in names if n in SKIP_DIRS])
 
 
-def _parse_junit(path: Path) -> list[tuple[str, str, str, str]]:
-    """(classname, name, outcome, message) per testcase."""
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError):
-        return []
-    cases = []
-    for case in root.iter("testcase"):
-        outcome, message = "passed", ""
-        for child in case:
-            if child.tag in ("failure", "error", "skipped"):
-                outcome = {"failure": "failed"}.get(child.tag, child.tag)
-                message = (child.get("message") or child.text or "").strip()
-                break
-        cases.append((case.get("classname", ""), case.get("name", ""), outcome, message))
-    return cases
+WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+SANDBOX_BASE = "/tmp/p"  # the project copy, read-only
+SANDBOX_RUNS = "/tmp/s"  # one writable folder per candidate
+SANDBOX_WORKER = "/tmp/bp/worker.py"
 
 
-def _node_id_of(classname: str, name: str, files: list[str]) -> str:
-    """pytest node id of a junit testcase: its classname is the dotted module, then classes."""
-    for rel in sorted(files, key=len, reverse=True):
-        module = rel[:-3].replace("/", ".")
-        if classname == module or classname.startswith(module + "."):
-            classes = [c for c in classname[len(module):].split(".") if c]
-            return "::".join([rel, *classes, name])
-    return f"{classname}::{name}"
+class WorkerError(RuntimeError):
+    """The warm worker could not start; the message says why."""
+
+
+def _run_from(result: dict) -> CandidateRun:
+    outcomes = tuple(TestOutcome(node, outcome, message)
+                     for node, outcome, message in result["outcomes"])
+    output = "\n".join(result.get("problems", []) + [result.get("output", "")]).strip()
+    return CandidateRun(bool(result["passed"]), outcomes, float(result["seconds"]),
+                        bool(result["timed_out"]), result.get("returncode"), output,
+                        test_seconds=float(result.get("test_seconds", 0.0)))
+
+
+class WarmWorker:
+    """One sandbox per project whose worker has imported pytest once and forks per candidate.
+
+    The project is copied once (version control, venvs and caches left out); each candidate's child
+    copies that into its own scratch folder, writes the candidate's file and runs pytest in-process,
+    under rlimits and a wall timeout that kills it. ``parallel`` children run at once.
+    """
+
+    def __init__(self, project: Path, info: sandbox.SandboxInfo, limits: sandbox.Limits,
+                 python: str | None = None, parallel: int | None = None, warm: bool = True,
+                 preload: tuple[str, ...] = ()):
+        self.project = Path(project).absolute()
+        self.info, self.limits = info, limits
+        self.python = python or default_python(self.project)
+        self.parallel = max(1, parallel or os.cpu_count() or 1)
+        self.warm, self.preload = warm, preload
+        self.proc: subprocess.Popen | None = None
+        self.ready_seconds = 0.0
+        self._next_id = 0
+        self._pending: set[int] = set()
+        self._buffer = b""
+
+    def __enter__(self) -> WarmWorker:
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        self._tmp = Path(tempfile.mkdtemp(prefix="budgetpass-worker-"))
+        base, runs = self._tmp / "base", self._tmp / "runs"
+        copy_project(self.project, base)
+        _open_for_reading(base)
+        runs.mkdir()
+        # Run as a copy: beside its source, ``select.py`` of this package would shadow the stdlib.
+        shutil.copy(WORKER_SCRIPT, self._tmp / "worker.py")
+        os.chmod(self._tmp, 0o755)
+        os.chmod(self._tmp / "worker.py", 0o644)
+        os.chmod(runs, 0o1777)  # each candidate's uid makes its own folder here
+        bwrap = self.info.kind == "bwrap"
+        paths = (SANDBOX_BASE, SANDBOX_RUNS, SANDBOX_WORKER) if bwrap else (
+            str(base), str(runs), str(self._tmp / "worker.py"))
+        reader, writer = os.pipe()
+        argv = [self.python, paths[2], "--base", paths[0], "--scratch", paths[1],
+                "--slots", str(self.parallel), "--result-fd", str(writer),
+                "--preload", ",".join(self.preload)]
+        if not self.warm:
+            argv.append("--cold")
+        if not bwrap and not _others_can_reach(self.python, self._tmp):
+            # A switch to another uid would lose the interpreter (e.g. a pyenv under /root).
+            argv.append("--same-uid")
+        if bwrap:
+            binds = [(str(base), SANDBOX_BASE, False), (str(runs), SANDBOX_RUNS, True),
+                     (str(self._tmp / "worker.py"), SANDBOX_WORKER, False)]
+            argv = sandbox.bwrap_worker_argv(binds, self.python, [str(self.project)],
+                                             SANDBOX_RUNS) + argv
+        env = {"PATH": os.pathsep.join([str(Path(self.python).parent), "/usr/local/bin",
+                                        "/usr/bin", "/bin"]),
+               "HOME": paths[1], "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+               "PYTHONHASHSEED": "0", "PYTEST_ADDOPTS": ""}
+        self._log = open(self._tmp / "worker.log", "wb")
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=self._log,
+                                         stderr=subprocess.STDOUT, env=env, pass_fds=(writer,),
+                                         start_new_session=True)
+        finally:
+            os.close(writer)
+        self._reader = reader
+        ready = self._message(timeout=120)
+        if ready is None or ready.get("op") != "ready":
+            self.close()
+            raise WorkerError(f"the test worker did not start: {self._log_tail()}")
+        self.ready_seconds = ready["seconds"]
+
+    def _log_tail(self) -> str:
+        try:
+            return (self._tmp / "worker.log").read_text(errors="replace")[-1500:]
+        except OSError:
+            return ""
+
+    def _message(self, timeout: float | None) -> dict | None:
+        """The worker's next line; None if it died (EOF) or ``timeout`` passed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while b"\n" not in self._buffer:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self._reader], [], [], left)
+            if not ready:
+                return None
+            data = os.read(self._reader, 1 << 20)
+            if not data:
+                return None
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def _write(self, message: dict) -> None:
+        self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def submit(self, rel_file: str, text: str, node_ids: tuple[str, ...],
+               extra_files: dict[str, str] | None = None) -> int:
+        """Queue one candidate (its version of ``rel_file``, plus files to add); returns its id."""
+        run_id = self._next_id
+        self._next_id += 1
+        limits = {name: getattr(self.limits, name) for name in
+                  ("wall_seconds", "cpu_seconds", "memory_bytes", "file_bytes", "processes")}
+        self._write({"op": "run", "id": run_id, "file": rel_file, "text": text,
+                     "tests": list(node_ids), "limits": limits, "files": extra_files or {}})
+        self._pending.add(run_id)
+        return run_id
+
+    def cancel(self, run_id: int) -> None:
+        if run_id in self._pending:
+            self._write({"op": "cancel", "id": run_id})
+
+    def results(self):
+        """(id, CandidateRun) as each submitted candidate finishes; a dead worker fails the rest."""
+        while self._pending:
+            message = self._message(timeout=None)
+            if message is None:
+                reason = f"the test worker died: {self._log_tail()[-300:]}"
+                for run_id in sorted(self._pending):
+                    yield run_id, CandidateRun(False, (), 0.0, False, None, reason)
+                self._pending.clear()
+                return
+            if message.get("op") == "result" and message["id"] in self._pending:
+                self._pending.discard(message["id"])
+                yield message["id"], _run_from(message)
+
+    def run_all(self, candidates: list[tuple[str, str]], node_ids: tuple[str, ...],
+                stop_at_first_pass: bool = False) -> list[CandidateRun | None]:
+        """Each (rel_file, text) against ``node_ids``; with ``stop_at_first_pass`` the rest are
+        cancelled once one passes (None for those never finished)."""
+        ids = [self.submit(rel, text, node_ids) for rel, text in candidates]
+        position = {run_id: i for i, run_id in enumerate(ids)}
+        runs: list[CandidateRun | None] = [None] * len(ids)
+        cancelled: set[int] = set()
+        for run_id, run in self.results():
+            if run_id not in cancelled or run.passed:
+                runs[position[run_id]] = run
+            if stop_at_first_pass and run.passed:
+                for other in sorted(self._pending - cancelled):
+                    self.cancel(other)
+                    cancelled.add(other)
+        return runs
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+            self.proc = None
+            os.close(self._reader)
+            self._log.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+def _others_can_reach(python: str, scratch: Path) -> bool:
+    """Whether an unprivileged uid can traverse to the interpreter, its prefixes and our scratch."""
+    paths = {Path(python).absolute(), Path(python).resolve(), scratch}
+    for path in paths:
+        for folder in [path, *path.parents]:
+            try:
+                if folder.is_dir() and not os.stat(folder).st_mode & 0o001:
+                    return False
+            except OSError:
+                return False
+    return True
+
+
+def _open_for_reading(folder: Path) -> None:
+    """Candidates run under other uids: they must be able to read (only read) the project copy."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        os.chmod(dirpath, os.stat(dirpath).st_mode | 0o555)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode | 0o444)
 
 
 def run_candidate(project: Path, rel_file: str, new_text: str, node_ids: tuple[str, ...],
                   scratch: Path, info: sandbox.SandboxInfo, limits: sandbox.Limits,
                   python: str) -> CandidateRun:
-    """Copy the project, write the candidate's version of one file, run the tests, read junit."""
-    work = scratch / "work"
-    out = scratch / "out"
-    copy_project(project, work)
-    out.mkdir()
-    (work / rel_file).write_text(new_text, encoding="utf-8")
-    python_path = [sandbox.SANDBOX_WORKDIR]
-    if (work / "src").is_dir():
-        python_path.insert(0, sandbox.SANDBOX_WORKDIR + "/src")
-    env = {
-        "PATH": os.pathsep.join([str(Path(python).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
-        "HOME": sandbox.SANDBOX_OUTDIR,
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": os.pathsep.join(python_path),
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONHASHSEED": "0",
-    }
-    report = f"{sandbox.SANDBOX_OUTDIR}/junit.xml"
-    argv = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--color=no",
-            f"--junitxml={report}", "-o", "junit_family=xunit2", "--rootdir", sandbox.SANDBOX_WORKDIR,
-            *node_ids]
-    result = sandbox.run(argv, work, out, info, limits, env, hide=[str(project)])
-    cases = _parse_junit(out / "junit.xml")
-    files = sorted({n.split("::")[0] for n in node_ids})
-    outcomes = tuple(
-        TestOutcome(_node_id_of(cls, name, files), outcome, message)
-        for cls, name, outcome, message in cases
-    )
-    passed = (
-        result.returncode == 0
-        and not result.timed_out
-        and any(o.outcome == "passed" for o in outcomes)
-        and all(o.outcome in ("passed", "skipped") for o in outcomes)
-    )
-    if result.timed_out:
-        outcomes = outcomes or tuple(TestOutcome(n, "timeout", f"killed after {limits.wall_seconds:g} s")
-                                     for n in node_ids)
-    return CandidateRun(passed, outcomes, result.seconds, result.timed_out, result.returncode,
-                        result.output)
+    """One candidate in a fresh sandbox and a fresh (cold) Python that imports pytest for it.
+
+    The baseline the warm worker is measured against; same isolation and reporting. ``scratch``
+    is kept for API compatibility (the run's folders are private temporary ones).
+    """
+    with WarmWorker(project, info, limits, python, parallel=1, warm=False) as worker:
+        return worker.run_all([(rel_file, new_text)], node_ids)[0]

@@ -107,25 +107,60 @@ def _is_under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def bwrap_argv(workdir: Path, outdir: Path, python: str, hide: list[str]) -> list[str]:
-    drop = os.geteuid() == 0 and shutil.which("setpriv") is not None
+def _bwrap_mounts(python: str, hide: list[str]) -> list[str]:
+    """Read-only host, private /dev and /proc, home folders, /tmp and ``hide`` behind empty tmpfs."""
     hidden = sorted(set(_hidden_roots() + ["/tmp"] + hide))
     argv = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev",
             "--proc", "/proc"]
     for root in hidden:
         argv += ["--tmpfs", root]
+    made: set[str] = set()
     for path in _needed_paths(python):
         if _is_under(path, hidden):
+            # bwrap would create the folders above the mount 0700: unreachable for other uids.
+            for parent in reversed(Path(path).parents[:-1]):
+                if str(parent) not in made and _is_under(str(parent), hidden) \
+                        and str(parent) not in hidden:
+                    argv += ["--perms", "0755", "--dir", str(parent)]
+                    made.add(str(parent))
             argv += ["--ro-bind", path, path]
+    return argv
+
+
+def bwrap_argv(workdir: Path, outdir: Path, python: str, hide: list[str]) -> list[str]:
+    drop = os.geteuid() == 0 and shutil.which("setpriv") is not None
+    argv = _bwrap_mounts(python, hide)
     argv += ["--bind", str(workdir), SANDBOX_WORKDIR, "--bind", str(outdir), SANDBOX_OUTDIR,
              "--chdir", SANDBOX_WORKDIR, "--die-with-parent", "--new-session"]
     if drop:
         # No user namespace: inside one only root is mapped and setpriv could not switch to nobody.
-        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                 "--unshare-cgroup-try"]
+        argv += ROOT_NAMESPACES
         argv += ["--", shutil.which("setpriv"), f"--reuid={UNPRIVILEGED_UID}",
                  f"--regid={UNPRIVILEGED_UID}", "--clear-groups", "--inh-caps=-all",
                  "--bounding-set=-all"]
+    else:
+        argv += ["--unshare-all", "--cap-drop", "ALL", "--"]
+    return argv
+
+
+ROOT_NAMESPACES = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
+                   "--unshare-cgroup-try"]
+
+
+def bwrap_worker_argv(binds: list[tuple[str, str, bool]], python: str, hide: list[str],
+                      chdir: str) -> list[str]:
+    """bwrap prefix for the warm worker: ``binds`` are (host path, sandbox path, writable).
+
+    As root (no user namespace) the worker keeps only CAP_SETUID/CAP_SETGID/CAP_KILL, so that it
+    can run each candidate under its own unprivileged uid and kill whatever that uid leaves behind.
+    """
+    argv = _bwrap_mounts(python, hide)
+    for source, target, writable in binds:
+        argv += ["--bind" if writable else "--ro-bind", source, target]
+    argv += ["--chdir", chdir, "--die-with-parent", "--new-session"]
+    if os.geteuid() == 0:
+        argv += ROOT_NAMESPACES + ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
+                                   "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL", "--"]
     else:
         argv += ["--unshare-all", "--cap-drop", "ALL", "--"]
     return argv

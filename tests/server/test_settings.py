@@ -38,9 +38,11 @@ def test_invalid_values_are_named_and_the_old_value_kept():
 
 def test_values_the_core_cannot_serve_yet_are_refused_with_the_reason():
     settings, problems = parse_settings({"backend": "openai", "budget": {"metric": "time"}})
-    assert settings.backend == "llamacpp" and settings.budget.metric == "flops"
-    assert any("backend" in p and "not available yet" in p for p in problems)
-    assert any("budget.metric" in p and "not available yet" in p for p in problems)
+    assert settings.backend == "llama.cpp" and settings.budget.metric == "time"
+    assert len(problems) == 1 and "backend" in problems[0] and "not available yet" in problems[0]
+    assert parse_settings({"backend": "llamacpp"})[0].backend == "llama.cpp"
+    assert "budget.seconds is not used yet" in unsupported_notes(
+        parse_settings({"budget": {"seconds": 3}})[0])[0]
     extra, problems = parse_settings({"tests": {"extraArgs": ["-x"]}})
     assert problems == [] and "not passed to pytest yet" in unsupported_notes(extra)[0]
 

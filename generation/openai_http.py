@@ -1,0 +1,258 @@
+"""A model behind an OpenAI-compatible ``/v1/completions`` endpoint (vllm serve, llama.cpp's server,
+Ollama, a multi-GPU vLLM deployment).
+
+Requests stream (server-sent events) so that a cancelled request is dropped at once (closing the
+connection also tells the server to stop) and progress can be reported. Some servers ignore ``n``
+(llama-cpp-python's server returns one choice); the missing candidates are requested again, one
+seed each, so the caller always gets ``n``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import queue
+import socket
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .llamacpp import CANDIDATE_POOL, BackendError
+from .types import Completion, GenerationResult, SamplingParams
+
+UNKNOWN_TOKEN_ID = -1  # servers report token text and log-probabilities, not ids
+_POLL_SECONDS = 0.02
+
+
+@dataclass
+class _Choice:
+    text: str = ""
+    logprobs: list[float] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+class OpenAICompatibleBackend:
+    """``base_url`` like http://127.0.0.1:8000 (with or without /v1).
+
+    ``timeout``: seconds to wait for the server to answer or to send the next streamed piece;
+    ``request_timeout``: the most one request may take in all.
+    """
+
+    name = "openai"
+
+    def __init__(self, base_url: str, model: str = "default", api_key: str | None = None,
+                 timeout: float = 30.0, request_timeout: float = 600.0,
+                 sampler_extensions: bool = True):
+        parsed = urllib.parse.urlsplit(base_url if "://" in base_url else f"http://{base_url}")
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"server URL must look like http://HOST:PORT, not {base_url!r}")
+        self.base_url = base_url
+        self._scheme, self._host = parsed.scheme, parsed.hostname
+        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        path = parsed.path.rstrip("/")
+        self._path = (path if path.endswith("/v1") else path + "/v1") + "/completions"
+        self.model = model
+        self.api_key = api_key
+        self.timeout = timeout
+        self.request_timeout = request_timeout
+        # top_k / min_p are not OpenAI fields, but vLLM and llama.cpp take them: without them
+        # llama.cpp's server applies its own defaults (top_k 40, min_p 0.05).
+        self.sampler_extensions = sampler_extensions
+
+    def close(self) -> None:
+        return None
+
+    def generate(self, prompt: str, n: int, params: SamplingParams,
+                 on_token: Callable[[int], None] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+        if n < 1:
+            raise ValueError("n must be at least 1")
+        start = time.monotonic()
+        choices: list[_Choice] = []
+        first_piece: float | None = None
+        while len(choices) < n:
+            # A server that honours n answers in one round; one that ignores it, in n rounds.
+            missing = n - len(choices)
+            seed = params.seed + len(choices)
+            earlier = sum(len(c.logprobs) for c in choices)
+            progress = (lambda done, base=earlier: on_token(base + done)) if on_token else None
+            got, first = self._request(prompt, missing, params, seed, should_stop, progress)
+            first_piece = first_piece if first_piece is not None else first
+            if any(c.finish_reason == "cancelled" for c in got):
+                choices.extend(got)
+                break
+            choices.extend(got[:missing])
+        while len(choices) < n:
+            choices.append(_Choice(finish_reason="cancelled"))
+        completions = []
+        for index, choice in enumerate(choices):
+            text, reason = _apply_stops(choice.text, params.stop, choice.finish_reason)
+            completions.append(Completion(index, text,
+                                          tuple([UNKNOWN_TOKEN_ID] * len(choice.logprobs)),
+                                          tuple(choice.logprobs), reason))
+        elapsed = time.monotonic() - start
+        return GenerationResult(tuple(completions), 0, elapsed,
+                                (first_piece - start) if first_piece else elapsed)
+
+    # --- one streamed request -----------------------------------------------------------------
+
+    def _body(self, prompt: str, n: int, params: SamplingParams, seed: int) -> dict:
+        body = {
+            "model": self.model,
+            "prompt": prompt,
+            "n": n,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "logprobs": 1,
+            "echo": False,
+            "stream": True,
+            "seed": seed,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if self.sampler_extensions:
+            body["top_k"] = params.top_k or CANDIDATE_POOL
+            body["min_p"] = 0.0
+            if params.ignore_eos:
+                body["ignore_eos"] = True
+        return body
+
+    def _connect(self) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        return cls(self._host, self._port, timeout=self.timeout)
+
+    def _request(self, prompt, n, params, seed, should_stop, progress):
+        """Stream one request; returns (choices by index, monotonic time of the first piece)."""
+        body = json.dumps(self._body(prompt, n, params, seed)).encode()
+        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        conn = self._connect()
+        events: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=self._read, args=(conn, body, headers, events),
+                                  daemon=True, name="budgetpass-http")
+        reader.start()
+        deadline = time.monotonic() + self.request_timeout
+        choices: dict[int, _Choice] = {}
+        first_piece = None
+        generated = 0
+        try:
+            while True:
+                if should_stop and should_stop():
+                    for i in range(n):
+                        choices.setdefault(i, _Choice()).finish_reason = "cancelled"
+                    break
+                if time.monotonic() > deadline:
+                    raise BackendError(f"{self.base_url}: the request took longer than "
+                                       f"{self.request_timeout:g} s; raise the request timeout "
+                                       "or lower max_tokens")
+                try:
+                    kind, payload = events.get(timeout=_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if kind == "error":
+                    raise payload
+                if kind == "done":
+                    break
+                first_piece = first_piece or time.monotonic()
+                for item in payload.get("choices", []):
+                    choice = choices.setdefault(int(item.get("index", 0)), _Choice())
+                    choice.text += item.get("text") or ""
+                    logprobs = (item.get("logprobs") or {}).get("token_logprobs") or []
+                    choice.logprobs.extend(float(x) for x in logprobs if x is not None)
+                    generated += len(logprobs)
+                    if item.get("finish_reason"):
+                        choice.finish_reason = item["finish_reason"]
+                if progress:
+                    progress(generated)
+        finally:
+            _hang_up(conn)
+        ordered = [choices[i] for i in sorted(choices)]
+        for choice in ordered:
+            if choice.finish_reason is None:
+                raise BackendError(f"{self.base_url}: the server ended the response before the "
+                                   "candidate was finished (did it crash or restart?)")
+        if not ordered:
+            raise BackendError(f"{self.base_url}: the server answered with no completion")
+        return ordered, first_piece
+
+    def _read(self, conn, body, headers, events: queue.Queue) -> None:
+        """Runs in a thread: posts the request and queues ('event', dict) / ('done'|'error', x)."""
+        url = f"{self._scheme}://{self._host}:{self._port}"
+        try:
+            try:
+                conn.request("POST", self._path, body=body, headers=headers)
+                response = conn.getresponse()
+            except ConnectionRefusedError:
+                raise BackendError(f"cannot connect to {url}: connection refused; is the server "
+                                   "running and is the URL right?") from None
+            except TimeoutError:
+                raise BackendError(f"{url} did not answer within {self.timeout:g} s "
+                                   "(server overloaded or hung?)") from None
+            if response.status >= 400:
+                detail = response.read(2000).decode("utf-8", "replace").strip()
+                raise BackendError(f"{url}{self._path} answered HTTP {response.status} "
+                                   f"{response.reason}: {_error_message(detail)}")
+            while True:
+                line = response.readline()
+                if not line:
+                    events.put(("done", None))  # the stream ended (normally or not: checked later)
+                    return
+                line = line.strip()
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    events.put(("done", None))
+                    return
+                try:
+                    payload = json.loads(data)
+                except ValueError:
+                    raise BackendError(f"{url} sent a stream line that is not JSON: "
+                                       f"{data[:200]!r}") from None
+                if "error" in payload:
+                    raise BackendError(f"{url} reported an error: "
+                                       f"{_error_message(json.dumps(payload))}")
+                events.put(("event", payload))
+        except BackendError as exc:
+            events.put(("error", exc))
+        except TimeoutError:
+            events.put(("error", BackendError(
+                f"{url} stopped sending for {self.timeout:g} s in the middle of a response")))
+        except (OSError, http.client.HTTPException) as exc:
+            events.put(("error", BackendError(
+                f"{url}: the connection failed mid-response ({exc.__class__.__name__}: {exc}); "
+                "did the server crash or restart?")))
+
+
+def _hang_up(conn: http.client.HTTPConnection) -> None:
+    """Close at once; a streaming server sees the disconnect and stops generating."""
+    sock = conn.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    conn.close()
+
+
+def _error_message(detail: str) -> str:
+    try:
+        data = json.loads(detail)
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            return str(err.get("message") or err.get("detail") or err)[:500]
+        return str(err)[:500]
+    except ValueError:
+        return detail[:500] or "(empty body)"
+
+
+def _apply_stops(text: str, stops: tuple[str, ...], reason: str | None) -> tuple[str, str]:
+    """Cut at the first stop string, for servers that cap or ignore the ``stop`` list."""
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    if cut >= 0:
+        return text[:cut], "stop"
+    return text, reason or "stop"

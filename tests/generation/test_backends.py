@@ -1,0 +1,58 @@
+"""Which backend ``auto`` picks, and that every backend has the one interface."""
+
+import pytest
+from budgetpass.generation import backends
+from budgetpass.generation.backends import Backend, choose_backend
+from budgetpass.generation.llamacpp import LlamaCppModel
+from budgetpass.generation.openai_http import OpenAICompatibleBackend
+from budgetpass.generation.vllm_backend import VLLMBackend
+
+
+def test_auto_on_this_machine_is_llama_cpp_with_a_reason(monkeypatch):
+    monkeypatch.delenv("BUDGETPASS_BACKEND", raising=False)
+    choice = choose_backend("auto")
+    if choice.gpu is None:
+        assert choice.name == "llama.cpp" and "CPU" in choice.reason
+
+
+@pytest.mark.parametrize("gpu,has_vllm,expected", [("H100", True, "vllm"),
+                                                   ("H100", False, "llama.cpp"),
+                                                   (None, True, "llama.cpp"),
+                                                   (None, False, "llama.cpp")])
+def test_auto_wants_a_cuda_gpu_and_vllm(monkeypatch, gpu, has_vllm, expected):
+    monkeypatch.delenv("BUDGETPASS_BACKEND", raising=False)
+    monkeypatch.setattr(backends, "cuda_gpu", lambda: (gpu, "test"))
+    real = backends.importlib.util.find_spec
+    monkeypatch.setattr(backends.importlib.util, "find_spec",
+                        lambda name: (object() if has_vllm else None) if name == "vllm"
+                        else real(name))
+    choice = choose_backend("auto")
+    assert choice.name == expected
+    if gpu and not has_vllm:
+        assert "pip install 'budgetpass[gpu]'" in choice.reason
+
+
+def test_explicit_and_environment_settings(monkeypatch):
+    assert choose_backend("openai").name == "openai"
+    monkeypatch.setenv("BUDGETPASS_BACKEND", "vllm")
+    assert choose_backend("auto").reason.startswith("BUDGETPASS_BACKEND=vllm")
+    with pytest.raises(ValueError, match="unknown backend"):
+        choose_backend("tensorrt")
+
+
+def test_backends_share_the_interface():
+    for cls in (LlamaCppModel, OpenAICompatibleBackend, VLLMBackend):
+        for method in ("generate", "close"):
+            assert callable(getattr(cls, method))
+    assert isinstance(OpenAICompatibleBackend("http://127.0.0.1:9"), Backend)
+
+
+def test_open_backend_refuses_incomplete_settings(tmp_path):
+    from budgetpass.generation.backends import open_backend
+
+    with pytest.raises(ValueError, match="server URL"):
+        open_backend("openai", tmp_path / "m.gguf")
+    with pytest.raises(ValueError, match="Hugging Face model folder"):
+        open_backend("vllm", tmp_path / "m.gguf")
+    backend = open_backend("openai", None, server_url="http://127.0.0.1:9")
+    assert isinstance(backend, OpenAICompatibleBackend)

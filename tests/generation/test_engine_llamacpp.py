@@ -1,0 +1,103 @@
+"""Prefix-cache reuse and cancellation of the in-process llama.cpp backend, with real weights."""
+
+import threading
+import time
+
+import pytest
+from budgetpass.generation.engine import load_model
+from budgetpass.generation.types import SamplingParams
+
+pytestmark = pytest.mark.slow
+
+FILE = '''import math
+
+
+def mean(values: list[float]) -> float:
+    """Arithmetic mean of ``values``; raises ValueError when it is empty."""
+    if not values:
+        raise ValueError("mean of nothing")
+    return sum(values) / len(values)
+
+
+def variance(values: list[float]) -> float:
+    """Population variance of ``values``."""
+    m = mean(values)
+    return sum((v - m) ** 2 for v in values) / len(values)
+
+
+def stddev(values: list[float]) -> float:
+    """Population standard deviation of ``values``."""
+'''
+PROMPT = "<|fim_prefix|>" + FILE * 3 + "<|fim_suffix|><|fim_middle|>"
+
+
+def test_extended_prompt_evaluates_only_the_new_tokens(qwen_path):
+    model = load_model(qwen_path)
+    greedy = SamplingParams(temperature=0, max_tokens=1)
+    ratios = []
+    for _ in range(3):  # median of 3: the machine is shared
+        model.reset()
+        first = model.generate(PROMPT, 1, greedy)
+        second = model.generate(PROMPT + "    return", 1, greedy)
+        assert first.cached_prompt_tokens == 0
+        assert second.cached_prompt_tokens >= first.prompt_tokens - 1
+        ratios.append(second.prompt_seconds / first.prompt_seconds)
+    assert sorted(ratios)[1] <= 0.20, ratios
+
+
+def test_reused_prefix_gives_the_same_candidates_as_a_cold_start(qwen_path):
+    model = load_model(qwen_path)
+    params = SamplingParams(temperature=0.8, max_tokens=16, seed=5)
+    model.reset()
+    model.generate(PROMPT[:-40], 2, params)  # leaves a shared prefix and dirty sequences
+    warm = model.generate(PROMPT, 4, params)
+    assert warm.cached_prompt_tokens > 0
+    model.reset()
+    cold = model.generate(PROMPT, 4, params)
+    assert cold.cached_prompt_tokens == 0
+    # Same tokens: any left-over KV from the earlier request would change them.
+    assert [c.token_ids for c in warm.completions] == [c.token_ids for c in cold.completions]
+
+
+def test_cancel_stops_within_100_ms_and_frees_the_slot(qwen_path):
+    model = load_model(qwen_path)
+    stop = threading.Event()
+    fired = []
+
+    def cancel():  # from another thread, at a moment unrelated to the decode steps
+        fired.append(time.monotonic())
+        stop.set()
+
+    latencies = []
+    for delay in (0.8, 1.13, 1.37):
+        stop.clear()
+        fired.clear()
+        threading.Timer(delay, cancel).start()
+        result = model.generate(PROMPT, 8, SamplingParams(max_tokens=500, ignore_eos=True),
+                                should_stop=stop.is_set)
+        latencies.append(time.monotonic() - fired[0])
+        assert all(c.finish_reason == "cancelled" for c in result.completions)
+        assert all(len(c.token_ids) < 500 for c in result.completions)
+    assert max(latencies) < 0.1, latencies
+    # The slot is free: no sequence other than the cached prompt's keeps KV cells...
+    mem = model.llama.llama_get_memory(model._ctx)
+    assert all(model.llama.llama_memory_seq_pos_max(mem, s) == -1 for s in range(1, 8))
+    # ...and the next request runs at once (the model lock was released).
+    assert model._lock.acquire(timeout=0.01)
+    model._lock.release()
+    again = model.generate(PROMPT, 2, SamplingParams(temperature=0, max_tokens=4))
+    assert all(c.finish_reason in ("stop", "length") and c.token_ids for c in again.completions)
+
+
+def test_cancel_during_a_long_prompt_evaluation(qwen_path):
+    model = load_model(qwen_path)
+    model.reset()
+    long_prompt = "<|fim_prefix|>" + FILE * 12 + "<|fim_suffix|><|fim_middle|>"  # > 1 chunk
+    stop = threading.Event()
+    start = time.monotonic()
+    threading.Timer(0.2, stop.set).start()
+    result = model.generate(long_prompt, 4, SamplingParams(max_tokens=8), should_stop=stop.is_set)
+    assert all(c.finish_reason == "cancelled" for c in result.completions)
+    assert time.monotonic() - start < 0.2 + 0.1
+    ok = model.generate(PROMPT, 1, SamplingParams(temperature=0, max_tokens=4))
+    assert ok.completions[0].token_ids

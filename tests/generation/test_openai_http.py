@@ -1,0 +1,178 @@
+"""The OpenAI-compatible HTTP backend against a real llama.cpp server started on loopback."""
+
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+from budgetpass.generation.engine import load_model
+from budgetpass.generation.llamacpp import BackendError
+from budgetpass.generation.openai_http import OpenAICompatibleBackend
+from budgetpass.generation.types import SamplingParams
+
+PROMPT = "def add(a, b):\n    return"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_path, port):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host",
+         "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
+         "--verbose", "False"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1).read()
+            return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    pytest.fail("llama_cpp.server did not start in 90 s")
+
+
+def stop_server(proc):
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def server(smol_path):
+    port = free_port()
+    proc = start_server(smol_path, port)
+    yield f"http://127.0.0.1:{port}"
+    stop_server(proc)
+
+
+@pytest.mark.slow
+def test_k_candidates_with_logprobs_from_a_server_that_ignores_n(server):
+    backend = OpenAICompatibleBackend(server)
+    progress = []
+    result = backend.generate(PROMPT, 3, SamplingParams(max_tokens=12, seed=4),
+                              on_token=progress.append)
+    assert [c.index for c in result.completions] == [0, 1, 2]
+    for c in result.completions:
+        assert c.text and len(c.logprobs) == len(c.token_ids) > 0
+        assert all(lp <= 0 for lp in c.logprobs)
+        assert c.finish_reason in ("stop", "length")
+    assert progress and progress[-1] == result.generated_tokens
+    assert len({c.text for c in result.completions}) > 1  # one seed per candidate
+
+
+@pytest.mark.slow
+def test_backends_agree_greedy_in_process_and_over_http(server, smol_path):
+    params = SamplingParams(temperature=0, max_tokens=24, seed=0)
+    local = load_model(smol_path).generate(PROMPT, 1, params).completions[0]
+    remote = OpenAICompatibleBackend(server).generate(PROMPT, 1, params).completions[0]
+    assert remote.text == local.text
+    assert len(remote.logprobs) == len(local.logprobs)
+    # Same weights, different batch shapes: log-probabilities agree to quantisation noise.
+    assert max(abs(a - b) for a, b in zip(remote.logprobs, local.logprobs)) < 0.25
+
+
+@pytest.mark.slow
+def test_stop_strings_are_applied(server):
+    result = OpenAICompatibleBackend(server).generate(
+        "1, 2, 3, 4,", 1, SamplingParams(temperature=0, max_tokens=30, stop=(" 7",)))
+    assert " 7" not in result.completions[0].text and result.completions[0].finish_reason == "stop"
+
+
+@pytest.mark.slow
+def test_cancel_drops_the_request_within_100_ms(server):
+    backend = OpenAICompatibleBackend(server)
+    stop = threading.Event()
+    fired = []
+    threading.Timer(0.5, lambda: (fired.append(time.monotonic()), stop.set())).start()
+    result = backend.generate(PROMPT, 2, SamplingParams(max_tokens=1000, ignore_eos=True),
+                              should_stop=stop.is_set)
+    assert time.monotonic() - fired[0] < 0.1
+    assert all(c.finish_reason == "cancelled" for c in result.completions)
+    # The server is free again: the next request is served.
+    again = backend.generate(PROMPT, 1, SamplingParams(temperature=0, max_tokens=4))
+    assert again.completions[0].text
+
+
+@pytest.mark.slow
+def test_http_error_says_status_and_url(server):
+    backend = OpenAICompatibleBackend(server + "/no/such/prefix")
+    with pytest.raises(BackendError, match="HTTP 404"):
+        backend.generate(PROMPT, 1, SamplingParams(max_tokens=2))
+
+
+def test_connection_refused_says_how_to_fix_it():
+    backend = OpenAICompatibleBackend(f"http://127.0.0.1:{free_port()}", timeout=2)
+    with pytest.raises(BackendError, match="connection refused; is the server running"):
+        backend.generate(PROMPT, 1, SamplingParams(max_tokens=2))
+
+
+def test_bad_url_is_refused():
+    with pytest.raises(ValueError, match="http://HOST:PORT"):
+        OpenAICompatibleBackend("ftp://example")
+
+
+def _silent_server(send_first_event: bool):
+    """A TCP server that accepts and then stalls: before answering, or after one event."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    held = []
+
+    def serve():
+        conn, _ = listener.accept()
+        held.append(conn)
+        conn.recv(65536)
+        if send_first_event:
+            event = b'data: {"choices": [{"index": 0, "text": "x", "logprobs": ' \
+                    b'{"token_logprobs": [-0.5]}, "finish_reason": null}]}\n\n'
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n"
+                         + f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        time.sleep(5)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+@pytest.mark.parametrize("send_first_event,message", [(False, "did not answer within"),
+                                                       (True, "stopped sending")])
+def test_timeouts(send_first_event, message):
+    listener, url = _silent_server(send_first_event)
+    start = time.monotonic()
+    with pytest.raises(BackendError, match=message):
+        OpenAICompatibleBackend(url, timeout=0.5).generate(PROMPT, 1, SamplingParams(max_tokens=4))
+    assert time.monotonic() - start < 3
+    listener.close()
+
+
+@pytest.mark.slow
+def test_server_killed_mid_request(smol_path):
+    port = free_port()
+    proc = start_server(smol_path, port)
+    try:
+        backend = OpenAICompatibleBackend(f"http://127.0.0.1:{port}", timeout=10)
+        seen = []
+
+        def kill_after_first_tokens(n):
+            seen.append(n)
+            if len(seen) == 3:
+                proc.kill()
+
+        with pytest.raises(BackendError, match="mid-response|before the candidate was finished"):
+            backend.generate(PROMPT, 1, SamplingParams(max_tokens=2000, ignore_eos=True),
+                             on_token=kill_after_first_tokens)
+        assert len(seen) >= 3
+    finally:
+        stop_server(proc)

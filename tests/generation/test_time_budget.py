@@ -1,0 +1,90 @@
+"""Budgets by flops, by time (calibrated on this machine) and by samples; anytime sampling."""
+
+import pytest
+from budgetpass.generation import calibration, models
+from budgetpass.generation.anytime import anytime_batches
+from budgetpass.generation.budget import BudgetRequest, plan_budget
+from budgetpass.generation.calibration import ModelSpeed
+from budgetpass.generation.engine import load_model
+from budgetpass.generation.types import SamplingParams
+
+from tests.conftest import cached_model
+
+SMALL = models.REGISTRY["qwen2.5-coder-0.5b"].parameters
+LARGE = models.REGISTRY["qwen2.5-coder-1.5b"].parameters
+
+
+def speed(name, prefill, steps):
+    return ModelSpeed(name, "0" * 64, "llama.cpp", 2, prefill, steps, "2026-01-01T00:00:00Z", "test")
+
+
+def test_step_time_interpolates_and_extrapolates():
+    s = speed("m", 500.0, {1: 0.016, 4: 0.040, 8: 0.070})
+    assert s.step_seconds(1) == pytest.approx(0.016)
+    assert s.step_seconds(6) == pytest.approx(0.055)
+    assert s.step_seconds(16) == pytest.approx(0.130)  # last slope, 7.5 ms per sequence
+    assert s.seconds(500, 100, 8) == pytest.approx(1.0 + 7.0)
+
+
+def test_time_budget_counts_candidates_that_fit_the_reference_time():
+    small = speed("small", 1000.0, {1: 0.010, 8: 0.045})
+    large = speed("large", 300.0, {1: 0.040, 8: 0.150})
+    budget = plan_budget(BudgetRequest(metric="time", calls=1), SMALL, LARGE, small, large,
+                         prompt_tokens=300, new_tokens=100)
+    reference_seconds = 1.0 + 4.0
+    assert budget.seconds == pytest.approx(reference_seconds)
+    assert budget.calibrated is True
+    k = budget.samples
+    assert small.seconds(300, 100, k) <= reference_seconds < small.seconds(300, 100, k + 1)
+    assert "calibrated" in budget.derivation and f"k = {k}" in budget.derivation
+
+
+def test_uncalibrated_time_budget_falls_back_to_flops_and_says_so():
+    budget = plan_budget(BudgetRequest(metric="time", calls=1), SMALL, LARGE)
+    assert budget.samples == 3 and budget.calibrated is False
+    assert budget.derivation.startswith("UNCALIBRATED") and "budgetpass calibrate" in budget.derivation
+
+
+@pytest.mark.slow
+def test_budgets_for_05b_vs_15b_by_flops_time_and_samples(qwen_path, tmp_path, monkeypatch):
+    small_path, large_path = qwen_path, cached_model("qwen2.5-coder-1.5b")
+    monkeypatch.setattr(models, "cache_dir", lambda: tmp_path / "models")  # scratch calibration
+    small = calibration.calibrate(load_model(small_path), "qwen2.5-coder-0.5b", "a" * 64,
+                                  ks=(1, 4), prompt_tokens=128, new_tokens=12, reps=1)
+    large = calibration.calibrate(load_model(large_path), "qwen2.5-coder-1.5b", "b" * 64,
+                                  ks=(1, 4), prompt_tokens=128, new_tokens=12, reps=1)
+    calibration.save(small)
+    assert calibration.lookup("a" * 64, "llama.cpp", small.threads) == small
+    # The 1.5B is slower per token on this CPU, in prefill and decode.
+    assert large.prefill_tokens_per_second < small.prefill_tokens_per_second
+    assert large.step_seconds(1) > small.step_seconds(1)
+    by_flops = plan_budget(BudgetRequest(metric="flops"), SMALL, LARGE)
+    by_time = plan_budget(BudgetRequest(metric="time"), SMALL, LARGE, small, large)
+    by_samples = plan_budget(BudgetRequest(metric="samples", samples=5), SMALL, LARGE)
+    assert by_flops.samples == 3
+    assert by_samples.samples == 5
+    assert by_time.calibrated and by_time.samples >= 1
+    assert small.seconds(400, 96, by_time.samples) <= by_time.seconds
+    print(f"\nk on this machine: flops {by_flops.samples}, time {by_time.samples} "
+          f"({by_time.derivation}), samples {by_samples.samples}")
+
+
+@pytest.mark.slow
+def test_anytime_stops_when_the_consumer_has_a_pass_or_the_budget_is_spent(smol_path):
+    model = load_model(smol_path)
+    params = SamplingParams(max_tokens=8, seed=2)
+    seen = []
+    for batch in anytime_batches(model, "def add(a, b):\n    return", params, max_samples=12,
+                                 batch_size=4):
+        seen.append(batch)
+        if batch.number == 1:  # pretend candidate 5..8 passed
+            break
+    assert [b.number for b in seen] == [0, 1]
+    assert [c.index for b in seen for c in b.completions] == list(range(8))
+    assert seen[-1].usage.used_samples == 8 and seen[-1].usage.given_samples == 12
+    everything = list(anytime_batches(model, "x = ", params, max_samples=6, batch_size=4))
+    assert [len(b.completions) for b in everything] == [4, 2] and everything[-1].last
+    timed = list(anytime_batches(model, "x = ", params, max_samples=1000, batch_size=2,
+                                 max_seconds=0.5))
+    assert timed[-1].usage.used_seconds <= 0.5 + timed[-1].result.seconds
+    assert timed[-1].usage.used_samples < 1000

@@ -1,0 +1,6 @@
+"""Never returns: the wall timeout (or RLIMIT_CPU) must kill it."""
+
+
+def target():
+    while True:
+        pass

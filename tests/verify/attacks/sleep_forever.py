@@ -1,0 +1,6 @@
+"""Sleeps without using CPU: only the wall timeout stops it."""
+import time
+
+
+def target():
+    time.sleep(3600)
