@@ -180,6 +180,7 @@ async def run(args) -> dict:
             raise SystemExit(f"model not ready: {log_lines[-3:]}")
         await asyncio.sleep(0.05)
 
+    load_at_start = os.getloadavg()[0]
     session = Session(client, uri, head)
     line = head.count("\n")
     started = time.monotonic()
@@ -230,7 +231,9 @@ async def run(args) -> dict:
         "setup": {"model": args.model, "debounce_ms": args.debounce_ms, "seed": args.seed,
                   "warmup_lines": args.warmup_lines, "typed_lines": min(args.lines, len(TYPED_LINES)),
                   "session_seconds": round(wall, 1), "cpu_count": os.cpu_count(),
+                  "load_average_at_start": load_at_start,
                   "load_average_at_end": os.getloadavg()[0],
+                  "cpu_lock": "not held: the shared lock's queue was too long; other jobs ran",
                   "note": "single-line completions (the cursor is never on an empty body); "
                           "latency includes the server-side debounce"},
         "mean_ms": round(statistics.fmean(answered), 1) if answered else None,

@@ -93,8 +93,7 @@ def _verify(result: InlineResult, ctx: CursorContext, text: str, path: Path, dea
         rel_file = path.relative_to(project).as_posix()
     except ValueError:
         return
-    name = ctx.function.qualname.split(".")[-1]
-    result.tests = find_tests(project, name).node_ids
+    result.tests = find_tests(project, ctx.function.qualname, target_file=path).node_ids
     if not result.tests:
         return
     info = probe_sandbox(sandbox)
