@@ -233,7 +233,6 @@ async def run(args) -> dict:
                   "session_seconds": round(wall, 1), "cpu_count": os.cpu_count(),
                   "load_average_at_start": load_at_start,
                   "load_average_at_end": os.getloadavg()[0],
-                  "cpu_lock": "not held: the shared lock's queue was too long; other jobs ran",
                   "note": "single-line completions (the cursor is never on an empty body); "
                           "latency includes the server-side debounce"},
         "mean_ms": round(statistics.fmean(answered), 1) if answered else None,
