@@ -488,7 +488,10 @@ async def run_job(ls: BudgetpassServer, args: tuple, apply: bool) -> dict:
             raise
         ls.last_runs[(uri, fn.qualname)] = report
         applied, note = False, ""
-        if apply and report.selected_body is not None:
+        if apply and report.selected_body is not None and report.status == "partial":
+            note = (f"nothing applied: the best candidate passes only some tests; see "
+                    f"{SHOW_CANDIDATES}")
+        elif apply and report.selected_body is not None:
             applied, note = await _apply(ls, uri, report, version, text)
         summary = _summary(report, applied, note, apply)
         progress.end(summary)
@@ -552,7 +555,9 @@ async def _apply(ls: BudgetpassServer, uri: str, report: jobs.JobReport, version
 
 
 def _summary(report: jobs.JobReport, applied: bool, note: str, apply: bool) -> str:
-    status = {"passed": "PASSED", "ranked": "UNVERIFIED (no tests)", "failed": "FAILED"}[report.status]
+    status = {"passed": "PASSED", "partial": "PARTIAL (some tests fail)",
+              "ranked": "UNVERIFIED (no tests)", "failed": "FAILED"}.get(report.status,
+                                                                        report.status.upper())
     parts = [f"budgetpass: {report.function}: {status}", report.message,
              f"tests: {len(report.tests)}",
              (f"budget: k={report.budget.samples} ({report.budget.metric}, "
@@ -608,7 +613,7 @@ async def code_lens(ls: BudgetpassServer, params: types.CodeLensParams):
             title=f"▶ Generate until tests pass ({len(tests)} test{'s' * (len(tests) != 1)})",
             command=GENERATE, arguments=[arg])))
         last = ls.last_runs.get((uri, fn.qualname))
-        if last is not None and last.status == "failed":
+        if last is not None and last.status in ("failed", "partial"):
             lenses.append(types.CodeLens(range=at, command=types.Command(
                 title=f"✗ last run failed: {_first_failure(last)}", command=SHOW_CANDIDATES,
                 arguments=[arg])))
