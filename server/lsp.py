@@ -95,6 +95,7 @@ class BudgetpassServer(LanguageServer):
         self.last_runs: dict[tuple[str, str], jobs.JobReport] = {}
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="budgetpass-work")
         self.told_not_ready = False
+        self.apply_settings_pending: Any = None  # initializationOptions, applied on initialized
 
     # --- messages to the user -----------------------------------------------------------------
 
@@ -242,7 +243,7 @@ def initialize(ls: BudgetpassServer, params: types.InitializeParams) -> None:
 @server.feature(types.INITIALIZED)
 async def initialized(ls: BudgetpassServer, params: types.InitializedParams) -> None:
     ls.event_loop = asyncio.get_running_loop()
-    ls.apply_settings(getattr(ls, "apply_settings_pending", None), "initializationOptions")
+    ls.apply_settings(ls.apply_settings_pending, "initializationOptions")
     await ls.pull_configuration()
 
 
