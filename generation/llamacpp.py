@@ -208,6 +208,11 @@ class LlamaCppModel:
             if self._ctx:
                 self.llama.llama_memory_clear(self.llama.llama_get_memory(self._ctx), True)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a ``generate`` runs now (a caller may prefer not to queue behind it)."""
+        return self._lock.locked()
+
     def generate(
         self,
         prompt: str,

@@ -281,7 +281,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threads", type=int)
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_doctor)
+
+    s = sub.add_parser("serve", help="run the language server (stdio; --tcp HOST:PORT to debug)")
+    s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    s.add_argument("--stdio", action="store_true", help="stdio (the default; editors pass it)")
+    s.set_defaults(func=cmd_serve)
     return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .lsp import serve  # pygls loads only for the server
+
+    if args.tcp and ":" not in args.tcp:
+        return _error(f"--tcp wants HOST:PORT, got {args.tcp!r}")
+    return serve(tcp=args.tcp)
 
 
 def main(argv: list[str] | None = None) -> int:
