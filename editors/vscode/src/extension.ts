@@ -8,19 +8,21 @@
  */
 import * as fs from "fs";
 import * as path from "path";
-import { randomUUID } from "crypto";
 import * as vscode from "vscode";
 import {
   ExecuteCommandRequest,
   LanguageClient,
+  LogMessageNotification,
+  MessageType,
   LanguageClientOptions,
   ServerOptions,
   State,
   TransportKind,
   WorkDoneProgress,
   WorkDoneProgressBegin,
+  WorkDoneProgressCancelNotification,
+  WorkDoneProgressCreateRequest,
   WorkDoneProgressReport,
-  WorkDoneProgressEnd,
 } from "vscode-languageclient/node";
 
 const SECTION = "budgetpass";
@@ -32,6 +34,8 @@ let status: vscode.StatusBarItem;
 let output: vscode.LogOutputChannel;
 /** The running generate request, so that `budgetpass.cancel` can stop it. */
 let running: vscode.CancellationTokenSource | undefined;
+/** Our window/workDoneProgress/create handler; re-registered on every (re)start, after the built-in one. */
+let progressHandler: vscode.Disposable | undefined;
 
 /** Settings the server reads (the `budgetpass` section minus the client-only `server`/`trace`). */
 function serverSettings(): Record<string, unknown> {
@@ -116,13 +120,19 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
   client = new LanguageClient(SECTION, "budgetpass", serverOptions, clientOptions);
   client.onDidChangeState((e) => {
     if (e.newState === State.Starting) setStatus("$(sync~spin) budgetpass", `starting ${exe} serve`);
-    else if (e.newState === State.Running) setStatus(`$(check) budgetpass · ${cfg.get("model")}`, "server running");
+    else if (e.newState === State.Running) {
+      setStatus(`$(sync~spin) budgetpass · loading ${modelName()}`, "server running, model loading");
+      progressHandler?.dispose();
+      progressHandler = client && trackServerProgress(client);
+    }
     else setStatus("$(circle-slash) budgetpass", "server stopped: budgetpass: Restart the server", true);
   });
   // Any progress the server reports on its own (model loading, code-lens runs) also goes to the
   // status bar, next to the notification vscode-languageclient shows for it.
-  context.subscriptions.push(client);
+  context.subscriptions.push(client, trackModelState(client));
   await client.start();
+  progressHandler?.dispose();
+  progressHandler = trackServerProgress(client);
 }
 
 async function generate(): Promise<void> {
@@ -141,24 +151,13 @@ async function generate(): Promise<void> {
     uri: c.code2ProtocolConverter.asUri(doc.uri),
     position: c.code2ProtocolConverter.asPosition(editor.selection.active),
   };
-  const token = randomUUID();
   running = new vscode.CancellationTokenSource();
   const cancel = running;
-  const progressListener = c.onProgress(WorkDoneProgress.type, token, (value) => {
-    if (value.kind === "end") {
-      const end = value as WorkDoneProgressEnd;
-      setStatus(`$(check) budgetpass · ${end.message ?? "done"}`, end.message ?? "");
-    } else {
-      setStatus(`$(sync~spin) ${progressText(value)}`, "budgetpass: Cancel generation stops it");
-    }
-  });
   setStatus("$(sync~spin) budgetpass · generating", "budgetpass: Cancel generation stops it");
   try {
-    await c.sendRequest(
-      ExecuteCommandRequest.type,
-      { command: GENERATE, arguments: [args], workDoneToken: token },
-      cancel.token,
-    );
+    // The server reports progress on a token it creates (see trackServerProgress) and applies
+    // the body with workspace/applyEdit, which the client applies to the editor (unsaved).
+    await c.sendRequest(ExecuteCommandRequest.type, { command: GENERATE, arguments: [args] }, cancel.token);
   } catch (err) {
     if (!cancel.token.isCancellationRequested) {
       const message = err instanceof Error ? err.message : String(err);
@@ -168,63 +167,135 @@ async function generate(): Promise<void> {
       setStatus("$(circle-slash) budgetpass · cancelled", "generation cancelled");
     }
   } finally {
-    progressListener.dispose();
     running = undefined;
     cancel.dispose();
   }
 }
 
+/** One candidate as `budgetpass.showCandidates` returns it (verify/job.py Candidate.to_json). */
 interface Candidate {
-  status?: string;
-  body?: string;
-  text?: string;
-  passed?: number;
-  failed?: number;
-  tests_passed?: number;
-  tests_total?: number;
-  mean_logprob?: number;
-  edit?: unknown;
-  command?: { title: string; command: string; arguments?: unknown[] };
+  index: number;
+  body: string;
+  mean_logprob: number;
+  parses: boolean;
+  problem?: string | null;
+  tested: boolean;
+  passed?: boolean;
+  outcomes?: { test: string; outcome: string; message: string }[];
+}
+
+/** The run report plus where the function body sits in the document the run read. */
+interface CandidatesResult {
+  status: string;
+  candidates: Candidate[];
+  selected: number | null;
+  version: number | null;
+  range: { start: { line: number; character: number }; end: { line: number; character: number } } | null;
+}
+
+export function candidateLabel(cand: Candidate, selected: boolean): string {
+  const outcomes = cand.outcomes ?? [];
+  const passing = outcomes.filter((o) => o.outcome === "passed").length;
+  const verdict = !cand.tested
+    ? cand.parses ? "untested" : "does not parse"
+    : cand.passed ? `passed ${passing}/${outcomes.length}` : `failed ${passing}/${outcomes.length}`;
+  return `${selected ? "★ " : ""}#${cand.index} ${verdict}`;
 }
 
 async function candidates(): Promise<void> {
   const editor = vscode.window.activeTextEditor;
   if (!client || !editor) return;
   const c = client;
+  const doc = editor.document;
   const args = {
-    uri: c.code2ProtocolConverter.asUri(editor.document.uri),
+    uri: c.code2ProtocolConverter.asUri(doc.uri),
     position: c.code2ProtocolConverter.asPosition(editor.selection.active),
   };
   const result = (await c.sendRequest(ExecuteCommandRequest.type, { command: CANDIDATES, arguments: [args] })) as
-    | Candidate[]
-    | { candidates?: Candidate[] }
+    | CandidatesResult
     | null;
-  const list = Array.isArray(result) ? result : (result?.candidates ?? []);
-  if (list.length === 0) {
-    void vscode.window.showInformationMessage("budgetpass: no candidates yet: run Generate until tests pass first.");
+  if (!result || result.candidates.length === 0 || !result.range) {
+    void vscode.window.showInformationMessage("budgetpass: no candidates for the function at the cursor.");
     return;
   }
-  const items = list.map((cand) => {
-    const text = cand.body ?? cand.text ?? "";
-    const tests = cand.tests_total !== undefined ? ` ${cand.tests_passed ?? 0}/${cand.tests_total} tests` : "";
+  const items = result.candidates.map((cand) => {
+    const failing = (cand.outcomes ?? []).find((o) => o.outcome !== "passed");
     return {
-      label: `${cand.status ?? "?"}${tests}`,
-      description: cand.mean_logprob !== undefined ? `logprob ${cand.mean_logprob.toFixed(2)}` : "",
-      detail: text.split("\n").map((l) => l.trim()).filter(Boolean).join(" ⏎ "),
+      label: candidateLabel(cand, cand.index === result.selected),
+      description: `logprob ${cand.mean_logprob.toFixed(2)}${failing ? ` · ${failing.test}` : ""}`,
+      detail: cand.body.split("\n").map((l) => l.trim()).filter(Boolean).join(" ⏎ "),
       cand,
     };
   });
   const pick = await vscode.window.showQuickPick(items, { title: "budgetpass candidates", matchOnDetail: true });
   if (!pick) return;
-  if (pick.cand.edit) {
-    const edit = await c.protocol2CodeConverter.asWorkspaceEdit(pick.cand.edit as never);
-    if (edit) await vscode.workspace.applyEdit(edit);
-  } else if (pick.cand.command) {
-    await c.sendRequest(ExecuteCommandRequest.type, {
-      command: pick.cand.command.command,
-      arguments: pick.cand.command.arguments,
-    });
+  if (result.version !== null && doc.version !== result.version) {
+    void vscode.window.showWarningMessage(
+      "budgetpass: the document changed since these candidates were made; nothing applied (generate again).",
+    );
+    return;
   }
+  const body = pick.cand.body.endsWith("\n") ? pick.cand.body : pick.cand.body + "\n";
+  const edit = new vscode.WorkspaceEdit();
+  edit.replace(doc.uri, c.protocol2CodeConverter.asRange(result.range), body);
+  await vscode.workspace.applyEdit(edit);
+}
+
+/**
+ * Server-created progress (window/workDoneProgress/create): a cancellable notification plus the
+ * status bar text, replacing vscode-languageclient's window-only indicator so that the user sees
+ * "candidate 5/12 · 1 passing" where they look and can cancel it.
+ */
+function trackServerProgress(c: LanguageClient): vscode.Disposable {
+  return c.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
+    let ui: vscode.Progress<{ message?: string; increment?: number }> | undefined;
+    let finish: () => void = () => undefined;
+    let percentage = 0;
+    const listener = c.onProgress(WorkDoneProgress.type, token, (value) => {
+      if (value.kind === "begin") {
+        const begin = value as WorkDoneProgressBegin;
+        setStatus(`$(sync~spin) ${progressText(begin)}`, "budgetpass: Cancel generation stops it");
+        void vscode.window.withProgress(
+          { location: vscode.ProgressLocation.Notification, title: begin.title, cancellable: begin.cancellable },
+          (progress, cancelled) => {
+            ui = progress;
+            cancelled.onCancellationRequested(() =>
+              c.sendNotification(WorkDoneProgressCancelNotification.type, { token }),
+            );
+            return new Promise<void>((resolve) => (finish = resolve));
+          },
+        );
+      } else if (value.kind === "report") {
+        const report = value as WorkDoneProgressReport;
+        setStatus(`$(sync~spin) budgetpass · ${progressText(report)}`, "budgetpass: Cancel generation stops it");
+        const next = report.percentage ?? percentage;
+        ui?.report({ message: report.message, increment: Math.max(0, next - percentage) });
+        percentage = next;
+      } else {
+        setStatus(`$(check) budgetpass · ${modelName()}`, value.message ?? "done");
+        finish();
+        listener.dispose();
+      }
+    });
+  });
+}
+
+function modelName(): string {
+  return vscode.workspace.getConfiguration(SECTION).get<string>("model", "");
+}
+
+/**
+ * The server has no status notification; its log says when the model is ready or failed, so the
+ * status bar follows those lines (and they still go to the output channel).
+ */
+function trackModelState(c: LanguageClient): vscode.Disposable {
+  return c.onNotification(LogMessageNotification.type, ({ type, message }) => {
+    const write = { [MessageType.Error]: output.error, [MessageType.Warning]: output.warn }[type as number] ?? output.info;
+    write.call(output, message);
+    if (/^model \S+ ready/.test(message) && !running) {
+      setStatus(`$(check) budgetpass · ${modelName()}`, message);
+    }
+  });
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {

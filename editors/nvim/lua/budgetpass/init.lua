@@ -133,31 +133,53 @@ function M.is_running(bufnr)
   return running[vim._resolve_bufnr(bufnr)] ~= nil
 end
 
-local function candidate_label(c)
-  local status = c.status or (c.passed and 'passed') or '?'
-  local counts = ''
-  if c.tests_passed or c.testsPassed then
-    counts = string.format(' %d/%d tests', c.tests_passed or c.testsPassed, c.tests_total or c.testsTotal or 0)
-  end
-  local score = c.mean_logprob or c.meanLogprob
-  local text = c.body or c.text or c.insertText or ''
-  local first = vim.trim(vim.split(text, '\n', { plain = true })[1] or '')
-  return string.format('%-8s%s%s  %s', status, counts, score and string.format(' lp=%.2f', score) or '', first)
-end
-
---- Apply one candidate the way the server describes it: a WorkspaceEdit, or a command to run.
-local function apply_candidate(client, bufnr, c)
-  if c.edit then
-    vim.lsp.util.apply_workspace_edit(c.edit, client.offset_encoding)
-  elseif c.command then
-    client:exec_cmd(c.command, { bufnr = bufnr })
+--- One line per candidate of `budgetpass.showCandidates` (verify/job.py Candidate.to_json).
+function M.candidate_label(c, selected)
+  local outcomes = c.outcomes or {}
+  local passing = #vim.tbl_filter(function(o)
+    return o.outcome == 'passed'
+  end, outcomes)
+  local verdict
+  if not c.tested then
+    verdict = c.parses and 'untested' or 'does not parse'
   else
-    notify('this candidate carries no edit to apply', vim.log.levels.WARN)
+    verdict = string.format('%s %d/%d', c.passed and 'passed' or 'failed', passing, #outcomes)
   end
+  local first = ''
+  for line in vim.gsplit(c.body or '', '\n', { plain = true }) do
+    if vim.trim(line) ~= '' then
+      first = vim.trim(line)
+      break
+    end
+  end
+  return string.format('%s#%d %-14s lp=%.2f  %s', selected and '* ' or '  ', c.index, verdict, c.mean_logprob or 0, first)
 end
 
---- Pick among the last run's candidates (with their test results) via vim.ui.select.
-function M.candidates(bufnr)
+--- Replace the function body (the run's `range`) with one candidate, as the server's own
+--- applyEdit does; refused if the buffer changed since the run (versioned edit).
+local function apply_candidate(client, bufnr, result, c)
+  local version = vim.lsp.util.buf_versions[bufnr]
+  if result.version and version ~= result.version then
+    notify('the buffer changed since these candidates were made; nothing applied (generate again)', vim.log.levels.WARN)
+    return
+  end
+  local body = c.body
+  if body:sub(-1) ~= '\n' then
+    body = body .. '\n'
+  end
+  vim.lsp.util.apply_workspace_edit({
+    documentChanges = {
+      {
+        textDocument = { uri = vim.uri_from_bufnr(bufnr), version = result.version },
+        edits = { { range = result.range, newText = body } },
+      },
+    },
+  }, client.offset_encoding)
+end
+
+--- Pick among the candidates of the last run for the function at the cursor (the server runs one
+--- if there is none), with their test results, via vim.ui.select.
+function M.candidates(bufnr, on_done)
   bufnr = vim._resolve_bufnr(bufnr)
   local client = M.client(bufnr)
   if not client then
@@ -171,14 +193,21 @@ function M.candidates(bufnr)
       notify('candidates: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
       return
     end
-    local items = type(result) == 'table' and (result.candidates or result) or {}
-    if vim.tbl_isempty(items) then
-      notify('no candidates yet: run :BudgetpassGenerate first')
+    if type(result) ~= 'table' or not result.range or vim.tbl_isempty(result.candidates or {}) then
+      notify('no candidates for the function at the cursor')
       return
     end
-    vim.ui.select(items, { prompt = 'budgetpass candidates', format_item = candidate_label }, function(choice)
+    vim.ui.select(result.candidates, {
+      prompt = 'budgetpass candidates (' .. (result.status or '?') .. ')',
+      format_item = function(c)
+        return M.candidate_label(c, c.index == result.selected)
+      end,
+    }, function(choice)
       if choice then
-        apply_candidate(client, bufnr, choice)
+        apply_candidate(client, bufnr, result, choice)
+      end
+      if on_done then
+        on_done(choice)
       end
     end)
   end, bufnr)
@@ -210,7 +239,7 @@ end
 local function on_attach(client, bufnr)
   if M.options.inline_completion and vim.lsp.inline_completion
     and client:supports_method('textDocument/inlineCompletion', bufnr) then
-    vim.lsp.inline_completion.enable(true, { bufnr = bufnr, client_id = client.id })
+    vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
   end
   if M.options.codelens and client:supports_method('textDocument/codeLens', bufnr) then
     local group = vim.api.nvim_create_augroup('budgetpass_codelens_' .. bufnr, { clear = true })
