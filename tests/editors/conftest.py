@@ -48,7 +48,7 @@ def project(tmp_path: Path) -> Path:
     return dest
 
 
-def tests_pass_with(project: Path, rel_file: str, text: str, *pytest_args: str) -> subprocess.CompletedProcess:
+def run_pytest_on_copy(project: Path, rel_file: str, text: str, *pytest_args: str) -> subprocess.CompletedProcess:
     """Run plain pytest on a copy of the project whose file holds `text` (no budgetpass involved)."""
     copy = project.parent / (project.name + "-check")
     shutil.rmtree(copy, ignore_errors=True)

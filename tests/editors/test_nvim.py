@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from budgetpass.generation.source import locate_function
 
-from tests.editors.conftest import PLUGIN_NVIM, SERVER, VENV_BIN, editor_env, sha256, tests_pass_with
+from tests.editors.conftest import PLUGIN_NVIM, SERVER, VENV_BIN, editor_env, sha256, run_pytest_on_copy
 
 SOURCE = "textkit/text.py"
 # k=6 candidates: enough that the 0.5B usually has a passing `chunk` among them, quick on 2 cores.
@@ -118,7 +118,7 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     assert nvim.eval("&modified") == 1
     assert sha256(path) == on_disk, "the file on disk changed before :write"
 
-    run = tests_pass_with(project, SOURCE, text, "-k", "chunk")
+    run = run_pytest_on_copy(project, SOURCE, text, "-k", "chunk")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "3 passed" in run.stdout, run.stdout
 
