@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -165,3 +166,32 @@ def test_inline_completion_shows_ghost_text_and_accepts_it(nvim, project):
     first_ghost_line = next(line.strip() for line in ghost.splitlines() if line.strip())
     assert first_ghost_line in after
     assert sha256(path) == on_disk, "accepting a completion wrote the file"
+
+
+def checkhealth(tmp_path: Path, monkeypatch, setup: str) -> str:
+    for key, value in editor_env(tmp_path / "home").items():
+        monkeypatch.setenv(key, value)
+    init = tmp_path / "init.lua"
+    init.write_text(f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN_NVIM))})\nrequire('budgetpass').setup({setup})\n")
+    out = tmp_path / "health.txt"
+    proc = subprocess.run([nvim_binary(), "--headless", "-n", "-i", "NONE", "-u", str(init),
+                           "+checkhealth budgetpass", f"+write! {out}", "+qall!"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return out.read_text()
+
+
+def test_checkhealth_reports_server_model_and_sandbox(tmp_path, monkeypatch, qwen_path):
+    report = checkhealth(tmp_path, monkeypatch, f"{{ cmd = {{ {json.dumps(str(SERVER))}, 'serve' }} }}")
+    assert f"OK server: {SERVER} serve" in report, report
+    assert f"OK model qwen2.5-coder-0.5b cached: {qwen_path}" in report, report
+    sandbox = "OK bwrap works" if shutil.which("bwrap") else "WARNING bubblewrap (bwrap) is missing"
+    assert sandbox in report, report
+
+
+def test_checkhealth_says_how_to_fix_a_missing_model_and_server(tmp_path, monkeypatch):
+    report = checkhealth(tmp_path, monkeypatch, f"{{ cmd = {{ {json.dumps(str(SERVER))}, 'serve' }}, "
+                                                "settings = { model = 'no-such-model' } }")
+    assert "ERROR model no-such-model is not available" in report, report
+    report = checkhealth(tmp_path, monkeypatch, "{ cmd = { '/nonexistent/budgetpass', 'serve' } }")
+    assert "ERROR /nonexistent/budgetpass is not executable" in report, report
