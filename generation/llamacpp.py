@@ -82,6 +82,12 @@ class LlamaCppModel:
         self._ctx = None
         self._ctx_size = (0, 0)  # (n_ctx, n_seq_max)
         self._lock = threading.Lock()
+        self._cached_prompt: list[int] = []  # tokens whose KV cells sequence 0 holds, from position 0
+
+    @property
+    def busy(self) -> bool:
+        """Whether a ``generate`` runs now (a caller may prefer not to queue behind it)."""
+        return self._lock.locked()
 
     def close(self) -> None:
         if self._ctx:
@@ -150,6 +156,7 @@ class LlamaCppModel:
         if not ctx:
             raise BackendError(f"llama.cpp could not create a context of {n_ctx} tokens")
         self._ctx, self._ctx_size = ctx, (n_ctx, n_seq)
+        self._cached_prompt = []
         return ctx
 
     def generate(
@@ -179,11 +186,24 @@ class LlamaCppModel:
         if n_prompt + params.max_tokens > n_ctx:
             raise BackendError(f"prompt of {n_prompt} tokens does not fit a {n_ctx}-token context")
         mem = lib.llama_get_memory(ctx)
-        lib.llama_memory_clear(mem, True)
+        # Keystroke after keystroke the prompt changes only near its end: keep the KV cells of the
+        # longest common token prefix with the previous prompt and evaluate only the rest.
+        reuse = 0
+        for old, new in zip(self._cached_prompt, prompt_tokens[:-1]):
+            if old != new:
+                break
+            reuse += 1
+        self._cached_prompt = []
+        if reuse:
+            for s in range(1, self._ctx_size[1]):
+                lib.llama_memory_seq_rm(mem, s, -1, -1)
+            lib.llama_memory_seq_rm(mem, 0, reuse, -1)
+        else:
+            lib.llama_memory_clear(mem, True)
         batch = lib.llama_batch_init(max(512, n), 0, 1)
         try:
             # Prompt, once, for sequence 0; logits only at its last position.
-            for begin in range(0, n_prompt, 512):
+            for begin in range(reuse, n_prompt, 512):
                 chunk = prompt_tokens[begin : begin + 512]
                 batch.n_tokens = len(chunk)
                 for j, token in enumerate(chunk):
@@ -194,6 +214,7 @@ class LlamaCppModel:
                     batch.logits[j] = begin + j == n_prompt - 1
                 self._decode(ctx, batch)
             first_row = self._row(ctx, -1).copy()
+            self._cached_prompt = prompt_tokens
             prompt_seconds = time.monotonic() - start
             for s in range(1, n):
                 lib.llama_memory_seq_cp(mem, 0, s, -1, -1)
@@ -223,8 +244,9 @@ class LlamaCppModel:
                 step += 1
                 for j, seq in enumerate(active):
                     self._accept(seq, self._row(ctx, j), params)
-                    if seq.finish_reason is not None:
-                        lib.llama_memory_seq_rm(mem, seq.index, -1, -1)
+                    if seq.finish_reason is not None:  # sequence 0 keeps the prompt for reuse
+                        lib.llama_memory_seq_rm(mem, seq.index, n_prompt if seq.index == 0 else -1,
+                                                -1)
                 generated += len(active)
                 if on_token:
                     on_token(generated)

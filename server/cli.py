@@ -231,7 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write the selected body into the file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("serve", help="run the language server (stdio; --tcp HOST:PORT to debug)")
+    s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
+    s.add_argument("--stdio", action="store_true", help="stdio (the default; editors pass it)")
+    s.set_defaults(func=cmd_serve)
     return parser
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .lsp import serve  # pygls loads only for the server
+
+    if args.tcp and ":" not in args.tcp:
+        return _error(f"--tcp wants HOST:PORT, got {args.tcp!r}")
+    return serve(tcp=args.tcp)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -39,11 +39,9 @@ def _mentions(node: ast.AST, name: str) -> bool:
     return False
 
 
-def _imports_name(tree: ast.Module, name: str) -> bool:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and any(a.name == name for a in node.names):
-            return True
-    return False
+def _imported_names(tree: ast.Module) -> set[str]:
+    return {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+            for alias in node.names}
 
 
 def _tests_in(tree: ast.Module):
@@ -65,19 +63,33 @@ def find_tests(root: Path, function_name: str) -> SelectedTests:
     ``function_name`` is the last part of a qualified name. A test file that imports the name but
     whose tests never name it directly (helpers, fixtures) is selected whole.
     """
-    short = function_name.split(".")[-1]
-    node_ids: list[str] = []
-    files: list[str] = []
+    return find_tests_for(root, [function_name])[function_name.split(".")[-1]]
+
+
+def _names(node: ast.AST) -> set[str]:
+    return {sub.id if isinstance(sub, ast.Name) else sub.attr for sub in ast.walk(node)
+            if isinstance(sub, (ast.Name, ast.Attribute))}
+
+
+def find_tests_for(root: Path, function_names) -> dict[str, SelectedTests]:
+    """``find_tests`` for many names in one pass over the test files (e.g. a code lens per
+    function of a large file); keys are the names' last parts."""
+    shorts = {name.split(".")[-1] for name in function_names}
+    node_ids: dict[str, list[str]] = {s: [] for s in shorts}
+    files: dict[str, list[str]] = {s: [] for s in shorts}
     for path in iter_test_files(root):
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         except (SyntaxError, UnicodeDecodeError, OSError):
             continue  # pytest will report a broken test file itself if it is selected another way
         rel = path.relative_to(root).as_posix()
-        hits = [f"{rel}::{suffix}" for suffix, node in _tests_in(tree) if _mentions(node, short)]
-        if not hits and _imports_name(tree, short):
-            hits = [rel]
-        if hits:
-            node_ids.extend(hits)
-            files.append(rel)
-    return SelectedTests(tuple(node_ids), tuple(files))
+        tests = [(f"{rel}::{suffix}", _names(node)) for suffix, node in _tests_in(tree)]
+        imported = _imported_names(tree)
+        for short in shorts:
+            hits = [node_id for node_id, names in tests if short in names]
+            if not hits and short in imported:
+                hits = [rel]
+            if hits:
+                node_ids[short].extend(hits)
+                files[short].append(rel)
+    return {s: SelectedTests(tuple(node_ids[s]), tuple(files[s])) for s in shorts}

@@ -179,12 +179,17 @@ def _candidate(completion: Completion, text: str, site, filename: str) -> Candid
 
 def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
           on_event: EventCallback | None = None,
-          should_stop: Callable[[], bool] | None = None) -> JobReport:
-    """Generate k candidates for ``function`` in ``path``, verify them, select one."""
+          should_stop: Callable[[], bool] | None = None,
+          source_text: str | None = None) -> JobReport:
+    """Generate k candidates for ``function`` in ``path``, verify them, select one.
+
+    ``source_text``: the file as an editor holds it (unsaved changes included), used instead of
+    what is on disk; the candidates are tested against that text.
+    """
     emit = on_event or (lambda event: None)
     start = time.monotonic()
     path = Path(path).absolute()
-    text = _read(path)
+    text = _read(path) if source_text is None else source_text
     try:
         site = locate_function(text, function, filename=str(path))
     except SourceError as exc:

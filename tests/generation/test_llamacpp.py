@@ -57,3 +57,16 @@ def test_qwen_fim_markers_are_single_special_tokens(qwen_path):
 
 def test_smollm_has_no_fim_and_gets_the_plain_template(smol_path):
     assert template_for(load_model(smol_path)).name == "plain"
+
+
+def test_a_prompt_sharing_the_previous_ones_start_reuses_it_with_the_same_result(smol_path, tmp_path):
+    from budgetpass.generation.llamacpp import LlamaCppModel
+
+    params = SamplingParams(temperature=0, max_tokens=12)
+    base = "def fibonacci(n):\n    \"\"\"The n-th Fibonacci number.\"\"\"\n" * 20
+    warm = load_model(smol_path)
+    warm.generate(base + "    if n < 2:", 3, params)  # leaves other sequences and tokens behind
+    reused = warm.generate(base + "    if n <= 1:", 1, params)
+    fresh = LlamaCppModel(smol_path).generate(base + "    if n <= 1:", 1, params)
+    assert reused.completions[0].text == fresh.completions[0].text
+    assert reused.prompt_seconds < fresh.prompt_seconds

@@ -1,0 +1,639 @@
+"""``budgetpass serve``: the language server. Registers LSP features and delegates to the core.
+
+Heavy work (sampling, test runs) runs in worker threads; the event loop only moves messages, so the
+server answers cancellations, configuration and new keystrokes while a job runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from budgetpass.generation import inline as cursor
+from budgetpass.generation import models
+from budgetpass.generation.budget import plan_budget
+from budgetpass.generation.engine import template_for
+from budgetpass.verify import job as jobs
+from budgetpass.verify.discovery import find_tests_for
+from budgetpass.verify.inline import inline_completions
+from budgetpass.verify.runner import find_project_root
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.uris import to_fs_path
+
+from .settings import SECTION, Settings, parse_settings, unsupported_notes
+from .work import ModelSlot, StopFlag, WorkBoard
+
+log = logging.getLogger("budgetpass.server")
+
+GENERATE = "budgetpass.generateUntilPass"
+SHOW_CANDIDATES = "budgetpass.showCandidates"
+CONFIG_TIMEOUT_S = 3.0  # a client that never answers workspace/configuration must not stall us
+PROGRESS_EVERY_S = 0.25
+
+_REQUEST_ID: contextvars.ContextVar = contextvars.ContextVar("budgetpass_request_id", default=None)
+
+
+class UserError(Exception):
+    """A request that cannot be served as asked; the message says why and what to do."""
+
+
+class Protocol(LanguageServerProtocol):
+    """Knows which request a handler serves, so ``$/cancelRequest`` reaches running work.
+
+    pygls cancels a request's future but cannot stop a thread; the handler registers a StopFlag
+    under its request id (read from a context variable the handler's task inherits).
+    """
+
+    def _handle_request(self, msg_id, method_name, params):
+        token = _REQUEST_ID.set(msg_id)
+        try:
+            super()._handle_request(msg_id, method_name, params)
+        finally:
+            _REQUEST_ID.reset(token)
+
+    def _handle_cancel_notification(self, msg_id):
+        flag = self._server.cancel_flags.pop(msg_id, None)
+        if flag is not None:
+            flag.stop("cancelled by the client ($/cancelRequest)")
+        super()._handle_cancel_notification(msg_id)
+
+
+class BudgetpassServer(LanguageServer):
+    def __init__(self):
+        super().__init__("budgetpass", "0.1.0", protocol_cls=Protocol,
+                         text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.settings = Settings()
+        self.board = WorkBoard()
+        self.model = ModelSlot()
+        self.cancel_flags: dict[Any, StopFlag] = {}
+        self.last_runs: dict[tuple[str, str], jobs.JobReport] = {}
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="budgetpass-work")
+        self.told_not_ready = False
+
+    # --- messages to the user -----------------------------------------------------------------
+
+    def _from_any_thread(self, fn, *args) -> None:
+        loop = getattr(self, "event_loop", None)
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(fn, *args)
+        else:
+            fn(*args)
+
+    def show(self, message: str, kind=types.MessageType.Info) -> None:
+        log.info("showMessage: %s", message)
+        self._from_any_thread(self.window_show_message,
+                              types.ShowMessageParams(type=kind, message=message))
+
+    def tell_log(self, message: str, kind=types.MessageType.Log) -> None:
+        log.info("%s", message)
+        self._from_any_thread(self.window_log_message,
+                              types.LogMessageParams(type=kind, message=message))
+
+    def report_server_error(self, error, source):
+        # pygls would pop a message box per failed request; we log it (the reply carries the error).
+        log.error("server error (%s): %s", getattr(source, "__name__", source), error)
+
+    # --- settings -----------------------------------------------------------------------------
+
+    def apply_settings(self, data: Any, origin: str) -> None:
+        new, problems = parse_settings(data, self.settings)
+        for problem in problems:
+            self.show(f"budgetpass settings ({origin}): {problem}", types.MessageType.Warning)
+        changed = new != self.settings
+        self.settings = new
+        if changed:
+            self.tell_log(f"settings from {origin}: {new.to_json()}")
+            for note in unsupported_notes(new):
+                self.show(note, types.MessageType.Warning)
+        self.load_model()
+
+    def load_model(self) -> None:
+        self.model.ensure(self.settings.model, self._model_loaded)
+
+    def _model_loaded(self, slot: ModelSlot) -> None:
+        if slot.state == "ready":
+            self.tell_log(f"model {slot.name} ready ({slot.seconds:.1f} s)", types.MessageType.Info)
+        else:
+            self.show(f"budgetpass: {slot.error}. Run `budgetpass models fetch {slot.name}` or set "
+                      f"{SECTION}.model to a fetched model or a .gguf path.", types.MessageType.Error)
+
+    async def pull_configuration(self) -> None:
+        caps = self.client_capabilities.workspace
+        if not (caps and caps.configuration):
+            return
+        try:
+            answer = await asyncio.wait_for(self.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section=SECTION)])),
+                CONFIG_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self.tell_log(f"the client did not answer workspace/configuration within "
+                          f"{CONFIG_TIMEOUT_S:g} s; keeping the current settings",
+                          types.MessageType.Warning)
+            return
+        except Exception as exc:  # noqa: BLE001 - a client error here must not stop the server
+            self.tell_log(f"workspace/configuration failed: {exc}", types.MessageType.Warning)
+            return
+        if answer and answer[0] is not None:
+            self.apply_settings(answer[0], "workspace/configuration")
+
+    # --- documents ----------------------------------------------------------------------------
+
+    def document(self, uri: str):
+        if not isinstance(uri, str) or not uri:
+            raise UserError("missing document uri")
+        doc = self.workspace.get_text_document(uri)
+        return doc
+
+    def offset(self, doc, position: types.Position) -> int:
+        lines = doc.lines
+        if position.line >= len(lines):
+            return len(doc.source)
+        return doc.offset_at_position(position)
+
+    def position(self, doc, text: str, offset: int) -> types.Position:
+        line = text.count("\n", 0, offset)
+        start = text.rfind("\n", 0, offset) + 1
+        return doc.position_codec.position_to_client_units(
+            text.splitlines(keepends=True) or [""],
+            types.Position(line=line, character=offset - start))
+
+
+server = BudgetpassServer()
+
+
+def is_python(doc) -> bool:
+    return doc.language_id == "python" or doc.uri.endswith((".py", ".pyi"))
+
+
+def file_path(uri: str) -> Path | None:
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    return Path(path) if path else None
+
+
+def guarded(fn):
+    """Every handler: a failure becomes a readable LSP error, logged, never a dead server."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args, **kwargs):
+        try:
+            result = fn(*args, **kwargs)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+        except asyncio.CancelledError:
+            raise
+        except UserError as exc:
+            server.tell_log(f"{fn.__name__}: {exc}", types.MessageType.Warning)
+            raise JsonRpcInvalidParams(f"budgetpass: {exc}") from None
+        except Exception as exc:
+            log.exception("%s failed", fn.__name__)
+            server.tell_log(f"{fn.__name__} failed: {type(exc).__name__}: {exc}",
+                            types.MessageType.Error)
+            raise JsonRpcInternalError(f"budgetpass: {fn.__name__} failed: {exc}") from None
+
+    return wrapper
+
+
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+@server.feature(types.INITIALIZE)
+def initialize(ls: BudgetpassServer, params: types.InitializeParams) -> None:
+    options = params.initialization_options
+    if isinstance(options, dict) and SECTION in options and isinstance(options[SECTION], dict):
+        options = options[SECTION]  # both {"budgetpass": {...}} and the bare section work
+    ls.apply_settings_pending = options
+    # Capabilities are computed after this handler: advertise the completion fallback only if on.
+    wanted, _ = parse_settings(options)
+    if wanted.completion.enable and types.TEXT_DOCUMENT_COMPLETION not in ls.protocol.fm.features:
+        ls.feature(types.TEXT_DOCUMENT_COMPLETION)(completion)
+
+
+@server.feature(types.INITIALIZED)
+async def initialized(ls: BudgetpassServer, params: types.InitializedParams) -> None:
+    ls.event_loop = asyncio.get_running_loop()
+    ls.apply_settings(getattr(ls, "apply_settings_pending", None), "initializationOptions")
+    await ls.pull_configuration()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+async def did_change_configuration(ls: BudgetpassServer,
+                                   params: types.DidChangeConfigurationParams) -> None:
+    pushed = params.settings
+    if isinstance(pushed, dict) and isinstance(pushed.get(SECTION), dict):
+        ls.apply_settings(pushed[SECTION], "didChangeConfiguration")
+    else:
+        await ls.pull_configuration()
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: BudgetpassServer, params: types.DidCloseTextDocumentParams) -> None:
+    ls.board.close(params.text_document.uri)
+
+
+@server.feature(types.SHUTDOWN)
+def shutdown(ls: BudgetpassServer, params) -> None:
+    ls.board.stop_all("server shutting down")
+
+
+# --- inline completion ------------------------------------------------------------------------
+
+
+def _budget(settings: Settings):
+    return _plan(settings.budget_request(), settings.model)
+
+
+@functools.lru_cache(maxsize=16)
+def _plan(request, model_name):
+    return plan_budget(request, models.resolve(model_name).parameters,
+                       models.parameter_count(request.reference))
+
+
+async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
+    """Inline candidates for the cursor, or None (disabled, not Python, superseded, not ready)."""
+    doc = ls.document(uri)
+    if not ls.settings.inline.enable or not is_python(doc):
+        return None
+    serial, flag = ls.board.start_inline(uri)
+    request_id = _REQUEST_ID.get()
+    if request_id is not None:
+        ls.cancel_flags[request_id] = flag
+    try:
+        await asyncio.sleep(ls.settings.inline.debounceMs / 1000)
+        if flag() or not ls.board.is_latest_inline(uri, serial):
+            return None  # a newer keystroke arrived during the debounce
+        model = ls.model.ready_model()
+        if model is None:
+            if not ls.told_not_ready:
+                ls.told_not_ready = True
+                state = ls.model.error or f"model {ls.settings.model} is still loading"
+                ls.show(f"budgetpass: {state}; completions start when it is ready")
+            return None
+        text = doc.source
+        offset = ls.offset(doc, position)
+        settings = ls.settings
+        ctx = cursor.cursor_context(text, offset)
+        budget = _budget(settings)
+        job_limits = settings.job_settings().limits
+        call = functools.partial(
+            inline_completions, model, template_for(model), ctx, budget, settings.inline.maxTokens,
+            text=text, path=file_path(uri), verify_within_ms=settings.inline.verifyWithinMs,
+            sandbox=settings.sandbox, limits=job_limits, should_stop=flag)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(ls.pool, call)
+        except asyncio.CancelledError:
+            flag.stop("cancelled by the client")
+            raise
+        if result.cancelled:
+            return None
+        ls.tell_log(f"inline {Path(uri).name}:{position.line + 1}: "
+                    f"{'body' if result.multiline else 'line'}, k={result.samples}, "
+                    f"{len(result.items)} item(s), {result.seconds * 1000:.0f} ms"
+                    + (f", tests {len(result.tests)}, verified "
+                       f"{sum(c.verified for c in result.items)}" if result.tests else "")
+                    + ("; " + "; ".join(result.notes) if result.notes else ""))
+        return result, ctx
+    finally:
+        if request_id is not None:
+            ls.cancel_flags.pop(request_id, None)
+
+
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
+@guarded
+async def inline_completion(ls: BudgetpassServer, params: types.InlineCompletionParams):
+    found = await complete_at(ls, params.text_document.uri, params.position)
+    if found is None:
+        return None
+    result, _ = found
+    at = types.Range(start=params.position, end=params.position)
+    return types.InlineCompletionList(
+        items=[types.InlineCompletionItem(insert_text=c.text, range=at) for c in result.items])
+
+
+@guarded
+async def completion(ls: BudgetpassServer, params: types.CompletionParams):
+    """Fallback for clients without inline completion; registered only when enabled."""
+    if not ls.settings.completion.enable:
+        return None
+    found = await complete_at(ls, params.text_document.uri, params.position)
+    if found is None:
+        return None
+    result, _ = found
+    at = types.Range(start=params.position, end=params.position)
+    items = []
+    for rank, cand in enumerate(result.items):
+        first = cand.text.strip().splitlines()[0] if cand.text.strip() else cand.text
+        items.append(types.CompletionItem(
+            label=first[:60], kind=types.CompletionItemKind.Snippet,
+            detail="budgetpass" + (" (tests pass)" if cand.verified else ""),
+            sort_text=f"{rank:03d}", filter_text=first,
+            text_edit=types.TextEdit(range=at, new_text=cand.text)))
+    return types.CompletionList(is_incomplete=True, items=items)
+
+
+# --- generate until the tests pass --------------------------------------------------------------
+
+
+def _target(ls: BudgetpassServer, args: tuple) -> tuple[Any, str, types.Position]:
+    """(document, uri, position) from ``[{uri, position}]`` or ``[uri, position]``."""
+    if len(args) == 1 and isinstance(args[0], dict):
+        uri, pos = args[0].get("uri"), args[0].get("position")
+    elif len(args) == 2:
+        uri, pos = args
+    else:
+        raise UserError("expected one argument {uri, position}")
+    if not isinstance(pos, dict) or not all(isinstance(pos.get(k), int) and pos.get(k) >= 0
+                                            for k in ("line", "character")):
+        raise UserError("position must be {line, character} with whole numbers >= 0")
+    if not isinstance(uri, str):
+        raise UserError("uri must be a string")
+    return ls.document(uri), uri, types.Position(line=pos["line"], character=pos["character"])
+
+
+def _function_at(ls: BudgetpassServer, doc, position: types.Position) -> cursor.FunctionAt:
+    if not is_python(doc):
+        raise UserError(f"{doc.uri} is not a Python document")
+    fn = cursor.function_at(doc.source, ls.offset(doc, position))
+    if fn is None:
+        raise UserError(f"no function at line {position.line + 1}; put the cursor in a function")
+    return fn
+
+
+class _Progress:
+    """window/workDoneProgress for one job, throttled; cancel from the client raises the flag."""
+
+    def __init__(self, ls: BudgetpassServer, flag: StopFlag, title: str):
+        self.ls, self.flag, self.title = ls, flag, title
+        self.token = f"budgetpass-{uuid.uuid4().hex[:12]}"
+        self.enabled = False
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.k = 0
+        self.tested = 0
+        self.passing = 0
+
+    async def begin(self) -> None:
+        caps = self.ls.client_capabilities.window
+        if not (caps and caps.work_done_progress):
+            return
+        try:
+            await asyncio.wait_for(self.ls.work_done_progress.create_async(self.token), 5)
+        except Exception as exc:  # noqa: BLE001 - progress is a nicety, the job goes on
+            log.warning("progress create failed: %s", exc)
+            return
+        self.enabled = True
+        future = self.ls.work_done_progress.tokens.get(self.token)
+        if future is not None:
+            future.add_done_callback(lambda f: self.flag.stop("cancelled from the progress UI"))
+        self.ls.work_done_progress.begin(self.token, types.WorkDoneProgressBegin(
+            title=self.title, cancellable=True, message="starting", percentage=0))
+
+    def event(self, event: jobs.JobEvent) -> None:
+        """Called from the job's thread."""
+        if event.phase == "generate" and event.total:
+            self.k = max(self.k, event.total // max(1, self.ls.settings.job_settings()
+                                                   .sampling.max_tokens))
+        if event.phase == "test":
+            self.tested = event.done
+            if "passed" in event.text and "failing" not in event.text:
+                self.passing += 1
+        now = time.monotonic()
+        if not self.enabled or (now - self.last < PROGRESS_EVERY_S and event.phase != "test"):
+            return
+        self.last = now
+        elapsed = now - self.start
+        if event.phase == "generate":
+            message = f"sampling {self.k} candidates · {event.done} tokens · {elapsed:.1f} s"
+            percentage = int(40 * event.done / max(1, event.total))
+        elif event.phase == "test":
+            message = (f"candidate {event.done}/{event.total} · {self.passing} passing · "
+                       f"{elapsed:.1f} s")
+            percentage = 40 + int(60 * event.done / max(1, event.total))
+        else:
+            message, percentage = f"{event.phase}: {event.text} · {elapsed:.1f} s", 0
+        self.ls._from_any_thread(self.ls.work_done_progress.report, self.token,
+                                 types.WorkDoneProgressReport(message=message,
+                                                              percentage=percentage))
+
+    def end(self, message: str) -> None:
+        if self.enabled:
+            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
+            self.ls.work_done_progress.tokens.pop(self.token, None)
+
+
+async def run_job(ls: BudgetpassServer, args: tuple, apply: bool) -> dict:
+    doc, uri, position = _target(ls, args)
+    fn = _function_at(ls, doc, position)
+    path = file_path(uri)
+    if path is None:
+        raise UserError(f"{uri} is not a file on disk; save it inside a project first")
+    flag = ls.board.start_job(uri)
+    if flag is None:
+        raise UserError(f"a job is already running for {Path(path).name}; wait or cancel it")
+    request_id = _REQUEST_ID.get()
+    if request_id is not None:
+        ls.cancel_flags[request_id] = flag
+    version, text = doc.version, doc.source
+    progress = _Progress(ls, flag, f"budgetpass: {fn.qualname}")
+    try:
+        await progress.begin()
+        settings = ls.settings.job_settings()
+        call = functools.partial(jobs.solve, path, fn.qualname, settings, on_event=progress.event,
+                                 should_stop=flag, source_text=text)
+        try:
+            report = await asyncio.get_running_loop().run_in_executor(ls.pool, call)
+        except jobs.JobError as exc:
+            cancelled = flag() and "cancelled" in str(exc)
+            progress.end("cancelled" if cancelled else f"error: {exc}")
+            if cancelled:
+                ls.show(f"budgetpass: {fn.qualname}: cancelled ({flag.reason}); nothing applied")
+                return {"status": "cancelled", "applied": False, "reason": flag.reason}
+            raise UserError(str(exc)) from None
+        except asyncio.CancelledError:
+            flag.stop("cancelled")
+            raise
+        ls.last_runs[(uri, fn.qualname)] = report
+        applied, note = False, ""
+        if apply and report.selected_body is not None:
+            applied, note = await _apply(ls, uri, report, version, text)
+        summary = _summary(report, applied, note, apply)
+        progress.end(summary)
+        ls.show(summary, types.MessageType.Info if report.status != "failed"
+                else types.MessageType.Warning)
+        caps = ls.client_capabilities.workspace
+        if caps and caps.code_lens and caps.code_lens.refresh_support:
+            ls.workspace_code_lens_refresh(None)
+        data = report.to_json()
+        data.update(applied=applied, note=note, version=version,
+                    range=_body_range(ls, doc, text, fn.qualname))
+        return data
+    finally:
+        ls.board.finish_job(uri, flag)
+        if request_id is not None:
+            ls.cancel_flags.pop(request_id, None)
+
+
+def _body_range(ls, doc, text: str, qualname: str) -> dict | None:
+    from budgetpass.generation.source import SourceError, locate_function
+
+    try:
+        site = locate_function(text, qualname)
+    except SourceError:
+        return None
+    start, end = ls.position(doc, text, site.body_start), ls.position(doc, text, site.body_end)
+    return {"start": {"line": start.line, "character": start.character},
+            "end": {"line": end.line, "character": end.character}}
+
+
+async def _apply(ls: BudgetpassServer, uri: str, report: jobs.JobReport, version, text: str):
+    doc = ls.workspace.get_text_document(uri)
+    if doc.version != version or doc.source != text:
+        return False, (f"the document changed while the job ran (version {version} -> "
+                       f"{doc.version}); nothing applied; the body is in {SHOW_CANDIDATES}")
+    from budgetpass.generation.source import locate_function
+
+    site = locate_function(text, report.function)
+    end_offset = site.body_end
+    if site.body_start == site.body_end:  # an emptied body: take the indentation left on its lines
+        while True:
+            line_end = text.find("\n", end_offset)
+            line = text[end_offset:line_end]
+            if line_end < 0 or not line or line.strip():
+                break
+            end_offset = line_end + 1
+    start, end = ls.position(doc, text, site.body_start), ls.position(doc, text, end_offset)
+    body = report.selected_body if report.selected_body.endswith("\n") \
+        else report.selected_body + "\n"
+    edit = types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(
+        text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
+        edits=[types.TextEdit(range=types.Range(start=start, end=end), new_text=body)])])
+    try:
+        answer = await asyncio.wait_for(ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=edit, label=f"budgetpass: {report.function}")), 30)
+    except Exception as exc:  # noqa: BLE001
+        return False, f"the client did not apply the edit: {exc}"
+    if not answer.applied:
+        return False, f"the client refused the edit: {answer.failure_reason or 'no reason given'}"
+    return True, ""
+
+
+def _summary(report: jobs.JobReport, applied: bool, note: str, apply: bool) -> str:
+    status = {"passed": "PASSED", "ranked": "UNVERIFIED (no tests)", "failed": "FAILED"}[report.status]
+    parts = [f"budgetpass: {report.function}: {status}", report.message,
+             f"tests: {len(report.tests)}",
+             (f"budget: k={report.budget.samples} ({report.budget.metric}, "
+              f"{report.budget.calls:g} x {report.budget.reference}), {report.seconds:.1f} s")]
+    if apply:
+        parts.append("applied" if applied else (note or "nothing applied"))
+    return " · ".join(parts)
+
+
+@server.command(GENERATE)
+@guarded
+async def generate_until_pass(ls: BudgetpassServer, *args):
+    return await run_job(ls, args, apply=True)
+
+
+@server.command(SHOW_CANDIDATES)
+@guarded
+async def show_candidates(ls: BudgetpassServer, *args):
+    """The last run's candidates for the function at the position (runs one if there is none)."""
+    doc, uri, position = _target(ls, args)
+    fn = _function_at(ls, doc, position)
+    report = ls.last_runs.get((uri, fn.qualname))
+    if report is None:
+        return await run_job(ls, args, apply=False)
+    data = report.to_json()
+    data.update(applied=False, version=doc.version,
+                range=_body_range(ls, doc, doc.source, fn.qualname))
+    return data
+
+
+# --- code lenses --------------------------------------------------------------------------------
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_LENS)
+@guarded
+async def code_lens(ls: BudgetpassServer, params: types.CodeLensParams):
+    uri = params.text_document.uri
+    doc = ls.document(uri)
+    path = file_path(uri)
+    if not is_python(doc) or path is None:
+        return []
+    text = doc.source
+    found = await asyncio.get_running_loop().run_in_executor(
+        ls.pool, functools.partial(_lens_data, text, path))
+    lenses = []
+    for fn, tests in found:
+        at = types.Range(start=types.Position(line=fn.def_line, character=0),
+                         end=types.Position(line=fn.def_line, character=0))
+        arg = {"uri": uri, "position": {"line": fn.def_line, "character": fn.def_column}}
+        lenses.append(types.CodeLens(range=at, command=types.Command(
+            title=f"▶ Generate until tests pass ({len(tests)} test{'s' * (len(tests) != 1)})",
+            command=GENERATE, arguments=[arg])))
+        last = ls.last_runs.get((uri, fn.qualname))
+        if last is not None and last.status == "failed":
+            lenses.append(types.CodeLens(range=at, command=types.Command(
+                title=f"✗ last run failed: {_first_failure(last)}", command=SHOW_CANDIDATES,
+                arguments=[arg])))
+    return lenses
+
+
+def _lens_data(text: str, path: Path):
+    fns = [f for f in cursor.functions(text) if "<locals>" not in f.qualname]
+    if not fns:
+        return []
+    tests = find_tests_for(find_project_root(path), [f.qualname.split(".")[-1] for f in fns])
+    return [(f, tests[f.qualname.split(".")[-1]].node_ids) for f in fns
+            if tests[f.qualname.split(".")[-1]].node_ids]
+
+
+def _first_failure(report: jobs.JobReport) -> str:
+    for cand in report.candidates:
+        if cand.run is not None:
+            for outcome in cand.run.outcomes:
+                if outcome.outcome in ("failed", "error", "timeout"):
+                    reason = (outcome.message.splitlines() or [""])[0][:80]
+                    return f"{outcome.node_id}" + (f": {reason}" if reason else "")
+    return "no candidate parsed" if report.candidates else "no candidates"
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def log_file() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                            "state")
+    return Path(base) / "budgetpass" / "server.log"
+
+
+def serve(tcp: str | None = None) -> int:
+    path = log_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError:
+        handler = logging.StreamHandler()  # stderr: never stdout, which carries the protocol
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.getLogger("pygls").setLevel(logging.WARNING)
+    log.info("budgetpass serve starting (pid %d, log %s)", os.getpid(), path)
+    if tcp:
+        host, _, port = tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+    return 0

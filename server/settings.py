@@ -1,0 +1,215 @@
+"""The language server's settings (section ``budgetpass``): typed, validated, offline defaults.
+
+Protocol-free: the server passes in the JSON it received (``initializationOptions`` or
+``workspace/configuration``) and shows the returned problems. A bad value never replaces a good one:
+the field keeps its previous value and the problem names the field and how to fix it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from budgetpass.generation import models
+from budgetpass.generation.budget import BudgetRequest
+from budgetpass.verify.job import JobSettings
+from budgetpass.verify.sandbox import Limits
+
+SECTION = "budgetpass"
+
+
+@dataclass(frozen=True)
+class BudgetSettings:
+    metric: str = "flops"  # flops | samples (time: not available yet)
+    calls: float = 1.0  # budget in reference-model samples (flops)
+    samples: int = 4  # k (samples)
+    seconds: float = 10.0  # for metric "time", once it exists
+
+
+@dataclass(frozen=True)
+class InlineSettings:
+    enable: bool = True
+    debounceMs: int = 75
+    maxTokens: int = 64
+    verifyWithinMs: int = 1500  # 0: never run tests for inline items
+
+
+@dataclass(frozen=True)
+class TestSettings:
+    __test__ = False  # not a pytest class
+    extraArgs: tuple[str, ...] = ()
+    timeoutSeconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    enable: bool = False  # textDocument/completion fallback for clients without inline completion
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = models.DEFAULT_MODEL
+    referenceModel: str = models.DEFAULT_REFERENCE
+    backend: str = "llamacpp"
+    endpoint: str = ""
+    budget: BudgetSettings = field(default_factory=BudgetSettings)
+    inline: InlineSettings = field(default_factory=InlineSettings)
+    tests: TestSettings = field(default_factory=TestSettings)
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    sandbox: str = "auto"
+    ranking: str = "logprob"
+
+    def budget_request(self) -> BudgetRequest:
+        return BudgetRequest(metric=self.budget.metric, reference=self.referenceModel,
+                             calls=self.budget.calls, samples=self.budget.samples)
+
+    def job_settings(self, project: Path | None = None) -> JobSettings:
+        timeout = self.tests.timeoutSeconds
+        return JobSettings(model=self.model, budget=self.budget_request(), sandbox=self.sandbox,
+                           limits=Limits(wall_seconds=timeout, cpu_seconds=int(timeout) + 1),
+                           project=project)
+
+    def to_json(self) -> dict:
+        def plain(obj):
+            if hasattr(obj, "__dataclass_fields__"):
+                return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+            return list(obj) if isinstance(obj, tuple) else obj
+        return plain(self)
+
+
+# Values the issue names that the core cannot serve yet: accepted as known, refused with a reason.
+NOT_AVAILABLE = {
+    ("backend", "vllm"): "the vllm backend is not wired into the language server yet",
+    ("backend", "openai"): "an OpenAI-compatible endpoint backend is not implemented yet",
+    ("budget.metric", "time"): "a wall-time budget is not implemented yet (use flops or samples)",
+}
+CHOICES = {
+    "backend": ("llamacpp", "vllm", "openai"),
+    "budget.metric": ("flops", "samples", "time"),
+    "sandbox": ("auto", "bwrap", "process"),
+    "ranking": ("logprob",),
+}
+
+
+class SettingsProblem(str):
+    """One message for the user, naming the field (``budgetpass.inline.debounceMs: ...``)."""
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"budget": {"calls": 2}}`` and ``{"budget.calls": 2}`` both become ``{"budget.calls": 2}``."""
+    flat: dict[str, Any] = {}
+    if not isinstance(data, dict):
+        return flat
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _check(name: str, value: Any, default: Any) -> Any:
+    """The value converted to the field's type, or ValueError saying what is expected."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        raise ValueError("expected true or false")
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ValueError("expected a whole number")
+        if value < (1 if name in ("budget.samples", "inline.maxTokens") else 0):
+            raise ValueError("expected a positive number" if name in ("budget.samples", "inline.maxTokens")
+                             else "expected zero or more")
+        return int(value)
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value <= 0:
+            raise ValueError("expected a positive number")
+        return float(value)
+    if isinstance(default, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError("expected a list of strings")  # noqa: TRY004 - reported, not raised
+        return tuple(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a string")  # noqa: TRY004
+    if name in CHOICES and value not in CHOICES[name]:
+        raise ValueError(f"expected one of {', '.join(CHOICES[name])}")
+    if (name, value) in NOT_AVAILABLE:
+        raise ValueError(f"{value!r} is not available yet: {NOT_AVAILABLE[(name, value)]}")
+    if name in ("model", "referenceModel") and not value.strip():
+        raise ValueError("expected a model name or .gguf path")
+    return value
+
+
+def _fields_of(settings: Settings) -> dict[str, tuple[Any, Any]]:
+    """Dotted name -> (owner dataclass path, current value)."""
+    out = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if hasattr(value, "__dataclass_fields__"):
+            for sub in fields(value):
+                out[f"{f.name}.{sub.name}"] = (f.name, getattr(value, sub.name))
+        else:
+            out[f.name] = (None, value)
+    return out
+
+
+def parse_settings(data: Any, previous: Settings | None = None) -> tuple[Settings, list[str]]:
+    """New settings from client JSON; invalid or unknown fields keep ``previous`` and are reported.
+
+    Fields absent from ``data`` keep their previous value, so a partial update is fine.
+    """
+    settings = previous or Settings()
+    problems: list[str] = []
+    if data is None:
+        return settings, problems
+    if not isinstance(data, dict):
+        return settings, [f"{SECTION}: settings must be an object, got {type(data).__name__}"]
+    known = _fields_of(settings)
+    groups: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for name, value in _flatten(data).items():
+        if name not in known:
+            problems.append(f"{SECTION}.{name}: unknown setting (ignored); known: "
+                            + ", ".join(sorted(known)))
+            continue
+        if value is None:
+            continue  # "unset" in most clients: keep what we have
+        group, current = known[name]
+        try:
+            checked = _check(name, value, current)
+        except ValueError as exc:
+            problems.append(f"{SECTION}.{name}: {exc}; got {value!r}, keeping {_show(current)}")
+            continue
+        if group:
+            groups.setdefault(group, {})[name.split(".", 1)[1]] = checked
+        else:
+            top[name] = checked
+    for group, values in groups.items():
+        top[group] = replace(getattr(settings, group), **values)
+    settings = replace(settings, **top)
+    try:
+        settings.budget_request()
+    except ValueError as exc:  # pragma: no cover - the field checks above cover BudgetRequest's
+        problems.append(f"{SECTION}.budget: {exc}")
+        settings = previous or Settings()
+    return settings, problems
+
+
+def _show(value: Any) -> str:
+    return repr(list(value)) if isinstance(value, tuple) else repr(value)
+
+
+def unsupported_notes(settings: Settings) -> list[str]:
+    """Accepted values that the core does not act on yet (said once, not silently ignored)."""
+    notes = []
+    if settings.tests.extraArgs:
+        notes.append(f"{SECTION}.tests.extraArgs is not passed to pytest yet "
+                     f"(the test runner has no hook for it); ignoring {list(settings.tests.extraArgs)}")
+    if settings.endpoint:
+        notes.append(f"{SECTION}.endpoint is only used by the 'openai' backend, which is not "
+                     "available yet; ignoring it")
+    return notes

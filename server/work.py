@@ -1,0 +1,144 @@
+"""Who is working on which document, and the model the work shares. No protocol here.
+
+Editors fire an inline request per keystroke: only the newest one per document deserves the CPU, so
+starting one stops the previous one's generation (its ``should_stop`` turns true), not just its
+reply. A "generate until pass" job is heavy: one per document at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from budgetpass.generation import models
+from budgetpass.generation.engine import load_model
+
+log = logging.getLogger("budgetpass.server")
+
+
+class StopFlag:
+    """A ``should_stop`` for the core, with the reason it was raised (for logs and replies)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+
+    def stop(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    def __call__(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class DocumentWork:
+    inline: StopFlag | None = None
+    inline_serial: int = 0
+    job: StopFlag | None = None
+
+
+class WorkBoard:
+    """Per-document bookkeeping of running inline generations and jobs (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._docs: dict[str, DocumentWork] = {}
+        self.inline_started = 0
+        self.inline_superseded = 0
+
+    def _doc(self, uri: str) -> DocumentWork:
+        return self._docs.setdefault(uri, DocumentWork())
+
+    def start_inline(self, uri: str) -> tuple[int, StopFlag]:
+        """A new inline request: the previous one for ``uri`` is stopped; returns (serial, flag)."""
+        with self._lock:
+            doc = self._doc(uri)
+            if doc.inline is not None and not doc.inline():
+                doc.inline.stop("superseded by a newer inline request")
+                self.inline_superseded += 1
+            doc.inline_serial += 1
+            doc.inline = StopFlag()
+            self.inline_started += 1
+            return doc.inline_serial, doc.inline
+
+    def is_latest_inline(self, uri: str, serial: int) -> bool:
+        with self._lock:
+            return self._doc(uri).inline_serial == serial
+
+    def start_job(self, uri: str) -> StopFlag | None:
+        """A flag for a new job, or None while one already runs for ``uri``."""
+        with self._lock:
+            doc = self._doc(uri)
+            if doc.job is not None:
+                return None
+            doc.job = StopFlag()
+            return doc.job
+
+    def finish_job(self, uri: str, flag: StopFlag) -> None:
+        with self._lock:
+            doc = self._docs.get(uri)
+            if doc is not None and doc.job is flag:
+                doc.job = None
+
+    def close(self, uri: str) -> None:
+        """The document was closed: its pending work is pointless."""
+        with self._lock:
+            doc = self._docs.pop(uri, None)
+        if doc is not None:
+            for flag in (doc.inline, doc.job):
+                if flag is not None:
+                    flag.stop("document closed")
+
+    def stop_all(self, reason: str) -> None:
+        with self._lock:
+            docs = list(self._docs.values())
+        for doc in docs:
+            for flag in (doc.inline, doc.job):
+                if flag is not None:
+                    flag.stop(reason)
+
+
+@dataclass
+class ModelSlot:
+    """The model, loaded once in the background; requests never wait for it."""
+
+    name: str = ""
+    state: str = "idle"  # idle | loading | ready | failed
+    error: str = ""
+    model: object = None
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def ensure(self, name: str, on_done: Callable[[ModelSlot], None]) -> None:
+        """Start loading ``name`` unless it is loaded or loading; ``on_done`` runs in the thread."""
+        with self._lock:
+            if self.name == name and self.state in ("loading", "ready"):
+                return
+            self.name, self.state, self.error, self.model = name, "loading", "", None
+        threading.Thread(target=self._load, args=(name, on_done), name="budgetpass-model-load",
+                         daemon=True).start()
+
+    def _load(self, name: str, on_done) -> None:
+        start = time.monotonic()
+        try:
+            model = load_model(models.resolve(name).path)
+        except Exception as exc:  # any failure is shown to the user, never raised
+            with self._lock:
+                if self.name == name:
+                    self.state, self.error = "failed", f"could not load model {name!r}: {exc}"
+            log.exception("model load failed")
+        else:
+            with self._lock:
+                if self.name != name:
+                    return  # the setting changed while we loaded
+                self.state, self.model, self.seconds = "ready", model, time.monotonic() - start
+        on_done(self)
+
+    def ready_model(self):
+        with self._lock:
+            return self.model if self.state == "ready" else None

@@ -1,0 +1,122 @@
+"""A pytest-lsp client wired to a real `budgetpass serve` subprocess, with an editor's text model.
+
+The client applies `workspace/applyEdit` to its own copy of each open document (as an editor does),
+so a test can check what the user would end up with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from lsprotocol import types
+from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
+
+
+def apply_text_edits(text: str, edits) -> str:
+    lines = text.splitlines(keepends=True)
+    offsets = [0]
+    for line in lines:
+        offsets.append(offsets[-1] + len(line))
+
+    def at(pos) -> int:
+        if pos.line >= len(lines):
+            return len(text)
+        return offsets[pos.line] + pos.character  # tests use ASCII text
+
+    for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character),
+                       reverse=True):
+        text = text[:at(edit.range.start)] + edit.new_text + text[at(edit.range.end):]
+    return text
+
+
+class Editor:
+    """The client plus the texts and versions it holds."""
+
+    def __init__(self, client: LanguageClient):
+        self.client = client
+        self.texts: dict[str, str] = {}
+        self.versions: dict[str, int] = {}
+        self.applied_edits: list[types.ApplyWorkspaceEditParams] = []
+
+        @client.feature(types.WORKSPACE_APPLY_EDIT)
+        def apply_edit(params: types.ApplyWorkspaceEditParams):
+            self.applied_edits.append(params)
+            for change in params.edit.document_changes or []:
+                uri = change.text_document.uri
+                if change.text_document.version != self.versions.get(uri):
+                    return types.ApplyWorkspaceEditResult(applied=False,
+                                                          failure_reason="version mismatch")
+                self.texts[uri] = apply_text_edits(self.texts[uri], change.edits)
+                self.change(uri, self.texts[uri], notify=True)
+            return types.ApplyWorkspaceEditResult(applied=True)
+
+    def open(self, path: Path, text: str | None = None, language: str = "python") -> str:
+        uri = path.as_uri()
+        self.texts[uri] = path.read_text() if text is None else text
+        self.versions[uri] = 1
+        self.client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1,
+                                                 text=self.texts[uri])))
+        return uri
+
+    def change(self, uri: str, text: str, notify: bool = True) -> None:
+        self.texts[uri] = text
+        self.versions[uri] += 1
+        if notify:
+            self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri,
+                                                                    version=self.versions[uri]),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
+
+    def close(self, uri: str) -> None:
+        self.client.text_document_did_close(types.DidCloseTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=uri)))
+
+    async def inline(self, uri: str, line: int, character: int):
+        return await self.client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=character),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+
+    async def command(self, name: str, *arguments, msg_id: str | None = None):
+        params = types.ExecuteCommandParams(command=name, arguments=list(arguments))
+        return await self.client.protocol.send_request_async("workspace/executeCommand", params,
+                                                             msg_id=msg_id)
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        """Until the server logs that its model is loaded."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if any("ready" in m.message and "model" in m.message for m in self.client.log_messages):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("model never became ready: "
+                             + repr([m.message for m in self.client.log_messages][-5:]))
+
+
+def server_env(state_dir: Path) -> dict[str, str]:
+    return {**os.environ, "XDG_STATE_HOME": str(state_dir)}
+
+
+async def start_editor(state_dir: Path, settings: dict | None = None, *,
+                       configuration: dict | None = None,
+                       answer_configuration: bool = True) -> Editor:
+    client = make_test_lsp_client()
+    if not answer_configuration:
+        @client.feature(types.WORKSPACE_CONFIGURATION)
+        async def never_answer(params):
+            await asyncio.sleep(3600)
+    elif configuration is not None:
+        client.set_configuration(configuration, section="budgetpass")
+    await client.start_io(sys.executable, "-m", "budgetpass.server.cli", "serve",
+                          env=server_env(state_dir))
+    capabilities = client_capabilities("visual-studio-code")
+    await client.initialize_session(types.InitializeParams(
+        capabilities=capabilities, initialization_options={"budgetpass": settings or {}},
+        root_uri=None))
+    return Editor(client)

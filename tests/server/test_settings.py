@@ -1,0 +1,73 @@
+"""Settings of the language server: typed, validated, and a bad value never replaces a good one."""
+
+from budgetpass.server.settings import Settings, parse_settings, unsupported_notes
+from budgetpass.server.work import WorkBoard
+
+
+def test_defaults_work_offline_and_map_to_the_core():
+    settings, problems = parse_settings({})
+    assert problems == [] and settings == Settings()
+    job = settings.job_settings()
+    assert job.model == "qwen2.5-coder-0.5b" and job.budget.metric == "flops"
+    assert job.budget.reference == "qwen2.5-coder-1.5b" and job.sandbox == "auto"
+
+
+def test_nested_and_dotted_names_and_partial_updates():
+    settings, problems = parse_settings({"budget": {"metric": "samples", "samples": 6},
+                                         "inline.debounceMs": 0, "tests": {"timeoutSeconds": 5}})
+    assert problems == []
+    assert settings.budget.metric == "samples" and settings.budget.samples == 6
+    assert settings.inline.debounceMs == 0 and settings.inline.maxTokens == 64
+    assert settings.job_settings().limits.wall_seconds == 5
+    again, _ = parse_settings({"budget": {"samples": 2}}, settings)
+    assert again.budget.metric == "samples" and again.budget.samples == 2  # the rest is kept
+
+
+def test_invalid_values_are_named_and_the_old_value_kept():
+    before, _ = parse_settings({"budget": {"calls": 2}})
+    after, problems = parse_settings({"budget": {"calls": -1, "samples": "many"},
+                                      "sandbox": "docker", "inline": {"enable": "yes"},
+                                      "tests": {"extraArgs": "-x"}}, before)
+    assert after == before
+    text = "\n".join(problems)
+    for field in ("budgetpass.budget.calls", "budgetpass.budget.samples", "budgetpass.sandbox",
+                  "budgetpass.inline.enable", "budgetpass.tests.extraArgs"):
+        assert field in text
+    assert "keeping 2.0" in text and "auto, bwrap, process" in text
+
+
+def test_values_the_core_cannot_serve_yet_are_refused_with_the_reason():
+    settings, problems = parse_settings({"backend": "openai", "budget": {"metric": "time"}})
+    assert settings.backend == "llamacpp" and settings.budget.metric == "flops"
+    assert any("backend" in p and "not available yet" in p for p in problems)
+    assert any("budget.metric" in p and "not available yet" in p for p in problems)
+    extra, problems = parse_settings({"tests": {"extraArgs": ["-x"]}})
+    assert problems == [] and "not passed to pytest yet" in unsupported_notes(extra)[0]
+
+
+def test_unknown_settings_and_non_objects_are_reported():
+    settings, problems = parse_settings({"modle": "x"})
+    assert settings == Settings() and "budgetpass.modle: unknown setting" in problems[0]
+    settings, problems = parse_settings(["not", "an", "object"])
+    assert settings == Settings() and "must be an object" in problems[0]
+
+
+def test_a_new_inline_request_stops_the_previous_generation_of_the_same_document():
+    board = WorkBoard()
+    first_serial, first = board.start_inline("file:///a.py")
+    _, other_doc = board.start_inline("file:///b.py")
+    second_serial, second = board.start_inline("file:///a.py")
+    assert first() and "superseded" in first.reason
+    assert not second() and not other_doc()
+    assert board.is_latest_inline("file:///a.py", second_serial)
+    assert not board.is_latest_inline("file:///a.py", first_serial)
+
+
+def test_one_job_per_document_and_close_stops_its_work():
+    board = WorkBoard()
+    job = board.start_job("file:///a.py")
+    assert job is not None and board.start_job("file:///a.py") is None
+    assert board.start_job("file:///b.py") is not None
+    board.close("file:///a.py")
+    assert job() and job.reason == "document closed"
+    assert board.start_job("file:///a.py") is not None
