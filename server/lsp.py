@@ -309,7 +309,9 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
             ls.cancel_flags.pop(request_id, None)
 
 
-@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
+# pygls advertises inlineCompletionProvider only when options are given: without them clients
+# (Neovim, VS Code) never ask.
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 @guarded
 async def inline_completion(ls: BudgetpassServer, params: types.InlineCompletionParams):
     found = await complete_at(ls, params.text_document.uri, params.position)

@@ -127,7 +127,9 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     kinds = [p["kind"] for p in progress]
     assert kinds[0] == "begin" and kinds[-1] == "end", kinds
     assert any("candidate" in (p.get("message") or "") for p in progress), progress
-    assert any("PASSED" in m for m in nvim.exec_lua("return _G.test.messages"))
+    messages = nvim.exec_lua("return _G.test.messages")
+    assert any("PASSED" in m for m in messages), messages
+    assert not any("setting" in m for m in messages), f"the server rejected our settings: {messages}"
 
     nvim.command("write")
     assert path.read_text() == text

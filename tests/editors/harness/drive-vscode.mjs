@@ -20,16 +20,18 @@ try {
   await page.goto(url);
   await page.waitForSelector(".monaco-workbench", { timeout: 60000 });
   log("workbench up");
-  const palette = async (prefix, text) => {
+  // Open a quick input (Ctrl+P files, F1 commands), type, wait for a matching row, pick it.
+  const palette = async (prefix, text, row) => {
     await page.keyboard.press(prefix);
     const input = page.locator(".quick-input-widget input");
     await input.waitFor({ state: "visible", timeout: 10000 });
     await input.fill(text);
-    await page.waitForTimeout(500);
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: row }).first()
+      .waitFor({ timeout: 30000 });
     await page.keyboard.press("Enter");
   };
   await page.locator(".monaco-workbench").click({ position: { x: 700, y: 800 } });
-  await palette("Control+P", fileName);
+  await palette("Control+P", fileName, fileName);
   await page.waitForSelector(".monaco-editor .view-lines", { timeout: 30000 });
   log("file open");
   // The extension activates on Python files; its status bar item says when the server is up.
@@ -37,9 +39,13 @@ try {
   await status.first().waitFor({ timeout: 60000 });
   log("status:", await status.first().innerText());
   await page.keyboard.press("Control+G");
-  await page.locator(".quick-input-widget input").fill(String(line));
+  const goTo = page.locator(".quick-input-widget input");
+  await goTo.waitFor({ state: "visible", timeout: 10000 });
+  await goTo.fill(String(line));
+  await page.waitForTimeout(300);
   await page.keyboard.press("Enter");
-  await palette("F1", ">budgetpass: Generate until tests pass");
+  await page.waitForTimeout(300);
+  await palette("F1", ">budgetpass: Generate until tests pass", "Generate until tests pass");
   log("generate started");
   const toasts = page.locator(".notification-toast", { hasText: /budgetpass: \w+: (PASSED|FAILED|UNVERIFIED)/ });
   const progress = [];

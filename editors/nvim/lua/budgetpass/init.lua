@@ -300,13 +300,15 @@ function M.setup(opts)
     notify('`budgetpass` not found on $PATH or in ./.venv/bin: pip install budgetpass, or pass cmd = { "/path/to/budgetpass", "serve" } to setup()', vim.log.levels.WARN)
     return
   end
+  -- An empty Lua table would go out as a JSON array: send `{}` for "no settings".
+  local section = next(M.options.settings) and M.options.settings or vim.empty_dict()
   vim.lsp.config(NAME, {
     cmd = cmd,
     filetypes = M.options.filetypes,
     root_markers = M.options.root_markers,
     -- Both: the server reads initializationOptions at start and workspace/configuration later.
-    init_options = { [NAME] = M.options.settings },
-    settings = { [NAME] = M.options.settings },
+    init_options = { [NAME] = section },
+    settings = { [NAME] = section },
     on_attach = on_attach,
   })
   vim.lsp.enable(NAME)
