@@ -102,7 +102,12 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     path = project / SOURCE
     on_disk = sha256(path)
     open_source(nvim, project)
-    nvim.current.window.cursor = (line_of(nvim, "def chunk"), 4)
+    chunk_line = line_of(nvim, "def chunk")
+    lenses = wait_for(nvim, "(function() local l = vim.lsp.codelens.get(0); return #l > 0 and l or nil end)()",
+                      30, "code lenses")
+    titles = {lens["range"]["start"]["line"] + 1: lens["command"]["title"] for lens in lenses}
+    assert titles.get(chunk_line) == "▶ Generate until tests pass (3 tests)", titles
+    nvim.current.window.cursor = (chunk_line, 4)
 
     nvim.command("BudgetpassGenerate")
     assert nvim.exec_lua("return require('budgetpass').is_running(0)")
@@ -130,6 +135,26 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     messages = nvim.exec_lua("return _G.test.messages")
     assert any("PASSED" in m for m in messages), messages
     assert not any("setting" in m for m in messages), f"the server rejected our settings: {messages}"
+
+    # :BudgetpassCandidates lists the run's candidates with their results; picking a passing one
+    # that differs from the applied body replaces the body again (still unsaved).
+    nvim.exec_lua("""
+      vim.ui.select = function(items, opts, on_choice)
+        _G.test.picker = vim.tbl_map(opts.format_item, items)
+        local pick = items[1]
+        for _, c in ipairs(items) do if c.passed and c.index ~= _G.test.done.result.selected then pick = c end end
+        _G.test.picked = pick
+        on_choice(pick)
+      end
+    """)
+    nvim.command("BudgetpassCandidates")
+    picked = wait_for(nvim, "_G.test.picked", 30, "the candidates picker")
+    labels = nvim.exec_lua("return _G.test.picker")
+    assert len(labels) == len(result["candidates"]) and any("passed 3/3" in label for label in labels), labels
+    text = buffer_text(nvim)
+    site = locate_function(text, "chunk")
+    assert text[site.body_start:site.body_end].strip() == picked["body"].strip()
+    assert sha256(path) == on_disk
 
     nvim.command("write")
     assert path.read_text() == text

@@ -127,8 +127,6 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     }
     else setStatus("$(circle-slash) budgetpass", "server stopped: budgetpass: Restart the server", true);
   });
-  // Any progress the server reports on its own (model loading, code-lens runs) also goes to the
-  // status bar, next to the notification vscode-languageclient shows for it.
   context.subscriptions.push(client, trackModelState(client));
   await client.start();
   progressHandler?.dispose();
