@@ -41,13 +41,14 @@ try {
   await page.keyboard.press("Control+G");
   const goTo = page.locator(".quick-input-widget input");
   await goTo.waitFor({ state: "visible", timeout: 10000 });
-  await goTo.fill(String(line));
+  await goTo.fill(`:${line}`); // the ":" prefix keeps it "go to line", not a file search
   await page.waitForTimeout(300);
   await page.keyboard.press("Enter");
   await page.waitForTimeout(300);
   await palette("F1", ">budgetpass: Generate until tests pass", "Generate until tests pass");
   log("generate started");
-  const toasts = page.locator(".notification-toast", { hasText: /budgetpass: \w+: (PASSED|FAILED|UNVERIFIED)/ });
+  const toasts = page.locator(".notification-toast",
+    { hasText: /budgetpass: \w+: (PASSED|FAILED|UNVERIFIED)|budgetpass: generate failed/ });
   const progress = [];
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline && (await toasts.count()) === 0) {
@@ -62,7 +63,8 @@ try {
     els.map((el) => ({ top: parseFloat(el.style.top) || 0, text: el.innerText }))
       .sort((a, b) => a.top - b.top).map((l) => l.text.replace(/\u00a0/g, " ")));
   result.tabDirty = (await page.locator(".tab.active.dirty").count()) > 0;
-  result.ok = result.summary !== null;
+  result.cursorLine = await page.locator(".statusbar-item", { hasText: /Ln \d+/ }).first().innerText().catch(() => "");
+  result.ok = result.summary !== null && !result.summary.includes("generate failed");
 } catch (err) {
   result.error = String(err && err.stack || err);
 } finally {
