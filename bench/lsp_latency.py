@@ -197,8 +197,8 @@ async def run(args) -> dict:
     if session.pending:
         try:
             await asyncio.wait_for(session.pending[2], 30)
-        except Exception:  # noqa: BLE001 - the record says what happened
-            pass
+        except Exception as exc:  # noqa: BLE001 - the record says what happened
+            print(f"last request: {exc}", file=sys.stderr)
     await asyncio.sleep(0.2)
     wall = time.monotonic() - started
     await client.shutdown_async(None)

@@ -29,6 +29,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.json_rpc import JsonRPCNotification
 from pygls.uris import to_fs_path
 
 from .settings import SECTION, Settings, parse_settings, unsupported_notes
@@ -61,6 +62,20 @@ class Protocol(LanguageServerProtocol):
             super()._handle_request(msg_id, method_name, params)
         finally:
             _REQUEST_ID.reset(token)
+
+    def structure_message(self, data):
+        """pygls drops a request whose params do not fit the method's type, and the client would
+        wait forever: answer it with an error instead."""
+        try:
+            return super().structure_message(data)
+        except (JsonRpcInvalidParams, JsonRpcInternalError) as exc:
+            if not (isinstance(data, dict) and "id" in data and "method" in data):
+                raise
+            why = f"budgetpass: malformed params for {data['method']}: {exc.__cause__ or exc}"
+            log.warning("%s", why)
+            self._send_response(data["id"], error=JsonRpcInvalidParams(why[:500])
+                                .to_response_error())
+            return JsonRPCNotification(jsonrpc="2.0", method="$/budgetpass/ignored", params=None)
 
     def _handle_cancel_notification(self, msg_id):
         flag = self._server.cancel_flags.pop(msg_id, None)
@@ -152,8 +167,12 @@ class BudgetpassServer(LanguageServer):
     def document(self, uri: str):
         if not isinstance(uri, str) or not uri:
             raise UserError("missing document uri")
-        doc = self.workspace.get_text_document(uri)
-        return doc
+        if uri not in self.workspace.text_documents:
+            raise UserError(f"{uri} is not open in the editor (send textDocument/didOpen first)")
+        return self.workspace.get_text_document(uri)
+
+    def is_open(self, uri: str) -> bool:
+        return uri in self.workspace.text_documents
 
     def offset(self, doc, position: types.Position) -> int:
         lines = doc.lines
@@ -262,6 +281,8 @@ def _plan(request, model_name):
 
 async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
     """Inline candidates for the cursor, or None (disabled, not Python, superseded, not ready)."""
+    if not ls.is_open(uri):
+        return None  # closed while the request was on its way
     doc = ls.document(uri)
     if not ls.settings.inline.enable or not is_python(doc):
         return None
@@ -309,8 +330,6 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
             ls.cancel_flags.pop(request_id, None)
 
 
-# pygls advertises inlineCompletionProvider only when options are given: without them clients
-# (Neovim, VS Code) never ask.
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 @guarded
 async def inline_completion(ls: BudgetpassServer, params: types.InlineCompletionParams):
@@ -569,6 +588,8 @@ async def show_candidates(ls: BudgetpassServer, *args):
 @guarded
 async def code_lens(ls: BudgetpassServer, params: types.CodeLensParams):
     uri = params.text_document.uri
+    if not ls.is_open(uri):
+        return []
     doc = ls.document(uri)
     path = file_path(uri)
     if not is_python(doc) or path is None:

@@ -131,7 +131,7 @@ def _check(name: str, value: Any, default: Any) -> Any:
         return float(value)
     if isinstance(default, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError("expected a list of strings")  # noqa: TRY004 - reported, not raised
+            raise ValueError("expected a list of strings")
         return tuple(value)
     if not isinstance(value, str):
         raise ValueError("expected a string")  # noqa: TRY004

@@ -88,6 +88,18 @@ class Editor:
         return await self.client.protocol.send_request_async("workspace/executeCommand", params,
                                                              msg_id=msg_id)
 
+    async def raw_request(self, method: str, params, msg_id: str):
+        """A request written as raw JSON, so it can be malformed (the typed client refuses)."""
+        import json
+        from concurrent.futures import Future
+
+        future: Future = Future()
+        self.client.protocol._request_futures[msg_id] = future
+        body = json.dumps({"jsonrpc": "2.0", "id": msg_id, "method": method,
+                           "params": params}).encode()
+        self.client._server.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        return await asyncio.wrap_future(future)
+
     async def wait_ready(self, timeout: float = 60) -> None:
         """Until the server logs that its model is loaded."""
         deadline = asyncio.get_running_loop().time() + timeout
@@ -108,15 +120,18 @@ async def start_editor(state_dir: Path, settings: dict | None = None, *,
                        answer_configuration: bool = True) -> Editor:
     client = make_test_lsp_client()
     if not answer_configuration:
-        @client.feature(types.WORKSPACE_CONFIGURATION)
         async def never_answer(params):
             await asyncio.sleep(3600)
+
+        client.protocol.fm.features[types.WORKSPACE_CONFIGURATION] = never_answer
     elif configuration is not None:
         client.set_configuration(configuration, section="budgetpass")
     await client.start_io(sys.executable, "-m", "budgetpass.server.cli", "serve",
                           env=server_env(state_dir))
     capabilities = client_capabilities("visual-studio-code")
-    await client.initialize_session(types.InitializeParams(
+    result = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities, initialization_options={"budgetpass": settings or {}},
         root_uri=None))
-    return Editor(client)
+    editor = Editor(client)
+    editor.server_capabilities = result.capabilities
+    return editor
