@@ -102,6 +102,7 @@ def test_generate_from_the_command_palette_fills_the_editor(code_server, project
                            env=env, capture_output=True, text=True, timeout=600, cwd=HARNESS)
     assert drive.returncode == 0, drive.stderr[-3000:]
     shown = json.loads(drive.stdout.strip().splitlines()[-1])
+    print(drive.stderr[-2000:], f"summary: {shown.get('summary')}", sep="\n")  # shown by pytest -rP
     assert shown["ok"], f"{shown} / {drive.stderr[-3000:]} (screenshot: {shot})"
     assert "PASSED" in shown["summary"], shown["summary"]
     assert any("budgetpass" in s for s in shown["statusTexts"]), shown["statusTexts"]
