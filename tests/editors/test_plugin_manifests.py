@@ -24,8 +24,11 @@ def flat(data: dict, prefix: str = "") -> dict:
 
 def contributed() -> dict[str, dict]:
     props = json.loads(MANIFEST.read_text())["contributes"]["configuration"]["properties"]
-    return {name.removeprefix("budgetpass."): spec for name, spec in props.items()
-            if not name.removeprefix("budgetpass.").startswith(CLIENT_ONLY)}
+    return {
+        name.removeprefix("budgetpass."): spec
+        for name, spec in props.items()
+        if not name.removeprefix("budgetpass.").startswith(CLIENT_ONLY)
+    }
 
 
 def test_vscode_contributes_every_server_setting_with_the_servers_default():

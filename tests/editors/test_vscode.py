@@ -24,12 +24,16 @@ SOURCE = "textkit/text.py"
 
 
 def prerequisites() -> None:
-    missing = [what for what, ok in (
-        ("node", shutil.which("node")),
-        ("chromium (apt-get install chromium)", Path("/usr/bin/chromium").exists()),
-        (f"{CODE_SERVER} (run `make editors`)", CODE_SERVER.exists()),
-        (f"{VSIX} (run `make editors`)", VSIX.exists()),
-    ) if not ok]
+    missing = [
+        what
+        for what, ok in (
+            ("node", shutil.which("node")),
+            ("chromium (apt-get install chromium)", Path("/usr/bin/chromium").exists()),
+            (f"{CODE_SERVER} (run `make editors`)", CODE_SERVER.exists()),
+            (f"{VSIX} (run `make editors`)", VSIX.exists()),
+        )
+        if not ok
+    ]
     if missing:
         pytest.fail("VS Code end-to-end test needs: " + ", ".join(missing))
 
@@ -47,8 +51,14 @@ def code_server(project: Path, tmp_path: Path, qwen_path):
     env = editor_env(tmp_path / "home")
     data, extensions = tmp_path / "user-data", tmp_path / "extensions"
     dirs = ["--user-data-dir", str(data), "--extensions-dir", str(extensions)]
-    install = subprocess.run([str(CODE_SERVER), *dirs, "--install-extension", str(VSIX)],
-                             env=env, capture_output=True, text=True, timeout=120)
+    install = subprocess.run(
+        [str(CODE_SERVER), *dirs, "--install-extension", str(VSIX)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     settings = {
         "files.autoSave": "off",
@@ -66,10 +76,24 @@ def code_server(project: Path, tmp_path: Path, qwen_path):
     (data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
     port = free_port()
     log = (tmp_path / "code-server.log").open("w")
-    proc = subprocess.Popen([str(CODE_SERVER), *dirs, "--auth", "none", "--bind-addr", f"127.0.0.1:{port}",
-                             "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
-                             "--disable-getting-started-override", str(project)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            str(CODE_SERVER),
+            *dirs,
+            "--auth",
+            "none",
+            "--bind-addr",
+            f"127.0.0.1:{port}",
+            "--disable-telemetry",
+            "--disable-update-check",
+            "--disable-workspace-trust",
+            "--disable-getting-started-override",
+            str(project),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}/?folder={project}"
     try:
         for _ in range(120):
@@ -79,7 +103,9 @@ def code_server(project: Path, tmp_path: Path, qwen_path):
             except OSError:
                 time.sleep(0.5)
         else:
-            pytest.fail("code-server did not come up: " + (tmp_path / "code-server.log").read_text()[-2000:])
+            pytest.fail(
+                "code-server did not come up: " + (tmp_path / "code-server.log").read_text()[-2000:]
+            )
         yield url, env
     finally:
         proc.terminate()
@@ -95,11 +121,22 @@ def test_generate_from_the_command_palette_fills_the_editor(code_server, project
     url, env = code_server
     path = project / SOURCE
     on_disk = sha256(path)
-    line = path.read_text().splitlines().index(
-        next(t for t in path.read_text().splitlines() if t.startswith("def chunk"))) + 2
+    line = (
+        path.read_text()
+        .splitlines()
+        .index(next(t for t in path.read_text().splitlines() if t.startswith("def chunk")))
+        + 2
+    )
     shot = tmp_path / "vscode.png"
-    drive = subprocess.run(["node", str(HARNESS / "drive-vscode.mjs"), url, "text.py", str(line), "400", str(shot)],
-                           env=env, capture_output=True, text=True, timeout=600, cwd=HARNESS)
+    drive = subprocess.run(
+        ["node", str(HARNESS / "drive-vscode.mjs"), url, "text.py", str(line), "400", str(shot)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=HARNESS,
+        check=False,
+    )
     assert drive.returncode == 0, drive.stderr[-3000:]
     shown = json.loads(drive.stdout.strip().splitlines()[-1])
     print(drive.stderr[-2000:], f"summary: {shown.get('summary')}", sep="\n")  # shown by pytest -rP
@@ -109,7 +146,7 @@ def test_generate_from_the_command_palette_fills_the_editor(code_server, project
 
     text = "\n".join(shown["lines"]) + "\n"
     site = locate_function(text, "chunk")
-    body = text[site.body_start:site.body_end]
+    body = text[site.body_start : site.body_end]
     assert "NotImplementedError" not in body and body.strip(), text
     assert shown["tabDirty"], "the editor should hold an unsaved change"
     assert sha256(path) == on_disk, "the file on disk changed although nothing was saved"
