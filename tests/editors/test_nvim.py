@@ -283,3 +283,24 @@ def test_checkhealth_says_how_to_fix_a_missing_model_and_server(tmp_path, monkey
     assert "ERROR model no-such-model is not available" in report, report
     report = checkhealth(tmp_path, monkeypatch, "{ cmd = { '/nonexistent/budgetpass', 'serve' } }")
     assert "ERROR /nonexistent/budgetpass is not executable" in report, report
+
+
+@pytest.mark.slow
+def test_settings_changes_reach_the_server_and_bad_values_are_named(nvim, project):
+    open_source(nvim, project)
+    nvim.exec_lua("require('budgetpass').set_settings({ budget = { samples = 3 } })")
+    wait_for(
+        nvim,
+        "vim.iter(_G.test.logs):any(function(m) return m:match('didChangeConfiguration') "
+        "and m:match(\"'samples': 3\") end)",
+        30,
+        "the server to take budget.samples = 3",
+    )
+    nvim.exec_lua("require('budgetpass').set_settings({ budget = { samples = 'many' } })")
+    warning = wait_for(
+        nvim,
+        "vim.iter(_G.test.messages):find(function(m) return m:match('budget%.samples') end)",
+        30,
+        "a message naming the bad field",
+    )
+    assert "keeping 3" in warning, warning
