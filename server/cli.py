@@ -231,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write the selected body into the file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
+
+    b = sub.add_parser("bench", help="measure the product's claim (bench/)")
+    bench_sub = b.add_subparsers(dest="bench", required=True)
+    from budgetpass.bench import reallocation
+
+    r = bench_sub.add_parser("reallocation", help=("pass@budget: small model x k vs large x b "
+                                                   "(Hassid et al. 2024), FLOPs- and time-matched"))
+    reallocation.add_arguments(r)
+    r.set_defaults(func=reallocation.main_from_args)
     return parser
 
 
