@@ -441,7 +441,13 @@ def run(config: ReallocationConfig, cache_dir: Path, out_dir: Path, name: str = 
     if progress:
         progress.start(len(tasks))
     for task in tasks:
-        records.append(runner.run_task(task))
+        try:
+            records.append(runner.run_task(task))
+        except TaskError as exc:
+            if rescore_only:
+                raise TaskError(f"{exc} (the first {len(records)} tasks are cached: "
+                                f"--limit {len(records)} re-scores them)") from None
+            raise
         if progress:
             progress.advance(task.task_id, runner.counters)
     if progress:

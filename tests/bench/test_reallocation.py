@@ -59,5 +59,6 @@ def test_rescore_only_without_cache_fails_clearly(tmp_path, capsys, smol_path, q
                      "qwen2.5-coder-0.5b", "--limit", "1", "--cache", str(tmp_path / "empty"),
                      "--out", str(tmp_path / "out"), "--rescore-only", "-q"])
     assert code == 2
-    assert "no cached small generation for HumanEval/0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no cached small generation for HumanEval/0" in err and "first 0 tasks" in err
     assert not (tmp_path / "out").exists()
