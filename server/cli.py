@@ -286,6 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio")
     s.add_argument("--stdio", action="store_true", help="stdio (the default; editors pass it)")
     s.set_defaults(func=cmd_serve)
+    b = sub.add_parser("bench", help="measure the product's claim (bench/)")
+    bench_sub = b.add_subparsers(dest="bench", required=True)
+    from budgetpass.bench import reallocation
+
+    r = bench_sub.add_parser("reallocation", help=("pass@budget: small model x k vs large x b "
+                                                   "(Hassid et al. 2024), FLOPs- and time-matched"))
+    reallocation.add_arguments(r)
+    r.set_defaults(func=reallocation.main_from_args)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks that measure the product's claim with the product's own engine (budgetpass.bench)."""
