@@ -177,9 +177,10 @@ def main() -> None:
             capture_output=True, text=True, timeout=1200, check=False,
             env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")})
         try:
-            vllm = json.loads(proc.stdout.strip().splitlines()[-1])
+            vllm = json.loads(next(line for line in reversed(proc.stdout.splitlines())
+                                   if line.startswith('{"engine_start_seconds"')))
             print("\nvLLM (same prompt, same k=1/8):", json.dumps(vllm["rows"]))
-        except (IndexError, ValueError, KeyError):
+        except (StopIteration, ValueError, KeyError):
             vllm_reason = f"vLLM run failed (exit {proc.returncode}): {proc.stderr[-1500:]}"
             print(vllm_reason)
     vllm_k8 = next((r["batched_over_k1"] for r in vllm["rows"] if r["k"] == 8), None) \
