@@ -35,6 +35,8 @@ from . import metrics, rankers
 from .tasks import Outcome, Task, TaskError, evaluate, humaneval_tasks, load_tasks, outcome_key
 
 BENCH_DIR = Path(__file__).resolve().parent
+ADDED_SAMPLING_DEFAULTS = {"ignore_eos": False}
+
 # HumanEval's usual top-level stops (Chen et al. 2021), on top of the product's own prompt stops.
 EXTRA_STOPS = ("\nprint(", "\nassert ", "\n#")
 ROLES = ("small", "large")
@@ -89,8 +91,13 @@ class Cache:
     @staticmethod
     def generation_key(model_sha256: str, task: Task, template: str, params: SamplingParams,
                        n: int) -> str:
+        fields = asdict(params)
+        # Sampling fields added after a cache was written keep its keys while at their defaults.
+        for name, default in ADDED_SAMPLING_DEFAULTS.items():
+            if fields.get(name) == default:
+                fields.pop(name, None)
         data = json.dumps({"model": model_sha256, "task": task.task_id, "task_digest": task.digest,
-                           "template": template, "n": n, "params": asdict(params)}, sort_keys=True)
+                           "template": template, "n": n, "params": fields}, sort_keys=True)
         return hashlib.sha256(data.encode()).hexdigest()
 
     def _path(self, kind: str, key: str) -> Path:
