@@ -415,14 +415,9 @@ def _task_detail(record: TaskRecord) -> dict:
 
 
 def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from budgetpass.generation.calibration import cpu_model_name
+
+    cpu = cpu_model_name()
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -76,16 +76,19 @@ def calibration_file() -> Path:
     return models.cache_dir().parent / "calibration.json"
 
 
-def machine_id() -> str:
-    cpu = platform.processor() or platform.machine()
+def cpu_model_name() -> str:
+    """The CPU's marketing name where Linux tells it, else what platform knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{cpu} x{os.cpu_count()}"
+    return platform.processor() or platform.machine()
+
+
+def machine_id() -> str:
+    return f"{cpu_model_name()} x{os.cpu_count()}"
 
 
 def _key(sha256: str, backend: str, threads: int) -> str:
