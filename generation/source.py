@@ -53,10 +53,6 @@ def _functions(tree: ast.AST, prefix: str = ""):
             yield from _functions(node, prefix + node.name + ".")
 
 
-def function_names(text: str, filename: str = "<file>") -> list[str]:
-    return [name for name, _ in _functions(parse_python(text, filename))]
-
-
 def locate_function(text: str, qualname: str, filename: str = "<file>") -> FunctionSite:
     tree = parse_python(text, filename)
     matches = [node for name, node in _functions(tree) if name == qualname]
