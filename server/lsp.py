@@ -39,6 +39,9 @@ log = logging.getLogger("budgetpass.server")
 
 GENERATE = "budgetpass.generateUntilPass"
 SHOW_CANDIDATES = "budgetpass.showCandidates"
+# Server -> client notification {state: loading|ready|failed, model, seconds, message}: what a
+# status bar shows, so clients need not parse log lines.
+STATUS = "budgetpass/status"
 CONFIG_TIMEOUT_S = 3.0  # a client that never answers workspace/configuration must not stall us
 PROGRESS_EVERY_S = 0.25
 
@@ -134,15 +137,24 @@ class BudgetpassServer(LanguageServer):
                 self.show(note, types.MessageType.Warning)
         self.load_model()
 
+    def tell_status(self, state: str, model: str, message: str, seconds: float = 0.0) -> None:
+        self._from_any_thread(self.protocol.notify, STATUS,
+                              {"state": state, "model": model, "seconds": round(seconds, 3),
+                               "message": message})
+
     def load_model(self) -> None:
-        self.model.ensure(self.settings.model, self._model_loaded)
+        self.model.ensure(self.settings.model, self._model_loaded,
+                          lambda slot: self.tell_status("loading", slot.name, f"loading {slot.name}"))
 
     def _model_loaded(self, slot: ModelSlot) -> None:
         if slot.state == "ready":
-            self.tell_log(f"model {slot.name} ready ({slot.seconds:.1f} s)", types.MessageType.Info)
+            message = f"model {slot.name} ready ({slot.seconds:.1f} s)"
+            self.tell_log(message, types.MessageType.Info)
         else:
-            self.show(f"budgetpass: {slot.error}. Run `budgetpass models fetch {slot.name}` or set "
-                      f"{SECTION}.model to a fetched model or a .gguf path.", types.MessageType.Error)
+            message = (f"budgetpass: {slot.error}. Run `budgetpass models fetch {slot.name}` or set "
+                       f"{SECTION}.model to a fetched model or a .gguf path.")
+            self.show(message, types.MessageType.Error)
+        self.tell_status(slot.state, slot.name, message, slot.seconds)
 
     async def pull_configuration(self) -> None:
         caps = self.client_capabilities.workspace

@@ -118,12 +118,16 @@ class ModelSlot:
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def ensure(self, name: str, on_done: Callable[[ModelSlot], None]) -> None:
-        """Start loading ``name`` unless it is loaded or loading; ``on_done`` runs in the thread."""
+    def ensure(self, name: str, on_done: Callable[[ModelSlot], None],
+               on_start: Callable[[ModelSlot], None] | None = None) -> None:
+        """Start loading ``name`` unless it is loaded or loading: ``on_start`` runs first, here,
+        ``on_done`` in the loading thread."""
         with self._lock:
             if self.name == name and self.state in ("loading", "ready"):
                 return
             self.name, self.state, self.error, self.model = name, "loading", "", None
+        if on_start is not None:
+            on_start(self)
         threading.Thread(target=self._load, args=(name, on_done), name="budgetpass-model-load",
                          daemon=True).start()
 
