@@ -122,6 +122,8 @@ def vllm_venv() -> Path:
         if os.environ.get("CI"):
             pytest.fail(reason + " (`make test` makes it before pytest, so CI must have it)")
         pytest.skip(reason)
+    if not python.is_file():
+        pytest.fail(f"BUDGETPASS_VLLM_PYTHON={python} does not exist")
     return python
 
 
