@@ -16,7 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .llamacpp import BackendError
-from .types import Completion, GenerationResult, SamplingParams
+from .types import (
+    Completion,
+    CompletionCallback,
+    GenerationResult,
+    SamplingParams,
+    deliver_completions,
+)
 
 _request_ids = itertools.count()
 
@@ -59,7 +65,8 @@ class VLLMBackend:
 
     def generate(self, prompt: str, n: int, params: SamplingParams,
                  on_token: Callable[[int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+                 should_stop: Callable[[], bool] | None = None,
+                 on_complete: CompletionCallback | None = None) -> GenerationResult:
         if n < 1:
             raise ValueError("n must be at least 1")
         start = time.monotonic()
@@ -99,9 +106,10 @@ class VLLMBackend:
             completions.append(Completion(index, out.text, tuple(out.token_ids), logprobs, reason))
         elapsed = time.monotonic() - start
         prompt_tokens = len(latest.prompt_token_ids or []) if latest else 0
-        return GenerationResult(tuple(completions), prompt_tokens, elapsed,
-                                (first_token - start) if first_token else elapsed,
-                                int(getattr(latest, "num_cached_tokens", 0) or 0) if latest else 0)
+        return deliver_completions(GenerationResult(
+            tuple(completions), prompt_tokens, elapsed,
+            (first_token - start) if first_token else elapsed,
+            int(getattr(latest, "num_cached_tokens", 0) or 0) if latest else 0), on_complete)
 
 
 def hf_folder_from_gguf(gguf: Path, dest: Path, tokenizer_only: bool = False) -> Path:
