@@ -20,7 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .llamacpp import CANDIDATE_POOL, BackendError
-from .types import Completion, GenerationResult, SamplingParams
+from .types import (
+    Completion,
+    CompletionCallback,
+    GenerationResult,
+    SamplingParams,
+    deliver_completions,
+)
 
 UNKNOWN_TOKEN_ID = -1  # servers report token text and log-probabilities, not ids
 _POLL_SECONDS = 0.02
@@ -68,7 +74,8 @@ class OpenAICompatibleBackend:
 
     def generate(self, prompt: str, n: int, params: SamplingParams,
                  on_token: Callable[[int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+                 should_stop: Callable[[], bool] | None = None,
+                 on_complete: CompletionCallback | None = None) -> GenerationResult:
         if n < 1:
             raise ValueError("n must be at least 1")
         start = time.monotonic()
@@ -95,8 +102,9 @@ class OpenAICompatibleBackend:
                                           tuple([UNKNOWN_TOKEN_ID] * len(choice.logprobs)),
                                           tuple(choice.logprobs), reason))
         elapsed = time.monotonic() - start
-        return GenerationResult(tuple(completions), 0, elapsed,
-                                (first_piece - start) if first_piece else elapsed)
+        return deliver_completions(GenerationResult(
+            tuple(completions), 0, elapsed, (first_piece - start) if first_piece else elapsed),
+            on_complete)
 
     # --- one streamed request -----------------------------------------------------------------
 

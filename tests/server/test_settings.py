@@ -41,10 +41,22 @@ def test_values_the_core_cannot_serve_yet_are_refused_with_the_reason():
     assert settings.backend == "llama.cpp" and settings.budget.metric == "time"
     assert len(problems) == 1 and "backend" in problems[0] and "not available yet" in problems[0]
     assert parse_settings({"backend": "llamacpp"})[0].backend == "llama.cpp"
-    assert "budget.seconds is not used yet" in unsupported_notes(
+    assert "only with budgetpass.budget.anytime" in unsupported_notes(
         parse_settings({"budget": {"seconds": 3}})[0])[0]
     extra, problems = parse_settings({"tests": {"extraArgs": ["-x"]}})
     assert problems == [] and "not passed to pytest yet" in unsupported_notes(extra)[0]
+
+
+def test_budget_seconds_bound_generate_until_pass_when_anytime_is_on():
+    settings, problems = parse_settings({"budget": {"anytime": True, "seconds": 4}})
+    assert problems == [] and unsupported_notes(settings) == []
+    job = settings.job_settings()
+    assert job.anytime and job.seconds == 4.0
+    off = parse_settings({"budget": {"seconds": 4}})[0].job_settings()
+    assert not off.anytime and off.seconds is None
+    _, problems = parse_settings({"budget": {"seconds": 0, "anytime": "yes"}})
+    assert any("budget.seconds" in p for p in problems)
+    assert any("budget.anytime" in p for p in problems)
 
 
 def test_unknown_settings_and_non_objects_are_reported():
