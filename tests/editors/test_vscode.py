@@ -45,8 +45,9 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def code_server(project: Path, tmp_path: Path, qwen_path):
-    """code-server with the .vsix installed in a scratch profile, serving `project`."""
+def code_server(project: Path, tmp_path: Path, qwen_path, request):
+    """code-server with the .vsix installed in a scratch profile, serving `project`; an indirect
+    parameter (a dict) adds user settings."""
     prerequisites()
     env = editor_env(tmp_path / "home")
     data, extensions = tmp_path / "user-data", tmp_path / "extensions"
@@ -71,6 +72,7 @@ def code_server(project: Path, tmp_path: Path, qwen_path):
         "budgetpass.budget.metric": "samples",
         "budgetpass.budget.samples": 6,
         "budgetpass.inline.enable": False,
+        **getattr(request, "param", {}),
     }
     (data / "User").mkdir(parents=True, exist_ok=True)
     (data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
@@ -153,3 +155,37 @@ def test_generate_from_the_command_palette_fills_the_editor(code_server, project
     assert sha256(path) == on_disk, "the file on disk changed although nothing was saved"
     run = run_pytest_on_copy(project, SOURCE, text, "-k", "chunk")
     assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout + run.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code_server", [{"budgetpass.inline.enable": True,
+                                          "budgetpass.budget.samples": 4}], indirect=True)
+def test_inline_ghost_text_on_an_empty_body_is_accepted_with_tab(code_server, project, tmp_path):
+    url, env = code_server
+    path = project / SOURCE
+    on_disk = sha256(path)
+    lines = path.read_text().splitlines()
+    chunk = next(i for i, t in enumerate(lines) if t.startswith("def chunk"))
+    stub = next(i for i in range(chunk, len(lines)) if "raise NotImplementedError" in lines[i])
+    shot = tmp_path / "vscode-inline.png"
+    drive = subprocess.run(
+        ["node", str(HARNESS / "drive-vscode.mjs"), url, "text.py", str(stub + 1), "240",
+         str(shot), "inline"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=HARNESS, check=False)
+    assert drive.returncode == 0, drive.stderr[-3000:]
+    shown = json.loads(drive.stdout.strip().splitlines()[-1])
+    print(drive.stderr[-2000:])  # shown by pytest -rP
+    assert shown["ok"] and shown["ghost"], f"no ghost text: {shown} (screenshot: {shot})"
+    assert shown["ghostAfterTab"] == 0, "Tab should accept the ghost text"
+
+    text = "\n".join(shown["lines"]) + "\n"
+    site = locate_function(text, "chunk")
+    body = text[site.body_start : site.body_end]
+    assert "NotImplementedError" not in body, text
+    # What was shown is what went in (the ghost text comes as syntax-coloured spans).
+    def squeeze(s: str) -> str:
+        return "".join(s.split())
+
+    assert squeeze("".join(shown["ghost"])) in squeeze(body), (shown["ghost"], body)
+    assert shown["tabDirty"], "the accepted completion is an unsaved change"
+    assert sha256(path) == on_disk, "the file on disk changed although nothing was saved"

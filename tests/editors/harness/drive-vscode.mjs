@@ -1,10 +1,13 @@
-// Drive code-server (real VS Code) in headless Chromium like a user: open a file, put the cursor
-// in a function, run "budgetpass: Generate until tests pass" from the command palette, wait for
-// the server's summary, and print what the editor shows as JSON on stdout (for tests/editors).
-// Usage: node drive-vscode.mjs URL FILE_NAME LINE TIMEOUT_S SCREENSHOT_PATH
+// Drive code-server (real VS Code) in headless Chromium like a user and print what the editor
+// shows as JSON on stdout (for tests/editors). Modes:
+// - generate: put the cursor in a function, run "budgetpass: Generate until tests pass" from the
+//   command palette, wait for the server's summary;
+// - inline: empty the statement on LINE (a stub's `raise NotImplementedError`), wait for the ghost
+//   text the inline completion shows, accept it with Tab.
+// Usage: node drive-vscode.mjs URL FILE_NAME LINE TIMEOUT_S SCREENSHOT_PATH [generate|inline]
 import { chromium } from "playwright-core";
 
-const [url, fileName, line, timeoutS, screenshot] = process.argv.slice(2);
+const [url, fileName, line, timeoutS, screenshot, mode = "generate"] = process.argv.slice(2);
 const timeout = Number(timeoutS) * 1000;
 const log = (...a) => console.error(`[drive ${new Date().toISOString().slice(11, 19)}]`, ...a);
 
@@ -50,26 +53,64 @@ try {
   await page.waitForTimeout(300);
   await page.keyboard.press("Enter");
   await page.waitForTimeout(300);
-  await palette("F1", ">budgetpass: Generate until tests pass", "Generate until tests pass");
-  log("generate started");
-  const toasts = page.locator(".notification-toast",
-    { hasText: /budgetpass: \w+: (PASSED|FAILED|UNVERIFIED)|budgetpass: generate failed/ });
-  const progress = [];
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline && (await toasts.count()) === 0) {
-    const text = (await status.first().innerText().catch(() => "")).trim();
-    if (text && progress[progress.length - 1] !== text) { progress.push(text); log("status:", text); }
-    await page.waitForTimeout(250);
+  if (mode === "inline") await inline();
+  else await generate();
+
+  async function generate() {
+    await palette("F1", ">budgetpass: Generate until tests pass", "Generate until tests pass");
+    log("generate started");
+    const toasts = page.locator(".notification-toast",
+      { hasText: /budgetpass: \w+: (PASSED|FAILED|UNVERIFIED)|budgetpass: generate failed/ });
+    const progress = [];
+    const deadline = Date.now() + timeout;
+    while (Date.now() < deadline && (await toasts.count()) === 0) {
+      const text = (await status.first().innerText().catch(() => "")).trim();
+      if (text && progress[progress.length - 1] !== text) { progress.push(text); log("status:", text); }
+      await page.waitForTimeout(250);
   }
   result.summary = (await toasts.count()) ? await toasts.first().innerText() : null;
   result.statusTexts = progress;
-  // .view-line elements are absolutely positioned: order them by their top offset.
-  result.lines = await page.$$eval(".monaco-editor .view-lines .view-line", (els) =>
-    els.map((el) => ({ top: parseFloat(el.style.top) || 0, text: el.innerText }))
-      .sort((a, b) => a.top - b.top).map((l) => l.text.replace(/\u00a0/g, " ")));
-  result.tabDirty = (await page.locator(".tab.active.dirty").count()) > 0;
-  result.cursorLine = await page.locator(".statusbar-item", { hasText: /Ln \d+/ }).first().innerText().catch(() => "");
+  await readEditor();
   result.ok = result.summary !== null && !result.summary.includes("generate failed");
+  }
+
+  async function readEditor() {
+    // .view-line elements are absolutely positioned: order them by their top offset.
+    result.lines = await page.$$eval(".monaco-editor .view-lines .view-line", (els) =>
+      els.map((el) => ({ top: parseFloat(el.style.top) || 0, text: el.innerText }))
+        .sort((a, b) => a.top - b.top).map((l) => l.text.replace(/\u00a0/g, " ")));
+    result.tabDirty = (await page.locator(".tab.active.dirty").count()) > 0;
+    result.cursorLine = await page.locator(".statusbar-item", { hasText: /Ln \d+/ }).first().innerText().catch(() => "");
+  }
+
+  async function inline() {
+    // Home goes to the first non-blank character: select the statement and delete it, so the
+    // cursor stands on the indentation of an empty body. The edit triggers inline completion.
+    await page.keyboard.press("Home");
+    await page.keyboard.press("Shift+End");
+    await page.keyboard.press("Delete");
+    log("statement deleted");
+    const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
+    const deadline = Date.now() + timeout;
+    let triggered = false;
+    while (Date.now() < deadline && (await ghost.count()) === 0) {
+      if (!triggered && Date.now() > deadline - timeout + 30000) {
+        triggered = true; // no automatic request came: ask as a user would (Alt+\\ in VS Code)
+        await palette("F1", ">Trigger Inline Suggestion", "Trigger Inline Suggestion");
+        log("inline suggestion triggered from the palette");
+      }
+      await page.waitForTimeout(250);
+    }
+    result.ghost = await ghost.allInnerTexts().catch(() => []);
+    result.ghost = result.ghost.map((t) => t.replace(/\u00a0/g, " "));
+    log("ghost text:", JSON.stringify(result.ghost));
+    if (!result.ghost.length) return;
+    await page.keyboard.press("Tab");
+    await page.waitForTimeout(500);
+    result.ghostAfterTab = await ghost.count();
+    await readEditor();
+    result.ok = true;
+  }
 } catch (err) {
   result.error = String(err && err.stack || err);
 } finally {
