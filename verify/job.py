@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from budgetpass.generation import calibration, models
+from budgetpass.generation.backends import choose_backend
 from budgetpass.generation.budget import Budget, BudgetRequest, plan_budget
-from budgetpass.generation.engine import load_model, template_for
+from budgetpass.generation.engine import ModelSpec, model_parameters, open_model
+from budgetpass.generation.llamacpp import BackendError
 from budgetpass.generation.prompts import body_prompt
 from budgetpass.generation.source import (
     SourceError,
@@ -28,7 +30,14 @@ from budgetpass.generation.source import (
 from budgetpass.generation.types import Completion, SamplingParams
 
 from .discovery import find_tests, test_imports
-from .runner import CandidateRun, WarmWorker, WorkerError, default_python, find_project_root
+from .runner import (
+    CandidateRun,
+    WarmWorker,
+    WorkerError,
+    check_pytest_args,
+    default_python,
+    find_project_root,
+)
 from .sandbox import Limits
 from .sandbox import probe as probe_sandbox
 from .select import (
@@ -65,6 +74,14 @@ class JobSettings:
     parallel: int | None = None  # candidates tested at once; default: one per CPU core
     add_tests: tuple[str, ...] = ()  # pytest node ids to run besides the discovered ones
     pin_tests: tuple[str, ...] = ()  # if set: exactly these node ids, no discovery
+    backend: str = "auto"  # auto | llama.cpp | vllm | openai (generation.backends.choose_backend)
+    endpoint: str = ""  # openai: the server's URL, e.g. http://127.0.0.1:8080
+    vllm_model: str = ""  # vllm: a Hugging Face folder (default: converted from the GGUF)
+    pytest_args: tuple[str, ...] = ()  # extra pytest options (runner.check_pytest_args)
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(self.model, self.backend, self.endpoint, self.threads, self.vllm_model)
 
 
 @dataclass
@@ -194,7 +211,7 @@ def _candidate(completion: Completion, text: str, site, filename: str) -> Candid
             problem = f"syntax error: {exc.msg} (line {exc.lineno})"
     if completion.finish_reason == "length" and not parses:
         problem += " (hit the token limit)"
-    return Candidate(completion.index, body, completion.mean_logprob, len(completion.token_ids),
+    return Candidate(completion.index, body, completion.mean_logprob, completion.token_count,
                      completion.finish_reason, parses, problem)
 
 
@@ -225,30 +242,35 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
     else:
         found = find_tests(project, function, target_file=path).node_ids
         node_ids = found + tuple(t for t in settings.add_tests if t not in found)
+    try:
+        check_pytest_args(settings.pytest_args)
+    except ValueError as exc:
+        raise JobError(f"extra pytest arguments: {exc}") from None
     info = probe_sandbox(settings.sandbox)
     warnings = [info.warning] if info.warning else []
 
     emit(JobEvent("resolve", text=f"model {settings.model}"))
+    spec = settings.model_spec
     try:
-        resolved = models.resolve(settings.model)
-        speeds = {}
-        if settings.budget.metric == "time":  # this machine's measured speeds, if calibrated
-            speeds = {"small_speed": calibration.lookup(resolved.sha256, "llama.cpp",
-                                                        settings.threads),
-                      "reference_speed": calibration.lookup_model(settings.budget.reference,
-                                                                  "llama.cpp", settings.threads)}
-        budget = plan_budget(settings.budget, resolved.parameters,
-                             models.parameter_count(settings.budget.reference), **speeds)
+        budget = plan_budget(settings.budget, model_parameters(spec),
+                             models.parameter_count(settings.budget.reference),
+                             **_calibrated_speeds(settings))
     except (models.ModelError, ValueError) as exc:
         raise JobError(str(exc)) from None
 
-    emit(JobEvent("load", text=resolved.name))
-    model = load_model(resolved.path, settings.threads)
+    emit(JobEvent("load", text=f"{settings.model} ({settings.backend})"))
+    try:
+        opened = open_model(spec)
+        template = opened.template(settings.template)
+    except (models.ModelError, BackendError, ValueError) as exc:
+        raise JobError(str(exc)) from None
+    if template.fallback:
+        warnings.append(template.reason)
+    model = opened.backend
     # Other stubs in the file would teach the model to write one more stub: show their signatures
     # and docstrings only.
     context = without_stub_bodies(text, keep=function)
-    prompt = body_prompt(context, locate_function(context, function),
-                         template_for(model, settings.template))
+    prompt = body_prompt(context, locate_function(context, function), template.template)
     sampling = SamplingParams(**{**settings.sampling.__dict__,
                                  "stop": tuple(settings.sampling.stop) + prompt.stops})
     k = budget.samples
@@ -270,7 +292,8 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
         file=str(path),
         function=function,
         project=str(project),
-        model={**resolved.to_json(), "template": prompt.template.name},
+        model={**opened.to_json(), "template": prompt.template.name,
+               "template_reason": template.reason},
         budget=budget,
         tests=node_ids,
         candidates=candidates,
@@ -287,6 +310,18 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
     return report
 
 
+def _calibrated_speeds(settings: JobSettings) -> dict:
+    """This machine's measured speeds of both models for a time budget, if calibrated (a remote
+    server's speed is unknown here: the budget falls back to FLOPs and says so)."""
+    backend = choose_backend(settings.backend).name
+    if settings.budget.metric != "time" or backend == "openai":
+        return {}
+    return {"small_speed": calibration.lookup(models.resolve(settings.model).sha256, backend,
+                                              settings.threads),
+            "reference_speed": calibration.lookup_model(settings.budget.reference, backend,
+                                                        settings.threads)}
+
+
 def _verify_and_select(candidates, text, site, rel_file, project, node_ids, info, settings, emit,
                        should_stop, function):
     """(status, selected index, message, rankings): tests decide when there are any."""
@@ -296,7 +331,8 @@ def _verify_and_select(candidates, text, site, rel_file, project, node_ids, info
         return "failed", None, f"none of {len(candidates)} candidates parses", {}
     python = settings.python or default_python(project)
     worker = WarmWorker(project, info, settings.limits, python, settings.parallel,
-                        preload=tuple(sorted(test_imports(project, node_ids))))
+                        preload=tuple(sorted(test_imports(project, node_ids))),
+                        pytest_args=settings.pytest_args)
     try:
         worker.start()
     except WorkerError as exc:
