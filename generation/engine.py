@@ -107,8 +107,9 @@ class OpenedModel:
         return self.auto_template
 
     def to_json(self) -> dict:
-        return {"name": self.name, "backend": self.choice.name, "backend_reason": self.choice.reason,
-                "parameters": self.parameters, "sha256": self.sha256, **self.info}
+        return {"name": self.name, "backend": self.choice.name,
+                "backend_reason": self.choice.reason, "parameters": self.parameters,
+                "sha256": self.sha256, **self.info}
 
 
 _opened: dict[ModelSpec, OpenedModel] = {}

@@ -79,26 +79,17 @@ class OpenAICompatibleBackend:
     def served_models(self) -> list[str]:
         """The model ids ``GET /v1/models`` lists; BackendError naming the URL if unreachable."""
         conn = self._connect()
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         where = f"{self.url}{self._v1}/models"
         try:
-            conn.request("GET", self._v1 + "/models", headers=headers)
-            response = conn.getresponse()
-            detail = response.read(1 << 20).decode("utf-8", "replace")
-        except ConnectionRefusedError:
-            raise BackendError(f"cannot connect to {self.url}: connection refused; is the server "
-                               "running and is the endpoint URL right?") from None
+            detail = self._send(conn, "GET", self._v1 + "/models", None, self._headers()).read(
+                1 << 20).decode("utf-8", "replace")
         except TimeoutError:
-            raise BackendError(f"{self.url} did not answer within {self.timeout:g} s "
-                               "(server overloaded or hung?)") from None
+            raise BackendError(f"{where} stopped sending for {self.timeout:g} s") from None
         except (OSError, http.client.HTTPException) as exc:
             raise BackendError(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}; is the "
                                "endpoint URL right?") from None
         finally:
             conn.close()
-        if response.status >= 400:
-            raise BackendError(f"{where} answered HTTP {response.status} {response.reason}: "
-                               f"{_error_message(detail)}")
         try:
             data = json.loads(detail)
             return [str(m["id"]) for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
@@ -175,6 +166,27 @@ class OpenAICompatibleBackend:
                 body["ignore_eos"] = True
         return body
 
+    def _headers(self, **extra: str) -> dict[str, str]:
+        return {**extra, **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})}
+
+    def _send(self, conn, method: str, path: str, body: bytes | None, headers: dict):
+        """Send one request and return the response; BackendError naming the server when it
+        refuses the connection, does not answer, or answers with an HTTP error."""
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+        except ConnectionRefusedError:
+            raise BackendError(f"cannot connect to {self.url}: connection refused; is the server "
+                               "running and is the endpoint URL right?") from None
+        except TimeoutError:
+            raise BackendError(f"{self.url} did not answer within {self.timeout:g} s "
+                               "(server overloaded or hung?)") from None
+        if response.status >= 400:
+            detail = response.read(2000).decode("utf-8", "replace").strip()
+            raise BackendError(f"{self.url}{path} answered HTTP {response.status} "
+                               f"{response.reason}: {_error_message(detail)}")
+        return response
+
     def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         return cls(self._host, self._port, timeout=self.timeout)
@@ -182,9 +194,8 @@ class OpenAICompatibleBackend:
     def _request(self, prompt, n, params, seed, should_stop, progress):
         """Stream one request; returns (choices by index, monotonic time of the first piece)."""
         body = json.dumps(self._body(prompt, n, params, seed)).encode()
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers = self._headers(**{"Content-Type": "application/json",
+                                   "Accept": "text/event-stream"})
         conn = self._connect()
         events: queue.Queue = queue.Queue()
         reader = threading.Thread(target=self._read, args=(conn, body, headers, events),
@@ -239,21 +250,9 @@ class OpenAICompatibleBackend:
 
     def _read(self, conn, body, headers, events: queue.Queue) -> None:
         """Runs in a thread: posts the request and queues ('event', dict) / ('done'|'error', x)."""
-        url = f"{self._scheme}://{self._host}:{self._port}"
+        url = self.url
         try:
-            try:
-                conn.request("POST", self._path, body=body, headers=headers)
-                response = conn.getresponse()
-            except ConnectionRefusedError:
-                raise BackendError(f"cannot connect to {url}: connection refused; is the server "
-                                   "running and is the URL right?") from None
-            except TimeoutError:
-                raise BackendError(f"{url} did not answer within {self.timeout:g} s "
-                                   "(server overloaded or hung?)") from None
-            if response.status >= 400:
-                detail = response.read(2000).decode("utf-8", "replace").strip()
-                raise BackendError(f"{url}{self._path} answered HTTP {response.status} "
-                                   f"{response.reason}: {_error_message(detail)}")
+            response = self._send(conn, "POST", self._path, body, headers)
             while True:
                 line = response.readline()
                 if not line:

@@ -89,7 +89,7 @@ class Settings:
 ALIASES = {("backend", "llamacpp"): "llama.cpp"}
 CHOICES = {
     "backend": ("auto", "llama.cpp", "llamacpp", "vllm", "openai"),
-    "template": tuple(TEMPLATES),
+    "template": ("", *TEMPLATES),  # "": told by the model's vocabulary or its server's name
     "budget.metric": ("flops", "samples", "time"),
     "sandbox": ("auto", "bwrap", "process"),
     "ranking": ("logprob",),
@@ -140,8 +140,9 @@ def _check(name: str, value: Any, default: Any) -> Any:
         return tuple(value)
     if not isinstance(value, str):
         raise ValueError("expected a string")  # noqa: TRY004
-    if name in CHOICES and value not in CHOICES[name] and not (name == "template" and not value):
-        raise ValueError(f"expected one of {', '.join(CHOICES[name])}")
+    if name in CHOICES and value not in CHOICES[name]:
+        shown = [choice or '""' for choice in CHOICES[name]]
+        raise ValueError(f"expected one of {', '.join(shown)}")
     value = ALIASES.get((name, value), value)
     if name in ("model", "referenceModel") and not value.strip():
         raise ValueError("expected a model name or .gguf path")

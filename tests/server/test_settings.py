@@ -47,7 +47,8 @@ def test_backend_endpoint_and_extra_args_reach_the_job():
     assert job.pytest_args == ("-k", "not slow", "-x")
     assert job.model_spec.endpoint == "http://127.0.0.1:8080"
     assert parse_settings({"backend": "llamacpp"})[0].backend == "llama.cpp"
-    assert Settings().job_settings().backend == "auto" and Settings().job_settings().template is None
+    default = Settings().job_settings()
+    assert default.backend == "auto" and default.template is None
 
 
 def test_bad_backend_settings_say_how_to_fix_them():
@@ -57,7 +58,7 @@ def test_bad_backend_settings_say_how_to_fix_them():
     text = "\n".join(problems)
     assert "budgetpass.endpoint: expected the server's URL, like http://127.0.0.1:8080" in text
     assert "budgetpass.backend: expected one of auto, llama.cpp" in text
-    assert "budgetpass.template: expected one of qwen2.5-coder" in text
+    assert 'budgetpass.template: expected one of "", qwen2.5-coder' in text
     openai_without_url, _ = parse_settings({"backend": "openai"})
     assert "needs budgetpass.endpoint" in unsupported_notes(openai_without_url)[0]
     unused, _ = parse_settings({"backend": "llama.cpp", "endpoint": "http://127.0.0.1:9"})
