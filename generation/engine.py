@@ -178,9 +178,15 @@ def _open(spec: ModelSpec) -> OpenedModel:
 
 
 def _server_template(served: str, configured: str) -> TemplateChoice:
-    found = template_from_name(served, configured)
+    """A server tells its model's name, not its vocabulary: the name it reports, else the
+    configured one, names the family."""
+    found = template_from_name(served)
     if found is not None:
         return TemplateChoice(found, f"from the model name the server reports ({served!r})")
+    found = template_from_name(configured)
+    if found is not None:
+        return TemplateChoice(found, f"from the configured model name ({configured!r}); the "
+                                     f"server's ({served!r}) names no known family")
     return TemplateChoice(
         LEFT_TO_RIGHT,
         f"the server's model name {served!r} names no known code-model family, so prompts are "

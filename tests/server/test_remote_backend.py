@@ -99,10 +99,15 @@ async def test_language_server_on_backend_openai_applies_a_passing_body(endpoint
 
 @pytest.mark.slow
 @pytest.mark.asyncio
-async def test_language_server_names_an_unreachable_server_and_applies_nothing(project,
-                                                                               tmp_path):
-    url = f"http://127.0.0.1:{free_port()}"
-    editor = await start_editor(tmp_path / "state", {"backend": "openai", "endpoint": url})
+async def test_language_server_names_an_unreachable_server_and_uses_it_once_it_is_up(
+        project, tmp_path, smol_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    editor = await start_editor(tmp_path / "state", {"backend": "openai", "endpoint": url,
+                                                     "model": "135M",
+                                                     "budget": {"metric": "samples",
+                                                                "samples": 1}})
+    server = None
     try:
         path = project / "textkit" / "text.py"
         text = path.read_text()
@@ -114,9 +119,21 @@ async def test_language_server_names_an_unreachable_server_and_applies_nothing(p
         shown = next(m.message for m in editor.client.messages if url in m.message)
         assert "connection refused" in shown and "Start the server" in shown
         row = text.split("\n").index("def chunk(items: list, size: int) -> list:")
+        arg = {"uri": uri, "position": {"line": row, "character": 4}}
         with pytest.raises(Exception, match=f"cannot connect to {url}"):
-            await editor.command("budgetpass.generateUntilPass",
-                                 {"uri": uri, "position": {"line": row, "character": 4}})
+            await editor.command("budgetpass.generateUntilPass", arg)
+        assert editor.applied_edits == [] and editor.texts[uri] == text
+
+        # The server comes up (SmolLM2: its name tells no FIM template): the next job uses it and
+        # says that prompts fell back to plain left-to-right.
+        server = start_server(smol_path, port)
+        result = await editor.command("budgetpass.showCandidates", arg)
+        assert result["model"]["served_model"] == str(smol_path)
+        assert result["model"]["template"] == "plain" and len(result["candidates"]) == 1
+        assert any("names no known code-model family" in w and "set template" in w
+                   for w in result["warnings"])
         assert editor.applied_edits == [] and editor.texts[uri] == text
     finally:
         await editor.client.shutdown_session()
+        if server is not None:
+            stop_server(server)
