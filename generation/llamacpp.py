@@ -263,6 +263,7 @@ class LlamaCppModel:
         if not lib.llama_memory_seq_rm(mem, 0, keep, -1):
             lib.llama_memory_clear(mem, True)
             return 0
+        self._cached_prompt = prompt_tokens[:keep]
         return keep
 
     def _generate(self, prompt, n, params, on_token, should_stop) -> GenerationResult:
@@ -295,7 +296,7 @@ class LlamaCppModel:
                     batch.logits[j] = begin + j == n_prompt - 1
                 if not self._decode(ctx, batch):
                     return self._cancelled_result(seqs, n_prompt, start, reused)
-            self._cached_prompt = list(prompt_tokens)
+                self._cached_prompt = prompt_tokens[:begin + len(chunk)]
             first_rows = np.repeat(self._rows(ctx, 1), n, axis=0)
             prompt_seconds = time.monotonic() - start
             for s in range(1, n):
@@ -354,13 +355,17 @@ class LlamaCppModel:
         return GenerationResult(completions, n_prompt, elapsed, elapsed, reused)
 
     def _decode(self, ctx, batch) -> bool:
-        """Run one decode; False if it was aborted by a cancellation (its KV is then dropped)."""
+        """Run one decode; False if it was aborted by a cancellation.
+
+        An aborted decode leaves the cells of earlier batches as they were (llama.cpp drops the
+        aborted batch's positions), so the prompt prefix in sequence 0 stays cached: the next
+        keystroke's request, which usually cancelled this one, reuses it instead of evaluating the
+        whole prompt again. ``_reuse_prefix`` trims everything past that prefix.
+        """
         rc = self.llama.llama_decode(ctx, batch)
         if rc == 0:
             return True
         if rc == 2 or self._aborted:
-            self._cached_prompt = []
-            self.llama.llama_memory_clear(self.llama.llama_get_memory(ctx), True)
             return False
         raise BackendError(f"llama_decode failed with code {rc} (context full?)")
 

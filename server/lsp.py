@@ -38,6 +38,9 @@ log = logging.getLogger("budgetpass.server")
 
 GENERATE = "budgetpass.generateUntilPass"
 SHOW_CANDIDATES = "budgetpass.showCandidates"
+# Server -> client notification {state: loading|ready|failed, model, seconds, message}: what a
+# status bar shows, so clients need not parse log lines.
+STATUS = "budgetpass/status"
 CONFIG_TIMEOUT_S = 3.0  # a client that never answers workspace/configuration must not stall us
 PROGRESS_EVERY_S = 0.25
 
@@ -134,30 +137,38 @@ class BudgetpassServer(LanguageServer):
                 self.show(note, types.MessageType.Warning)
         self.load_model()
 
+    def tell_status(self, state: str, model: str, message: str, seconds: float = 0.0) -> None:
+        self._from_any_thread(self.protocol.notify, STATUS,
+                              {"state": state, "model": model, "seconds": round(seconds, 3),
+                               "message": message})
+
     def load_model(self) -> None:
-        self.model.ensure(self.settings.job_settings().model_spec, self._model_loaded)
+        self.model.ensure(self.settings.job_settings().model_spec, self._model_loaded,
+                          lambda slot: self.tell_status("loading", slot.name, f"loading {slot.name}"))
 
     def _model_loaded(self, slot: ModelSlot) -> None:
         if slot.state == "ready":
             self.shown_model_error = ""
             opened = slot.model
             template = opened.template(self.settings.template or None)
-            self.tell_log(f"model {slot.name} ready ({opened.choice.name}: {opened.choice.reason}; "
-                          f"template {template.template.name}: {template.reason}; "
-                          f"{slot.seconds:.1f} s)", types.MessageType.Info)
+            message = (f"model {slot.name} ready ({opened.choice.name}: {opened.choice.reason}; "
+                       f"template {template.template.name}: {template.reason}; "
+                       f"{slot.seconds:.1f} s)")
+            self.tell_log(message, types.MessageType.Info)
             if template.fallback:
                 self.show(f"budgetpass: {template.reason}", types.MessageType.Warning)
-            return
-        if slot.error == self.shown_model_error:
-            return
-        self.shown_model_error = slot.error
-        if slot.spec.backend == "openai":
-            how = (f"Start the server or set {SECTION}.endpoint to its URL; it is tried again "
-                   "on the next request.")
         else:
-            how = (f"Run `budgetpass models fetch {slot.name}` or set {SECTION}.model to a fetched "
-                   "model or a .gguf path.")
-        self.show(f"budgetpass: {slot.error}. {how}", types.MessageType.Error)
+            if slot.spec.backend == "openai":
+                how = (f"Start the server or set {SECTION}.endpoint to its URL; it is tried again "
+                       "on the next request.")
+            else:
+                how = (f"Run `budgetpass models fetch {slot.name}` or set {SECTION}.model to a "
+                       "fetched model or a .gguf path.")
+            message = f"budgetpass: {slot.error}. {how}"
+            if slot.error != self.shown_model_error:  # a server that stays down: said once
+                self.shown_model_error = slot.error
+                self.show(message, types.MessageType.Error)
+        self.tell_status(slot.state, slot.name, message, slot.seconds)
 
     async def pull_configuration(self) -> None:
         caps = self.client_capabilities.workspace

@@ -126,15 +126,18 @@ class ModelSlot:
     def name(self) -> str:
         return self.spec.model if self.spec else ""
 
-    def ensure(self, spec: ModelSpec, on_done: Callable[[ModelSlot], None]) -> bool:
-        """Start opening ``spec`` unless it is open or opening (or failed moments ago); ``on_done``
-        runs in the loading thread. True if a load started."""
+    def ensure(self, spec: ModelSpec, on_done: Callable[[ModelSlot], None],
+               on_start: Callable[[ModelSlot], None] | None = None) -> bool:
+        """Start opening ``spec`` unless it is open or opening (or failed moments ago):
+        ``on_start`` runs first, here, ``on_done`` in the loading thread. True if a load started."""
         with self._lock:
             if self.spec == spec and (self.state in ("loading", "ready") or (
                     self.state == "failed"
                     and time.monotonic() - self.failed_at < RETRY_FAILED_S)):
                 return False
             self.spec, self.state, self.error, self.model = spec, "loading", "", None
+        if on_start is not None:
+            on_start(self)
         threading.Thread(target=self._load, args=(spec, on_done), name="budgetpass-model-load",
                          daemon=True).start()
         return True

@@ -193,7 +193,7 @@ def test_inline_completion_shows_ghost_text_and_accepts_it(nvim, project):
     open_source(nvim, project)
     wait_for(
         nvim,
-        "vim.iter(_G.test.logs):any(function(m) return m:match('^model .* ready') end)",
+        "(require('budgetpass').model_state() or {}).state == 'ready'",
         120,
         "the model to load",
     )

@@ -143,6 +143,7 @@ def test_generate_from_the_command_palette_fills_the_editor(code_server, project
     assert shown["ok"], f"{shown} / {drive.stderr[-3000:]} (screenshot: {shot})"
     assert "PASSED" in shown["summary"], shown["summary"]
     assert any("budgetpass" in s for s in shown["statusTexts"]), shown["statusTexts"]
+    assert shown["readyStatus"].endswith("budgetpass · qwen2.5-coder-0.5b"), shown["readyStatus"]
 
     text = "\n".join(shown["lines"]) + "\n"
     site = locate_function(text, "chunk")

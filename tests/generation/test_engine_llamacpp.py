@@ -101,3 +101,40 @@ def test_cancel_during_a_long_prompt_evaluation(qwen_path):
     assert time.monotonic() - start < 0.2 + 0.1
     ok = model.generate(PROMPT, 1, SamplingParams(temperature=0, max_tokens=4))
     assert ok.completions[0].token_ids
+
+
+def test_a_cancelled_request_keeps_its_prompt_cached_for_the_next_one(qwen_path):
+    """Typing cancels the previous keystroke's request mid-decode: the next one must still reuse
+    the prompt prefix (re-evaluating it made inline completion ~5x slower), and get the same
+    tokens as a cold start."""
+    model = load_model(qwen_path)
+    greedy = SamplingParams(temperature=0, max_tokens=6)
+    # Aborted inside a generation step.
+    model.reset()
+    stop = threading.Event()
+
+    def after_a_few_steps(generated: int) -> None:  # then cancel while a step is decoding
+        if generated >= 40 and not stop.is_set():
+            threading.Timer(0.03, stop.set).start()
+
+    aborted = model.generate(PROMPT, 8, SamplingParams(max_tokens=500, ignore_eos=True),
+                             on_token=after_a_few_steps, should_stop=stop.is_set)
+    assert all(c.finish_reason == "cancelled" for c in aborted.completions)
+    warm = model.generate(PROMPT + "    return", 2, greedy)
+    assert warm.cached_prompt_tokens >= aborted.prompt_tokens - 1
+    model.reset()
+    cold = model.generate(PROMPT + "    return", 2, greedy)
+    assert [c.token_ids for c in warm.completions] == [c.token_ids for c in cold.completions]
+
+    # Aborted inside the prompt's second chunk: the first chunk stays cached.
+    long_prompt = "<|fim_prefix|>" + FILE * 12 + "<|fim_suffix|><|fim_middle|>"
+    model.reset()
+    aborted = model.generate(long_prompt, 2, greedy,
+                             should_stop=lambda: len(model._cached_prompt) >= 512)
+    assert all(c.finish_reason == "cancelled" for c in aborted.completions)
+    assert aborted.prompt_tokens > 1024
+    warm = model.generate(long_prompt, 2, greedy)
+    assert 512 <= warm.cached_prompt_tokens < warm.prompt_tokens
+    model.reset()
+    cold = model.generate(long_prompt, 2, greedy)
+    assert [c.token_ids for c in warm.completions] == [c.token_ids for c in cold.completions]

@@ -40,6 +40,12 @@ class Editor:
         self.texts: dict[str, str] = {}
         self.versions: dict[str, int] = {}
         self.applied_edits: list[types.ApplyWorkspaceEditParams] = []
+        self.statuses: list[dict] = []  # budgetpass/status notifications, in order
+
+        @client.feature("budgetpass/status")
+        def status(params):
+            fields = params if isinstance(params, dict) else params._asdict()  # pygls: a namedtuple
+            self.statuses.append({k: fields.get(k) for k in ("state", "model", "seconds", "message")})
 
         @client.feature(types.WORKSPACE_APPLY_EDIT)
         def apply_edit(params: types.ApplyWorkspaceEditParams):
@@ -100,15 +106,22 @@ class Editor:
         self.client._server.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
         return await asyncio.wrap_future(future)
 
-    async def wait_ready(self, timeout: float = 60) -> None:
-        """Until the server logs that its model is loaded."""
+    async def wait_status(self, state: str, timeout: float = 60) -> dict:
+        """Until the server's budgetpass/status says ``state`` (ready, failed)."""
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
-            if any("ready" in m.message and "model" in m.message for m in self.client.log_messages):
-                return
+            for status in self.statuses:
+                if status["state"] == state:
+                    return status
             await asyncio.sleep(0.05)
-        raise AssertionError("model never became ready: "
+        raise AssertionError(f"no {state} status: {self.statuses!r}; log: "
                              + repr([m.message for m in self.client.log_messages][-5:]))
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        """Until the server says its model is loaded (and said it was loading first)."""
+        ready = await self.wait_status("ready", timeout)
+        assert self.statuses[0]["state"] == "loading", self.statuses
+        assert ready["model"] == self.statuses[0]["model"] and ready["seconds"] > 0, ready
 
 
 def server_env(state_dir: Path) -> dict[str, str]:

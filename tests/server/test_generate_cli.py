@@ -52,39 +52,14 @@ def test_example_project_function_passes(qwen_path, tmp_path):
                                    report["selected_body"], report["tests"])
 
 
-TEMP_MODULE = '''"""Price helpers."""
-
-
-def apply_discount(price: float, percent: float) -> float:
-    """Return ``price`` reduced by ``percent`` per cent, rounded to 2 decimals."""
-    raise NotImplementedError
-
-
-def currency(amount: float) -> str:
-    return f"${amount:,.2f}"
-'''
-
-TEMP_TESTS = '''from shop.prices import apply_discount
-
-
-def test_ten_percent():
-    assert apply_discount(200.0, 10) == 180.0
-
-
-def test_rounding():
-    assert apply_discount(19.99, 15) == 16.99
-'''
+SHOP = EXAMPLE.parent / "shop"  # one stub, two tests
 
 
 @pytest.mark.slow
 def test_temporary_project_passes_and_write_changes_only_the_body(qwen_path, tmp_path):
-    project = tmp_path / "shop-project"
-    (project / "shop").mkdir(parents=True)
-    (project / "tests").mkdir()
-    (project / "pyproject.toml").write_text('[project]\nname = "shop"\nversion = "0"\n')
-    (project / "shop" / "__init__.py").write_text("")
-    (project / "shop" / "prices.py").write_text(TEMP_MODULE)
-    (project / "tests" / "test_prices.py").write_text(TEMP_TESTS)
+    project = tmp_path / "shop"
+    shutil.copytree(SHOP, project)
+    original = (SHOP / "shop" / "prices.py").read_text()
     before = tree_digest(project)
     proc = generate(project / "shop/prices.py::apply_discount", "--calls", "4", "--json", "--write")
     assert proc.returncode == 0, proc.stderr
@@ -96,7 +71,7 @@ def test_temporary_project_passes_and_write_changes_only_the_body(qwen_path, tmp
     assert {k for k in after if after[k] != before.get(k)} == {"shop/prices.py"}
     assert set(after) == set(before)
     written = (project / "shop" / "prices.py").read_text()
-    assert written == splice_body(TEMP_MODULE, locate_function(TEMP_MODULE, "apply_discount"),
+    assert written == splice_body(original, locate_function(original, "apply_discount"),
                                   report["selected_body"])
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                           cwd=project, capture_output=True, text=True, timeout=120)

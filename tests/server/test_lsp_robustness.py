@@ -151,6 +151,9 @@ async def test_requests_before_the_model_is_ready_return_empty_fast_with_one_mes
         about_model = [m.message for m in editor.client.messages if "no-such-model" in m.message]
         assert 1 <= len(about_model) <= 2  # the load failure, and at most one "not ready" note
         assert any("budgetpass models fetch" in m for m in about_model)
+        failed = await editor.wait_status("failed", timeout=5)  # what a status bar shows
+        assert failed["model"] == "no-such-model" and "budgetpass models fetch" in failed["message"]
+        assert [s["state"] for s in editor.statuses] == ["loading", "failed"]
     finally:
         await editor.client.shutdown_session()
 

@@ -282,18 +282,29 @@ function modelName(): string {
   return vscode.workspace.getConfiguration(SECTION).get<string>("model", "");
 }
 
+interface ServerStatus {
+  state: "loading" | "ready" | "failed";
+  model: string;
+  seconds: number;
+  message: string;
+}
+
 /**
- * The server has no status notification; its log says when the model is ready or failed, so the
- * status bar follows those lines (and they still go to the output channel).
+ * The status bar follows the server's `budgetpass/status` notification (model loading, ready or
+ * failed); its log lines still go to the output channel.
  */
 function trackModelState(c: LanguageClient): vscode.Disposable {
-  return c.onNotification(LogMessageNotification.type, ({ type, message }) => {
+  const log = c.onNotification(LogMessageNotification.type, ({ type, message }) => {
     const write = { [MessageType.Error]: output.error, [MessageType.Warning]: output.warn }[type as number] ?? output.info;
     write.call(output, message);
-    if (/^model \S+ ready/.test(message) && !running) {
-      setStatus(`$(check) budgetpass · ${modelName()}`, message);
-    }
   });
+  const state = c.onNotification("budgetpass/status", (s: ServerStatus) => {
+    if (running) return; // a generation's progress owns the status bar until it ends
+    if (s.state === "loading") setStatus(`$(sync~spin) budgetpass · loading ${s.model}`, s.message);
+    else if (s.state === "ready") setStatus(`$(check) budgetpass · ${s.model}`, s.message);
+    else setStatus(`$(error) budgetpass · ${s.model}`, s.message, true);
+  });
+  return vscode.Disposable.from(log, state);
 }
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {

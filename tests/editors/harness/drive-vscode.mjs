@@ -38,6 +38,11 @@ try {
   const status = page.locator(".statusbar-item", { hasText: "budgetpass" });
   await status.first().waitFor({ timeout: 60000 });
   log("status:", await status.first().innerText());
+  // The server's budgetpass/status "ready" turns it into "budgetpass · <model>" (no "loading").
+  const ready = page.locator(".statusbar-item", { hasText: /budgetpass · (?!loading)\S+/ });
+  await ready.first().waitFor({ timeout: 120000 });
+  result.readyStatus = (await ready.first().innerText()).trim();
+  log("ready:", result.readyStatus);
   await page.keyboard.press("Control+G");
   const goTo = page.locator(".quick-input-widget input");
   await goTo.waitFor({ state: "visible", timeout: 10000 });

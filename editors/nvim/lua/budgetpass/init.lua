@@ -28,6 +28,8 @@ M.options = vim.deepcopy(M.defaults)
 local running = {}
 --- Last progress text, for statuslines: `require('budgetpass').status()`.
 local last_status = ''
+--- The server's last `budgetpass/status`: { state = 'loading'|'ready'|'failed', model, seconds, message }.
+local model_state = nil
 
 local function notify(msg, level)
   vim.notify('budgetpass: ' .. msg, level or vim.log.levels.INFO)
@@ -222,8 +224,25 @@ function M.set_settings(settings)
   end
 end
 
+--- For statuslines: a running generation's progress, else the model's state.
 function M.status()
-  return last_status
+  if last_status ~= '' or not model_state then
+    return last_status
+  end
+  if model_state.state == 'ready' then
+    return 'budgetpass · ' .. model_state.model
+  end
+  return 'budgetpass · ' .. model_state.state .. ' ' .. model_state.model
+end
+
+--- The server's last `budgetpass/status` notification (nil before the first).
+function M.model_state()
+  return model_state
+end
+
+local function on_status(_, params) -- a failure also comes as window/showMessage: no notify here
+  model_state = params
+  vim.cmd.redrawstatus()
 end
 
 local function progress_text(value)
@@ -309,6 +328,7 @@ function M.setup(opts)
     -- Both: the server reads initializationOptions at start and workspace/configuration later.
     init_options = { [NAME] = section },
     settings = { [NAME] = section },
+    handlers = { ['budgetpass/status'] = on_status },
     on_attach = on_attach,
   })
   vim.lsp.enable(NAME)
