@@ -144,7 +144,8 @@ class BudgetpassServer(LanguageServer):
 
     def load_model(self) -> None:
         self.model.ensure(self.settings.job_settings().model_spec, self._model_loaded,
-                          lambda slot: self.tell_status("loading", slot.name, f"loading {slot.name}"))
+                          lambda slot: self.tell_status("loading", slot.name,
+                                                        f"loading {slot.name}"))
 
     def _model_loaded(self, slot: ModelSlot) -> None:
         if slot.state == "ready":
