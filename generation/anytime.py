@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from .budget import BudgetUsage
-from .types import Completion, GenerationResult, SamplingParams
+from .types import Completion, CompletionCallback, GenerationResult, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -26,10 +26,14 @@ class AnytimeBatch:
 
 def anytime_batches(backend, prompt: str, params: SamplingParams, max_samples: int,
                     batch_size: int, max_seconds: float | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> Iterator[AnytimeBatch]:
+                    should_stop: Callable[[], bool] | None = None,
+                    on_token: Callable[[int], None] | None = None,
+                    on_complete: CompletionCallback | None = None) -> Iterator[AnytimeBatch]:
     """Batches of up to ``batch_size`` candidates until ``max_samples`` are drawn or
     ``max_seconds`` would be exceeded (a batch is not started if the previous one's duration says
-    it would overrun). Each batch uses its own seed, so candidates do not repeat."""
+    it would overrun; the first batch always runs). Each batch uses its own seed, so candidates do
+    not repeat. ``on_token`` gets the running count of tokens over all batches; ``on_complete``
+    each finished candidate as the backend reports it, with its index across batches."""
     if max_samples < 1 or batch_size < 1:
         raise ValueError("max_samples and batch_size must be at least 1")
     start = time.monotonic()
@@ -44,7 +48,11 @@ def anytime_batches(backend, prompt: str, params: SamplingParams, max_samples: i
             return
         size = min(batch_size, max_samples - drawn)
         batch_params = replace(params, seed=params.seed + 1000 * number)
-        result = backend.generate(prompt, size, batch_params, should_stop=should_stop)
+        report_tokens = (lambda n, base=tokens: on_token(base + n)) if on_token else None
+        report_done = (lambda c, base=drawn: on_complete(replace(c, index=base + c.index))) \
+            if on_complete else None
+        result = backend.generate(prompt, size, batch_params, on_token=report_tokens,
+                                  should_stop=should_stop, on_complete=report_done)
         last_seconds = result.seconds
         completions = tuple(replace(c, index=drawn + c.index) for c in result.completions)
         drawn += size

@@ -1,7 +1,8 @@
 """One interface over every place a model can run, and the choice ``backend: auto`` makes.
 
 Every backend takes a prompt, a number of candidates and ``SamplingParams`` and returns a
-``GenerationResult`` (candidates with per-token log-probabilities); ``should_stop`` cancels it.
+``GenerationResult`` (candidates with per-token log-probabilities); ``should_stop`` cancels it;
+``on_complete`` hears of each candidate once it is finished, so tests can start before the rest.
 ``LlamaCppModel`` (in-process, the CPU default), ``OpenAICompatibleBackend`` (a server speaking
 ``/v1/completions``) and ``VLLMBackend`` (in-process vLLM, the GPU path) all satisfy it.
 """
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol, runtime_checkable
 
-from .types import GenerationResult, SamplingParams
+from .types import CompletionCallback, GenerationResult, SamplingParams
 
 BACKENDS = ("auto", "llama.cpp", "vllm", "openai")
 
@@ -27,7 +28,9 @@ class Backend(Protocol):
 
     def generate(self, prompt: str, n: int, params: SamplingParams,
                  on_token: Callable[[int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> GenerationResult: ...
+                 should_stop: Callable[[], bool] | None = None,
+                 on_complete: CompletionCallback | None = None) -> GenerationResult:
+        """``on_complete`` gets each finished candidate: as it finishes (llama.cpp) or at the end."""
 
     def close(self) -> None: ...
 

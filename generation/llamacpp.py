@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .types import Completion, GenerationResult, SamplingParams
+from .types import Completion, CompletionCallback, GenerationResult, SamplingParams
 
 CANDIDATE_POOL = 128  # sampling considers the most likely tokens only; the rest carry ~no mass
 POOL_REACH = 12.0  # x temperature: nats below the best logit where the sampling pool is sought
@@ -66,6 +66,21 @@ class _Sequence:
     data: bytearray = field(default_factory=bytearray)
     text: str = ""
     finish_reason: str | None = None
+    announced: bool = False  # on_complete has had it
+
+    def completion(self) -> Completion:
+        return Completion(self.index, self.text, tuple(self.tokens), tuple(self.logprobs),
+                          self.finish_reason or "stop")
+
+
+def _announce(seqs: list[_Sequence], on_complete: CompletionCallback | None) -> None:
+    """Hand every sequence that has just finished (not a cancelled one) to ``on_complete``."""
+    if on_complete is None:
+        return
+    for seq in seqs:
+        if seq.finish_reason in ("stop", "length") and not seq.announced:
+            seq.announced = True
+            on_complete(seq.completion())
 
 
 class LlamaCppModel:
@@ -220,10 +235,12 @@ class LlamaCppModel:
         params: SamplingParams,
         on_token: Callable[[int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        on_complete: CompletionCallback | None = None,
     ) -> GenerationResult:
         """``n`` completions of ``prompt``. ``on_token`` gets the running count of generated tokens;
         ``should_stop`` is polled every step (and inside long decodes) and ends all sequences as
-        ``cancelled``."""
+        ``cancelled``; ``on_complete`` gets each candidate in the step it finishes, while the
+        others still decode."""
         if n < 1:
             raise ValueError("n must be at least 1")
         with self._lock:
@@ -235,7 +252,7 @@ class LlamaCppModel:
                                            daemon=True, name="budgetpass-cancel")
                 watcher.start()
             try:
-                return self._generate(prompt, n, params, on_token, should_stop)
+                return self._generate(prompt, n, params, on_token, should_stop, on_complete)
             finally:
                 done.set()
                 if watcher is not None:
@@ -266,7 +283,8 @@ class LlamaCppModel:
         self._cached_prompt = prompt_tokens[:keep]
         return keep
 
-    def _generate(self, prompt, n, params, on_token, should_stop) -> GenerationResult:
+    def _generate(self, prompt, n, params, on_token, should_stop,
+                  on_complete=None) -> GenerationResult:
         lib = self.llama
         start = time.monotonic()
         prompt_tokens = self.tokenize(prompt, special=True)
@@ -302,6 +320,7 @@ class LlamaCppModel:
             for s in range(1, n):
                 lib.llama_memory_seq_cp(mem, 0, s, -1, -1)
             self._accept_all(seqs, first_rows, params)
+            _announce(seqs, on_complete)
             generated = n
             if on_token:
                 on_token(generated)
@@ -327,6 +346,7 @@ class LlamaCppModel:
                     break
                 step += 1
                 self._accept_all(active, self._rows(ctx, len(active)), params)
+                _announce(active, on_complete)
                 for seq in active:  # a finished sequence's cells are free for the others
                     if seq.finish_reason is not None and seq.index != 0:
                         lib.llama_memory_seq_rm(mem, seq.index, -1, -1)
@@ -337,10 +357,7 @@ class LlamaCppModel:
                 lib.llama_memory_seq_rm(mem, seq.index, -1, -1)
         finally:
             lib.llama_batch_free(batch)
-        completions = tuple(
-            Completion(s.index, s.text, tuple(s.tokens), tuple(s.logprobs), s.finish_reason or "stop")
-            for s in seqs
-        )
+        completions = tuple(s.completion() for s in seqs)
         return GenerationResult(completions, n_prompt, time.monotonic() - start, prompt_seconds,
                                 reused)
 

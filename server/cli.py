@@ -128,6 +128,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
             endpoint=args.endpoint or "",
             vllm_model=args.vllm_model or "",
             template=args.template,
+            pipeline=not args.no_pipeline,
+            anytime=args.anytime or args.seconds is not None or args.max_samples is not None,
+            seconds=args.seconds,
+            max_samples=args.max_samples,
+            batch_size=args.batch_size,
         )
     except ValueError as exc:
         return _error(str(exc))
@@ -159,7 +164,9 @@ def render_report(report: jobs.JobReport) -> str:
              f"(metric {report.budget.metric}, reference {report.budget.reference})",
              f"  model: {report.model['name']} ({report.model['template']} prompt, "
              f"{report.model.get('backend', 'llama.cpp')}), sandbox: "
-             f"{report.sandbox}, {report.seconds:.1f} s ({report.generation_seconds:.1f} s sampling)"]
+             f"{report.sandbox}, {report.seconds:.1f} s ({report.generation_seconds:.1f} s sampling, "
+             f"{report.testing_seconds:.1f} s testing, {report.overlap_seconds:.1f} s of both)",
+             "  budget used: " + _budget_used(report.to_json()["budget_used"], report.batches)]
     if report.tests:
         lines.append(f"  tests ({len(report.tests)}): " + ", ".join(report.tests))
     else:
@@ -180,6 +187,15 @@ def render_report(report: jobs.JobReport) -> str:
         lines.append("  written to the file." if report.written
                      else "  (not written; pass --write to apply it)")
     return "\n".join(lines)
+
+
+def _budget_used(used: dict, batches: int) -> str:
+    given = f"{used['given_seconds']:g} s" if used["given_seconds"] is not None else "no limit"
+    text = (f"{used['samples']} of {used['given_samples']} samples in {batches} "
+            f"batch{'es' if batches != 1 else ''}, {used['seconds']:.1f} s of {given}")
+    if used["cancelled"]:
+        text += f"; {used['cancelled']} not decoded to the end (a candidate had passed)"
+    return text
 
 
 class _JobProgress:
@@ -268,6 +284,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto")
     g.add_argument("--test-timeout", type=float, default=60.0, help="seconds per candidate test run")
+    g.add_argument("--anytime", action="store_true",
+                   help="generate until a candidate passes: batches of k until one passes or the "
+                        "budget (--seconds / --max-samples; default 4 batches) is spent")
+    g.add_argument("--seconds", type=float,
+                   help="anytime budget: seconds of sampling (implies --anytime)")
+    g.add_argument("--max-samples", type=int,
+                   help="anytime budget: candidates in all (implies --anytime)")
+    g.add_argument("--batch-size", type=int, help="anytime: candidates per batch (default: k)")
+    g.add_argument("--no-pipeline", action="store_true",
+                   help="generate every candidate before testing any (default: test each one as "
+                        "soon as it is decoded)")
     g.add_argument("--python", help="interpreter for the project's tests")
     g.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
     g.add_argument("--threads", type=int, help="CPU threads for the model")

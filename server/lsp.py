@@ -432,6 +432,7 @@ class _Progress:
         self.k = 0
         self.tested = 0
         self.passing = 0
+        self.percentage = 0
 
     async def begin(self) -> None:
         caps = self.ls.client_capabilities.window
@@ -450,21 +451,22 @@ class _Progress:
             title=self.title, cancellable=True, message="starting", percentage=0))
 
     def event(self, event: jobs.JobEvent) -> None:
-        """Called from the job's thread."""
-        if event.phase == "generate" and event.total:
-            self.k = max(self.k, event.total // max(1, self.ls.settings.job_settings()
-                                                   .sampling.max_tokens))
+        """Called from the job's thread. Generate and test events interleave (candidates are
+        tested while others decode); the counts come from the events, never from their text."""
+        if event.phase == "generate":
+            self.k = max(self.k, event.samples)
         if event.phase == "test":
             self.tested = event.done
-            if "passed" in event.text and "failing" not in event.text:
-                self.passing += 1
+            self.passing = max(self.passing, event.passing)
         now = time.monotonic()
         if not self.enabled or (now - self.last < PROGRESS_EVERY_S and event.phase != "test"):
             return
         self.last = now
         elapsed = now - self.start
         if event.phase == "generate":
-            message = f"sampling {self.k} candidates · {event.done} tokens · {elapsed:.1f} s"
+            message = (f"sampling {self.k} candidates · {event.done} tokens"
+                       + (f" · {self.tested} tested · {self.passing} passing" if self.tested
+                          else "") + f" · {elapsed:.1f} s")
             percentage = int(40 * event.done / max(1, event.total))
         elif event.phase == "test":
             message = (f"candidate {event.done}/{event.total} · {self.passing} passing · "
@@ -472,9 +474,11 @@ class _Progress:
             percentage = 40 + int(60 * event.done / max(1, event.total))
         else:
             message, percentage = f"{event.phase}: {event.text} · {elapsed:.1f} s", 0
+        # Tests interleave with sampling, and anytime adds batches: never let the bar go back.
+        self.percentage = max(self.percentage, min(99, percentage))
         self.ls._from_any_thread(self.ls.work_done_progress.report, self.token,
                                  types.WorkDoneProgressReport(message=message,
-                                                              percentage=percentage))
+                                                              percentage=self.percentage))
 
     def end(self, message: str) -> None:
         if self.enabled:
@@ -589,6 +593,12 @@ def _summary(report: jobs.JobReport, applied: bool, note: str, apply: bool) -> s
              f"tests: {len(report.tests)}",
              (f"budget: k={report.budget.samples} ({report.budget.metric}, "
               f"{report.budget.calls:g} x {report.budget.reference}), {report.seconds:.1f} s")]
+    used = report.to_json()["budget_used"]
+    if report.plan is not None and report.plan.anytime:
+        given = (f"{used['given_seconds']:g} s" if used["given_seconds"] is not None
+                 else f"{used['given_samples']} samples")
+        parts.append(f"generate-until-pass: {used['samples']} samples in {report.batches} "
+                     f"batch(es), {used['seconds']:.1f} s; budget {given}")
     if apply:
         parts.append("applied" if applied else (note or "nothing applied"))
     return " · ".join(parts)

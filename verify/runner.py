@@ -175,6 +175,7 @@ class WarmWorker:
         self._next_id = 0
         self._pending: set[int] = set()
         self._buffer = b""
+        self._dead = False  # the worker's result pipe reached EOF
 
     def __enter__(self) -> WarmWorker:
         if self.proc is None:
@@ -246,6 +247,7 @@ class WarmWorker:
                 return None
             data = os.read(self._reader, 1 << 20)
             if not data:
+                self._dead = True
                 return None
             self._buffer += data
         line, self._buffer = self._buffer.split(b"\n", 1)
@@ -275,16 +277,26 @@ class WarmWorker:
     def results(self):
         """(id, CandidateRun) as each submitted candidate finishes; a dead worker fails the rest."""
         while self._pending:
-            message = self._message(timeout=None)
-            if message is None:
+            yield self.next_result(timeout=None)
+
+    def next_result(self, timeout: float | None) -> tuple[int, CandidateRun] | None:
+        """The next submitted candidate to finish, or None if none did within ``timeout`` (or
+        none is pending); lets a caller interleave results with submitting more candidates."""
+        while self._pending:
+            if self._dead:
+                run_id = min(self._pending)
+                self._pending.discard(run_id)
                 reason = f"the test worker died: {self._log_tail()[-300:]}"
-                for run_id in sorted(self._pending):
-                    yield run_id, CandidateRun(False, (), 0.0, False, None, reason)
-                self._pending.clear()
-                return
+                return run_id, CandidateRun(False, (), 0.0, False, None, reason)
+            message = self._message(timeout)
+            if message is None:
+                if self._dead:
+                    continue
+                return None
             if message.get("op") == "result" and message["id"] in self._pending:
                 self._pending.discard(message["id"])
-                yield message["id"], _run_from(message)
+                return message["id"], _run_from(message)
+        return None
 
     def run_all(self, candidates: list[tuple[str, str]], node_ids: tuple[str, ...],
                 stop_at_first_pass: bool = False) -> list[CandidateRun | None]:

@@ -70,3 +70,32 @@ def test_a_prompt_sharing_the_previous_ones_start_reuses_it_with_the_same_result
     fresh = LlamaCppModel(smol_path).generate(base + "    if n <= 1:", 1, params)
     assert reused.completions[0].text == fresh.completions[0].text
     assert reused.prompt_seconds < fresh.prompt_seconds
+
+
+def test_each_candidate_is_announced_the_step_it_finishes(smol_path):
+    model = load_model(smol_path)
+    params = SamplingParams(temperature=1.0, max_tokens=24, seed=3, stop=(".",))
+    announced, tokens_then = [], []
+    counted = []
+    result = model.generate("The weather today is", 6, params, on_token=counted.append,
+                            on_complete=lambda c: (announced.append(c),
+                                                   tokens_then.append(counted[-1] if counted else 0)))
+    by_index = {c.index: c for c in result.completions}
+    assert sorted(c.index for c in announced) == list(range(6)), "each candidate once"
+    assert all(c == by_index[c.index] for c in announced), "the same candidate the result holds"
+    lengths = [len(c.token_ids) for c in announced]
+    # Shorter candidates finish (and are announced) first; one that ends on an end-of-generation
+    # token has that token left out of its length, hence the slack of one.
+    assert all(a <= b + 1 for i, a in enumerate(lengths) for b in lengths[i:]), lengths
+    assert len(set(lengths)) > 1 and tokens_then[0] < counted[-1], \
+        "the first one is announced while others still decode"
+
+
+def test_cancelled_candidates_are_not_announced(smol_path):
+    model = load_model(smol_path)
+    announced = []
+    steps = []
+    result = model.generate("x =", 3, SamplingParams(max_tokens=200, seed=1, ignore_eos=True),
+                            on_token=steps.append, should_stop=lambda: len(steps) > 3,
+                            on_complete=announced.append)
+    assert all(c.finish_reason == "cancelled" for c in result.completions) and announced == []

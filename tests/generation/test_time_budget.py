@@ -95,3 +95,16 @@ def test_time_budget_is_capped_at_twice_the_largest_calibrated_batch():
     large = speed("large", 100.0, {1: 0.100})
     budget = plan_budget(BudgetRequest(metric="time", calls=10), SMALL, LARGE, small, large)
     assert budget.samples == 16 and "capped at 16" in budget.derivation
+
+
+@pytest.mark.slow
+def test_anytime_announces_candidates_with_their_index_across_batches(smol_path):
+    model = load_model(smol_path)
+    announced, tokens = [], []
+    batches = list(anytime_batches(model, "x = ", SamplingParams(max_tokens=6, seed=4),
+                                   max_samples=5, batch_size=2, on_token=tokens.append,
+                                   on_complete=announced.append))
+    assert sorted(c.index for c in announced) == list(range(5))
+    assert {c.index: c.text for c in announced} == {
+        c.index: c.text for b in batches for c in b.completions}
+    assert tokens == sorted(tokens) and tokens[-1] == batches[-1].usage.generated_tokens

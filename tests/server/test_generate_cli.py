@@ -132,6 +132,32 @@ def test_invalid_budget_is_a_clear_error(small_project):
     assert proc.returncode == 2 and "calls must be a positive number" in proc.stderr
 
 
+@pytest.mark.parametrize("args, message", [
+    (("--seconds", "0"), "seconds must be a positive number"),
+    (("--max-samples", "0"), "max samples must be at least 1"),
+    (("--anytime", "--batch-size", "0"), "batch size must be at least 1"),
+])
+def test_empty_anytime_budgets_are_clear_errors(small_project, args, message):
+    proc = generate(f"{small_project}/mod.py::f", *args)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow
+def test_seconds_budget_keeps_sampling_batches_and_reports_what_it_spent(qwen_path, tmp_path):
+    project = tmp_path / "never"
+    project.mkdir()
+    (project / "setup.py").write_text("")
+    (project / "mod.py").write_text('def double(x):\n    """Twice x."""\n    raise NotImplementedError\n')
+    (project / "test_mod.py").write_text(
+        "from mod import double\n\n\ndef test_double():\n    assert double(2) == 5\n")
+    proc = generate(f"{project}/mod.py::double", "--budget-metric", "samples", "--samples", "2",
+                    "--max-tokens", "48", "--seconds", "4")
+    assert proc.returncode == 1, proc.stderr
+    assert "budget used: " in proc.stdout and "s of 4 s" in proc.stdout, proc.stdout
+    batches = int(proc.stdout.split(" batches, ")[0].rsplit(" ", 1)[-1])
+    assert batches >= 2, proc.stdout
+
+
 @pytest.mark.slow
 def test_hanging_test_suite_fails_within_the_timeout(qwen_path, tmp_path):
     project = tmp_path / "hang"

@@ -196,3 +196,36 @@ async def test_a_failed_run_shows_its_failing_test_above_the_function(project, t
         assert len(shown["candidates"]) == 2 and shown["status"] == "failed"
     finally:
         await editor.client.shutdown_session()
+
+
+async def test_anytime_spends_its_seconds_and_progress_counts_candidates(project, tmp_path):
+    (project / "tests" / "test_impossible.py").write_text(
+        "from textkit.text import initials\n\n\n"
+        "def test_initials_is_never_this():\n    assert initials('ada lovelace') == 'never'\n")
+    editor = await start_editor(tmp_path / "state", {"budget": {
+        "metric": "samples", "samples": 2, "anytime": True, "seconds": 5}})
+    try:
+        path = project / "textkit" / "text.py"
+        text = path.read_text()
+        uri = editor.open(path, text)
+        await editor.wait_ready()
+        row = text.split("\n").index("def initials(name: str) -> str:")
+        result = await editor.command("budgetpass.generateUntilPass",
+                                      {"uri": uri, "position": {"line": row, "character": 4}})
+        assert result["status"] == "failed" and not result["applied"]
+        used = result["budget_used"]
+        assert used["given_seconds"] == 5 and used["samples"] > 2, used
+        assert result["pipeline"]["batches"] == used["samples"] // 2
+        assert len(result["candidates"]) == used["samples"]
+        reports = [r for values in editor.client.progress_reports.values() for r in values
+                   if isinstance(r, types.WorkDoneProgressReport)]
+        percentages = [r.percentage for r in reports if r.percentage is not None]
+        assert percentages == sorted(percentages), "the progress bar never goes back"
+        counted = [r.message for r in reports if (r.message or "").startswith("candidate ")]
+        assert counted and all("0 passing" in m for m in counted)
+        assert any(f"sampling {used['samples']} candidates" in (r.message or "")
+                   for r in reports), "the candidate count grows with each batch"
+        assert any("generate-until-pass" in m.message and "budget 5 s" in m.message
+                   for m in editor.client.messages)
+    finally:
+        await editor.client.shutdown_session()

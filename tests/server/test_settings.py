@@ -63,7 +63,7 @@ def test_bad_backend_settings_say_how_to_fix_them():
     assert "needs budgetpass.endpoint" in unsupported_notes(openai_without_url)[0]
     unused, _ = parse_settings({"backend": "llama.cpp", "endpoint": "http://127.0.0.1:9"})
     assert "only used by backend 'openai'" in unsupported_notes(unused)[0]
-    assert "budget.seconds is not used yet" in unsupported_notes(
+    assert "only with budgetpass.budget.anytime" in unsupported_notes(
         parse_settings({"budget": {"seconds": 3}})[0])[0]
 
 
@@ -79,6 +79,18 @@ def test_extra_pytest_args_that_would_change_where_results_go_are_refused_with_t
         settings, problems = parse_settings({"tests": {"extraArgs": args}})
         assert settings.tests.extraArgs == () and len(problems) == 1, args
         assert "budgetpass.tests.extraArgs" in problems[0] and why in problems[0], problems
+
+
+def test_budget_seconds_bound_generate_until_pass_when_anytime_is_on():
+    settings, problems = parse_settings({"budget": {"anytime": True, "seconds": 4}})
+    assert problems == [] and unsupported_notes(settings) == []
+    job = settings.job_settings()
+    assert job.anytime and job.seconds == 4.0
+    off = parse_settings({"budget": {"seconds": 4}})[0].job_settings()
+    assert not off.anytime and off.seconds is None
+    _, problems = parse_settings({"budget": {"seconds": 0, "anytime": "yes"}})
+    assert any("budget.seconds" in p for p in problems)
+    assert any("budget.anytime" in p for p in problems)
 
 
 def test_unknown_settings_and_non_objects_are_reported():
