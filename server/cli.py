@@ -129,6 +129,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             vllm_model=args.vllm_model or "",
             template=args.template,
             pipeline=not args.no_pipeline,
+            trace_tests=args.trace_tests,
             anytime=args.anytime or args.seconds is not None or args.max_samples is not None,
             seconds=args.seconds,
             max_samples=args.max_samples,
@@ -295,6 +296,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-pipeline", action="store_true",
                    help="generate every candidate before testing any (default: test each one as "
                         "soon as it is decoded)")
+    g.add_argument("--trace-tests", action="store_true",
+                   help="also find tests that reach the function through other code: run the "
+                        "suite once under a call tracer, in the sandbox (cached until a test file "
+                        "changes)")
     g.add_argument("--python", help="interpreter for the project's tests")
     g.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
     g.add_argument("--threads", type=int, help="CPU threads for the model")

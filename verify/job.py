@@ -32,6 +32,7 @@ from budgetpass.generation.source import (
 )
 from budgetpass.generation.types import Completion, SamplingParams
 
+from . import tracing
 from .discovery import find_tests, test_imports
 from .pipeline import SamplingPlan, TestSchedule, busy_seconds, overlap_seconds, plan_sampling
 from .runner import (
@@ -78,6 +79,9 @@ class JobSettings:
     parallel: int | None = None  # candidates tested at once; default: one per CPU core
     add_tests: tuple[str, ...] = ()  # pytest node ids to run besides the discovered ones
     pin_tests: tuple[str, ...] = ()  # if set: exactly these node ids, no discovery
+    # Also run the project's suite once under a call tracer (cached until a test file changes) to
+    # find tests that reach the function through other code (verify/tracing.py).
+    trace_tests: bool = False
     # Test each candidate as soon as it is decoded, while the others still decode, and cancel the
     # decoding once one passes; False: generate all, then test (the baseline bench/pipeline.py
     # measures against).
@@ -259,6 +263,23 @@ def _rounded(value: float | None) -> float | None:
 EventCallback = Callable[[JobEvent], None]
 
 
+def _traced(project, path, rel_file, function, settings, info, found, warnings, emit):
+    """Node ids that only the traced run finds (the trace maps the file as it is on disk)."""
+    emit(JobEvent("resolve", text="tracing the test suite"))
+    try:
+        trace, traced = tracing.traced_tests(
+            project, rel_file, _read(path), function, settings.python or default_python(project),
+            info, settings.limits)
+    except (tracing.TraceError, SyntaxError, JobError) as exc:
+        warnings.append(f"dynamic test discovery failed, static discovery only: {exc}")
+        return ()
+    extra = tuple(t for t in traced if t not in found)
+    how = "cached" if trace.cached else f"ran the suite in {trace.seconds:.1f} s"
+    warnings.append(f"dynamic test discovery ({how}): {len(traced)} tests call {function}, "
+                    f"{len(extra)} not found statically")
+    return extra
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -309,17 +330,20 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
         rel_file = path.relative_to(project).as_posix()
     except ValueError:
         raise JobError(f"{path} is not inside the project folder {project}") from None
-    if settings.pin_tests:
-        node_ids = tuple(settings.pin_tests)
-    else:
-        found = find_tests(project, function, target_file=path).node_ids
-        node_ids = found + tuple(t for t in settings.add_tests if t not in found)
     try:
         check_pytest_args(settings.pytest_args)
     except ValueError as exc:
         raise JobError(f"extra pytest arguments: {exc}") from None
     info = probe_sandbox(settings.sandbox)
     warnings = [info.warning] if info.warning else []
+    if settings.pin_tests:
+        node_ids = tuple(settings.pin_tests)
+    else:
+        found = find_tests(project, function, target_file=path).node_ids
+        if settings.trace_tests:
+            found += _traced(project, path, rel_file, function, settings, info, found, warnings,
+                             emit)
+        node_ids = found + tuple(t for t in settings.add_tests if t not in found)
 
     emit(JobEvent("resolve", text=f"model {settings.model}"))
     spec = settings.model_spec
