@@ -96,10 +96,14 @@ def choose_backend(setting: str = "auto") -> BackendChoice:
 
 
 def open_backend(choice: BackendChoice | str, model_path, server_url: str | None = None,
-                 server_model: str = "default", threads: int | None = None,
+                 server_model: str | None = None, threads: int | None = None,
                  vllm_model: str | None = None) -> Backend:
     """A ready backend for a choice: llama.cpp loads ``model_path`` (a GGUF); openai needs
-    ``server_url``; vllm needs a Hugging Face folder (``vllm_model``), not a GGUF."""
+    ``server_url`` (``server_model``: the name to request; default: the one the server lists);
+    vllm needs a Hugging Face folder (``vllm_model``), not a GGUF.
+
+    The product opens models through ``engine.open_model``, which caches them and picks the
+    prompt template; this is the factory under it."""
     name = choice.name if isinstance(choice, BackendChoice) else choose_backend(choice).name
     if name == "llama.cpp":
         from .engine import load_model

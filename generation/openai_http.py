@@ -5,6 +5,9 @@ Requests stream (server-sent events) so that a cancelled request is dropped at o
 connection also tells the server to stop) and progress can be reported. Some servers ignore ``n``
 (llama-cpp-python's server returns one choice); the missing candidates are requested again, one
 seed each, so the caller always gets ``n``.
+
+Servers report each generated token's text and log-probability, not its id: completions carry the
+count (``Completion.token_count``, from ``logprobs.tokens``) and no ids.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from .types import (
     deliver_completions,
 )
 
-UNKNOWN_TOKEN_ID = -1  # servers report token text and log-probabilities, not ids
 _POLL_SECONDS = 0.02
 
 
@@ -36,6 +38,7 @@ _POLL_SECONDS = 0.02
 class _Choice:
     text: str = ""
     logprobs: list[float] = field(default_factory=list)
+    tokens: int = 0  # generated tokens, as the server reports them (stop tokens included)
     finish_reason: str | None = None
 
 
@@ -48,7 +51,7 @@ class OpenAICompatibleBackend:
 
     name = "openai"
 
-    def __init__(self, base_url: str, model: str = "default", api_key: str | None = None,
+    def __init__(self, base_url: str, model: str | None = None, api_key: str | None = None,
                  timeout: float = 30.0, request_timeout: float = 600.0,
                  sampler_extensions: bool = True):
         parsed = urllib.parse.urlsplit(base_url if "://" in base_url else f"http://{base_url}")
@@ -58,7 +61,10 @@ class OpenAICompatibleBackend:
         self._scheme, self._host = parsed.scheme, parsed.hostname
         self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
         path = parsed.path.rstrip("/")
-        self._path = (path if path.endswith("/v1") else path + "/v1") + "/completions"
+        self._v1 = path if path.endswith("/v1") else path + "/v1"
+        self._path = self._v1 + "/completions"
+        # The name requests carry (vLLM refuses one it does not serve); None: asked of the server
+        # (``served_model``) at the first request.
         self.model = model
         self.api_key = api_key
         self.timeout = timeout
@@ -71,6 +77,44 @@ class OpenAICompatibleBackend:
 
     def close(self) -> None:
         return None
+
+    @property
+    def url(self) -> str:
+        return f"{self._scheme}://{self._host}:{self._port}"
+
+    def served_models(self) -> list[str]:
+        """The model ids ``GET /v1/models`` lists; BackendError naming the URL if unreachable."""
+        conn = self._connect()
+        where = f"{self.url}{self._v1}/models"
+        try:
+            detail = self._send(conn, "GET", self._v1 + "/models", None, self._headers()).read(
+                1 << 20).decode("utf-8", "replace")
+        except TimeoutError:
+            raise BackendError(f"{where} stopped sending for {self.timeout:g} s") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise BackendError(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}; is the "
+                               "endpoint URL right?") from None
+        finally:
+            conn.close()
+        try:
+            data = json.loads(detail)
+            return [str(m["id"]) for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
+        except (ValueError, AttributeError, TypeError):
+            raise BackendError(f"{where} did not answer with a model list: "
+                               f"{detail[:200]!r}") from None
+
+    def served_model(self, wanted: str | None = None) -> str:
+        """The id to request: ``wanted`` if the server lists it, else the only model it serves."""
+        if self.model is not None:
+            return self.model
+        ids = self.served_models()
+        if wanted in ids or len(ids) == 1:
+            self.model = wanted if wanted in ids else ids[0]
+            return self.model
+        if not ids:
+            raise BackendError(f"{self.url} lists no models at {self._v1}/models")
+        raise BackendError(f"{self.url} serves several models ({', '.join(ids)}); set model to "
+                           "the one to use")
 
     def generate(self, prompt: str, n: int, params: SamplingParams,
                  on_token: Callable[[int], None] | None = None,
@@ -98,9 +142,8 @@ class OpenAICompatibleBackend:
         completions = []
         for index, choice in enumerate(choices):
             text, reason = _apply_stops(choice.text, params.stop, choice.finish_reason)
-            completions.append(Completion(index, text,
-                                          tuple([UNKNOWN_TOKEN_ID] * len(choice.logprobs)),
-                                          tuple(choice.logprobs), reason))
+            completions.append(Completion(index, text, (), tuple(choice.logprobs), reason,
+                                          token_count=choice.tokens))
         elapsed = time.monotonic() - start
         return deliver_completions(GenerationResult(
             tuple(completions), 0, elapsed, (first_piece - start) if first_piece else elapsed),
@@ -110,7 +153,7 @@ class OpenAICompatibleBackend:
 
     def _body(self, prompt: str, n: int, params: SamplingParams, seed: int) -> dict:
         body = {
-            "model": self.model,
+            "model": self.served_model(),
             "prompt": prompt,
             "n": n,
             "max_tokens": params.max_tokens,
@@ -131,6 +174,27 @@ class OpenAICompatibleBackend:
                 body["ignore_eos"] = True
         return body
 
+    def _headers(self, **extra: str) -> dict[str, str]:
+        return {**extra, **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})}
+
+    def _send(self, conn, method: str, path: str, body: bytes | None, headers: dict):
+        """Send one request and return the response; BackendError naming the server when it
+        refuses the connection, does not answer, or answers with an HTTP error."""
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+        except ConnectionRefusedError:
+            raise BackendError(f"cannot connect to {self.url}: connection refused; is the server "
+                               "running and is the endpoint URL right?") from None
+        except TimeoutError:
+            raise BackendError(f"{self.url} did not answer within {self.timeout:g} s "
+                               "(server overloaded or hung?)") from None
+        if response.status >= 400:
+            detail = response.read(2000).decode("utf-8", "replace").strip()
+            raise BackendError(f"{self.url}{path} answered HTTP {response.status} "
+                               f"{response.reason}: {_error_message(detail)}")
+        return response
+
     def _connect(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         return cls(self._host, self._port, timeout=self.timeout)
@@ -138,9 +202,8 @@ class OpenAICompatibleBackend:
     def _request(self, prompt, n, params, seed, should_stop, progress):
         """Stream one request; returns (choices by index, monotonic time of the first piece)."""
         body = json.dumps(self._body(prompt, n, params, seed)).encode()
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers = self._headers(**{"Content-Type": "application/json",
+                                   "Accept": "text/event-stream"})
         conn = self._connect()
         events: queue.Queue = queue.Queue()
         reader = threading.Thread(target=self._read, args=(conn, body, headers, events),
@@ -172,9 +235,12 @@ class OpenAICompatibleBackend:
                 for item in payload.get("choices", []):
                     choice = choices.setdefault(int(item.get("index", 0)), _Choice())
                     choice.text += item.get("text") or ""
-                    logprobs = (item.get("logprobs") or {}).get("token_logprobs") or []
+                    reported = item.get("logprobs") or {}
+                    logprobs = reported.get("token_logprobs") or []
                     choice.logprobs.extend(float(x) for x in logprobs if x is not None)
-                    generated += len(logprobs)
+                    count = len(reported.get("tokens") or logprobs)
+                    choice.tokens += count
+                    generated += count
                     if item.get("finish_reason"):
                         choice.finish_reason = item["finish_reason"]
                 if progress:
@@ -192,21 +258,9 @@ class OpenAICompatibleBackend:
 
     def _read(self, conn, body, headers, events: queue.Queue) -> None:
         """Runs in a thread: posts the request and queues ('event', dict) / ('done'|'error', x)."""
-        url = f"{self._scheme}://{self._host}:{self._port}"
+        url = self.url
         try:
-            try:
-                conn.request("POST", self._path, body=body, headers=headers)
-                response = conn.getresponse()
-            except ConnectionRefusedError:
-                raise BackendError(f"cannot connect to {url}: connection refused; is the server "
-                                   "running and is the URL right?") from None
-            except TimeoutError:
-                raise BackendError(f"{url} did not answer within {self.timeout:g} s "
-                                   "(server overloaded or hung?)") from None
-            if response.status >= 400:
-                detail = response.read(2000).decode("utf-8", "replace").strip()
-                raise BackendError(f"{url}{self._path} answered HTTP {response.status} "
-                                   f"{response.reason}: {_error_message(detail)}")
+            response = self._send(conn, "POST", self._path, body, headers)
             while True:
                 line = response.readline()
                 if not line:

@@ -33,6 +33,13 @@ class Completion:
     token_ids: tuple[int, ...]
     logprobs: tuple[float, ...]  # the model's log-probability of each generated token (T = 1)
     finish_reason: str  # stop | length | cancelled
+    # Tokens generated. A server that reports token texts but not their ids leaves ``token_ids``
+    # empty and gives the count here; by default it is ``len(token_ids)``.
+    token_count: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.token_count is None:
+            object.__setattr__(self, "token_count", len(self.token_ids))
 
     @property
     def mean_logprob(self) -> float:
@@ -49,7 +56,7 @@ class GenerationResult:
 
     @property
     def generated_tokens(self) -> int:
-        return sum(len(c.token_ids) for c in self.completions)
+        return sum(c.token_count for c in self.completions)
 
 
 # Called with each candidate as soon as it is finished (stop, end of generation or length), so a

@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 from budgetpass.generation import models
+from budgetpass.generation.backends import BACKENDS
 from budgetpass.generation.budget import METRICS, BudgetRequest
+from budgetpass.generation.prompts import TEMPLATES
 from budgetpass.generation.types import SamplingParams
 from budgetpass.verify import job as jobs
 from budgetpass.verify.sandbox import Limits
@@ -121,6 +123,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
             python=args.python,
             project=Path(args.project) if args.project else None,
             threads=args.threads,
+            # An endpoint names a server: with backend auto that means the openai backend.
+            backend="openai" if args.endpoint and args.backend == "auto" else args.backend,
+            endpoint=args.endpoint or "",
+            vllm_model=args.vllm_model or "",
+            template=args.template,
             pipeline=not args.no_pipeline,
             trace_tests=args.trace_tests,
             anytime=args.anytime or args.seconds is not None or args.max_samples is not None,
@@ -156,7 +163,8 @@ def render_report(report: jobs.JobReport) -> str:
     lines = [f"{report.function} in {report.file}: {report.status.upper()}", f"  {report.message}",
              f"  budget: {report.budget.derivation} "
              f"(metric {report.budget.metric}, reference {report.budget.reference})",
-             f"  model: {report.model['name']} ({report.model['template']} prompt), sandbox: "
+             f"  model: {report.model['name']} ({report.model['template']} prompt, "
+             f"{report.model.get('backend', 'llama.cpp')}), sandbox: "
              f"{report.sandbox}, {report.seconds:.1f} s ({report.generation_seconds:.1f} s sampling, "
              f"{report.testing_seconds:.1f} s testing, {report.overlap_seconds:.1f} s of both)",
              "  budget used: " + _budget_used(report.to_json()["budget_used"], report.batches)]
@@ -295,6 +303,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--python", help="interpreter for the project's tests")
     g.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
     g.add_argument("--threads", type=int, help="CPU threads for the model")
+    g.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="where the model runs (auto: vLLM on a CUDA GPU, else llama.cpp; openai: "
+                        "a server at --endpoint)")
+    g.add_argument("--endpoint", metavar="URL",
+                   help="an OpenAI-compatible server's URL, e.g. http://127.0.0.1:8080 (implies "
+                        "--backend openai); --model then names the served model or its size "
+                        "(e.g. 0.5B), for the budget")
+    g.add_argument("--vllm-model", metavar="FOLDER",
+                   help="--backend vllm: a Hugging Face model folder (default: converted once "
+                        "from the GGUF)")
+    g.add_argument("--template", choices=sorted(TEMPLATES),
+                   help="prompt template (default: told by the model's vocabulary or name)")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--write", action="store_true", help="write the selected body into the file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -20,7 +20,6 @@ from typing import Any
 from budgetpass.generation import inline as cursor
 from budgetpass.generation import models
 from budgetpass.generation.budget import plan_budget
-from budgetpass.generation.engine import template_for
 from budgetpass.verify import job as jobs
 from budgetpass.verify.discovery import find_tests, iter_test_files
 from budgetpass.verify.inline import inline_completions
@@ -98,6 +97,7 @@ class BudgetpassServer(LanguageServer):
         self.last_runs: dict[tuple[str, str], jobs.JobReport] = {}
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="budgetpass-work")
         self.told_not_ready = False
+        self.shown_model_error = ""  # a failing server is retried; its error is shown once
         self.apply_settings_pending: Any = None  # initializationOptions, applied on initialized
 
     # --- messages to the user -----------------------------------------------------------------
@@ -143,17 +143,32 @@ class BudgetpassServer(LanguageServer):
                                "message": message})
 
     def load_model(self) -> None:
-        self.model.ensure(self.settings.model, self._model_loaded,
-                          lambda slot: self.tell_status("loading", slot.name, f"loading {slot.name}"))
+        self.model.ensure(self.settings.job_settings().model_spec, self._model_loaded,
+                          lambda slot: self.tell_status("loading", slot.name,
+                                                        f"loading {slot.name}"))
 
     def _model_loaded(self, slot: ModelSlot) -> None:
         if slot.state == "ready":
-            message = f"model {slot.name} ready ({slot.seconds:.1f} s)"
+            self.shown_model_error = ""
+            opened = slot.model
+            template = opened.template(self.settings.template or None)
+            message = (f"model {slot.name} ready ({opened.choice.name}: {opened.choice.reason}; "
+                       f"template {template.template.name}: {template.reason}; "
+                       f"{slot.seconds:.1f} s)")
             self.tell_log(message, types.MessageType.Info)
+            if template.fallback:
+                self.show(f"budgetpass: {template.reason}", types.MessageType.Warning)
         else:
-            message = (f"budgetpass: {slot.error}. Run `budgetpass models fetch {slot.name}` or set "
-                       f"{SECTION}.model to a fetched model or a .gguf path.")
-            self.show(message, types.MessageType.Error)
+            if slot.spec.backend == "openai":
+                how = (f"Start the server or set {SECTION}.endpoint to its URL; it is tried again "
+                       "on the next request.")
+            else:
+                how = (f"Run `budgetpass models fetch {slot.name}` or set {SECTION}.model to a "
+                       "fetched model or a .gguf path.")
+            message = f"budgetpass: {slot.error}. {how}"
+            if slot.error != self.shown_model_error:  # a server that stays down: said once
+                self.shown_model_error = slot.error
+                self.show(message, types.MessageType.Error)
         self.tell_status(slot.state, slot.name, message, slot.seconds)
 
     async def pull_configuration(self) -> None:
@@ -282,14 +297,9 @@ def shutdown(ls: BudgetpassServer, params) -> None:
 # --- inline completion ------------------------------------------------------------------------
 
 
-def _budget(settings: Settings):
-    return _plan(settings.budget_request(), settings.model)
-
-
 @functools.lru_cache(maxsize=16)
-def _plan(request, model_name):
-    return plan_budget(request, models.resolve(model_name).parameters,
-                       models.parameter_count(request.reference))
+def _plan(request, parameters: int):
+    return plan_budget(request, parameters, models.parameter_count(request.reference))
 
 
 async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
@@ -307,23 +317,27 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
         await asyncio.sleep(ls.settings.inline.debounceMs / 1000)
         if flag() or not ls.board.is_latest_inline(uri, serial):
             return None  # a newer keystroke arrived during the debounce
-        model = ls.model.ready_model()
-        if model is None:
+        opened = ls.model.ready_model()
+        if opened is None:
+            if ls.model.state == "failed":
+                ls.load_model()  # e.g. the server is up now (retried at most every few seconds)
             if not ls.told_not_ready:
                 ls.told_not_ready = True
                 state = ls.model.error or f"model {ls.settings.model} is still loading"
                 ls.show(f"budgetpass: {state}; completions start when it is ready")
             return None
-        if model.busy and ls.board.jobs_running():
+        model = opened.backend
+        if getattr(model, "busy", False) and ls.board.jobs_running():
             return None  # a job holds the model for seconds: ghost text would come far too late
         text = doc.source
         offset = ls.offset(doc, position)
         settings = ls.settings
         ctx = cursor.cursor_context(text, offset)
-        budget = _budget(settings)
+        budget = _plan(settings.budget_request(), opened.parameters)
         job_limits = settings.job_settings().limits
         call = functools.partial(
-            inline_completions, model, template_for(model), ctx, budget, settings.inline.maxTokens,
+            inline_completions, model, opened.template(settings.template or None).template, ctx,
+            budget, settings.inline.maxTokens,
             text=text, path=file_path(uri), verify_within_ms=settings.inline.verifyWithinMs,
             sandbox=settings.sandbox, limits=job_limits, should_stop=flag)
         try:

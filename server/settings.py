@@ -8,13 +8,16 @@ the field keeps its previous value and the problem names the field and how to fi
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from budgetpass.generation import models
 from budgetpass.generation.budget import BudgetRequest
+from budgetpass.generation.prompts import TEMPLATES
 from budgetpass.verify.job import JobSettings
+from budgetpass.verify.runner import check_pytest_args
 from budgetpass.verify.sandbox import Limits
 
 SECTION = "budgetpass"
@@ -53,8 +56,10 @@ class CompletionSettings:
 class Settings:
     model: str = models.DEFAULT_MODEL
     referenceModel: str = models.DEFAULT_REFERENCE
-    backend: str = "llama.cpp"
-    endpoint: str = ""
+    backend: str = "auto"  # auto | llama.cpp | vllm | openai
+    endpoint: str = ""  # backend openai: the server's URL, e.g. http://127.0.0.1:8080
+    vllmModel: str = ""  # backend vllm: a Hugging Face folder (default: converted from the GGUF)
+    template: str = ""  # prompt template override (default: told by the model or its server)
     budget: BudgetSettings = field(default_factory=BudgetSettings)
     inline: InlineSettings = field(default_factory=InlineSettings)
     tests: TestSettings = field(default_factory=TestSettings)
@@ -71,7 +76,10 @@ class Settings:
         return JobSettings(model=self.model, budget=self.budget_request(), sandbox=self.sandbox,
                            limits=Limits(wall_seconds=timeout, cpu_seconds=int(timeout) + 1),
                            project=project, anytime=self.budget.anytime,
-                           seconds=self.budget.seconds if self.budget.anytime else None)
+                           seconds=self.budget.seconds if self.budget.anytime else None,
+                           backend=self.backend, endpoint=self.endpoint,
+                           vllm_model=self.vllmModel, template=self.template or None,
+                           pytest_args=self.tests.extraArgs)
 
     def to_json(self) -> dict:
         def plain(obj):
@@ -81,14 +89,10 @@ class Settings:
         return plain(self)
 
 
-# Values the issue names that the core cannot serve yet: accepted as known, refused with a reason.
-NOT_AVAILABLE = {
-    ("backend", "vllm"): "the vllm backend is not wired into the language server yet",
-    ("backend", "openai"): "the OpenAI-compatible backend is not wired into the language server yet",
-}
-ALIASES = {("backend", "llamacpp"): "llama.cpp", ("backend", "auto"): "llama.cpp"}
+ALIASES = {("backend", "llamacpp"): "llama.cpp"}
 CHOICES = {
-    "backend": ("llama.cpp", "llamacpp", "auto", "vllm", "openai"),
+    "backend": ("auto", "llama.cpp", "llamacpp", "vllm", "openai"),
+    "template": ("", *TEMPLATES),  # "": told by the model's vocabulary or its server's name
     "budget.metric": ("flops", "samples", "time"),
     "sandbox": ("auto", "bwrap", "process"),
     "ranking": ("logprob",),
@@ -134,16 +138,19 @@ def _check(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, tuple):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError("expected a list of strings")
+        if name == "tests.extraArgs":
+            check_pytest_args(value)
         return tuple(value)
     if not isinstance(value, str):
         raise ValueError("expected a string")  # noqa: TRY004
     if name in CHOICES and value not in CHOICES[name]:
-        raise ValueError(f"expected one of {', '.join(CHOICES[name])}")
+        shown = [choice or '""' for choice in CHOICES[name]]
+        raise ValueError(f"expected one of {', '.join(shown)}")
     value = ALIASES.get((name, value), value)
-    if (name, value) in NOT_AVAILABLE:
-        raise ValueError(f"{value!r} is not available yet: {NOT_AVAILABLE[(name, value)]}")
     if name in ("model", "referenceModel") and not value.strip():
         raise ValueError("expected a model name or .gguf path")
+    if name == "endpoint" and value and not re.fullmatch(r"https?://[^\s/:]+(:\d+)?(/\S*)?", value):
+        raise ValueError("expected the server's URL, like http://127.0.0.1:8080")
     return value
 
 
@@ -209,13 +216,15 @@ def _show(value: Any) -> str:
 def unsupported_notes(settings: Settings) -> list[str]:
     """Accepted values that the core does not act on yet (said once, not silently ignored)."""
     notes = []
-    if settings.tests.extraArgs:
-        notes.append(f"{SECTION}.tests.extraArgs is not passed to pytest yet "
-                     f"(the test runner has no hook for it); ignoring {list(settings.tests.extraArgs)}")
     if settings.budget.seconds != BudgetSettings.seconds and not settings.budget.anytime:
         notes.append(f"{SECTION}.budget.seconds bounds generate-until-pass only with "
                      f"{SECTION}.budget.anytime: true; one batch of k is drawn now")
-    if settings.endpoint:
-        notes.append(f"{SECTION}.endpoint is only used by the 'openai' backend, which is not "
-                     "available yet; ignoring it")
+    if settings.endpoint and settings.backend != "openai":
+        notes.append(f"{SECTION}.endpoint is only used by backend 'openai' (backend is "
+                     f"{settings.backend!r}); ignoring it")
+    if settings.backend == "openai" and not settings.endpoint:
+        notes.append(f"{SECTION}.backend 'openai' needs {SECTION}.endpoint, the server's URL "
+                     "(e.g. http://127.0.0.1:8080)")
+    if settings.vllmModel and settings.backend not in ("vllm", "auto"):
+        notes.append(f"{SECTION}.vllmModel is only used by backend 'vllm'; ignoring it")
     return notes

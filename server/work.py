@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from budgetpass.generation import models
-from budgetpass.generation.engine import load_model
+from budgetpass.generation.engine import ModelSpec, open_model
 
 log = logging.getLogger("budgetpass.server")
 
@@ -107,42 +106,57 @@ class WorkBoard:
                     flag.stop(reason)
 
 
+RETRY_FAILED_S = 10.0  # a server that was down may be up now: try again, not on every keystroke
+
+
 @dataclass
 class ModelSlot:
-    """The model, loaded once in the background; requests never wait for it."""
+    """The model (an ``engine.OpenedModel``: backend, template, parameters), opened once in the
+    background through ``engine.open_model``, the same cache jobs use; requests never wait."""
 
-    name: str = ""
+    spec: ModelSpec | None = None
     state: str = "idle"  # idle | loading | ready | failed
     error: str = ""
     model: object = None
     seconds: float = 0.0
+    failed_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def ensure(self, name: str, on_done: Callable[[ModelSlot], None],
-               on_start: Callable[[ModelSlot], None] | None = None) -> None:
-        """Start loading ``name`` unless it is loaded or loading: ``on_start`` runs first, here,
-        ``on_done`` in the loading thread."""
+    @property
+    def name(self) -> str:
+        return self.spec.model if self.spec else ""
+
+    def ensure(self, spec: ModelSpec, on_done: Callable[[ModelSlot], None],
+               on_start: Callable[[ModelSlot], None] | None = None) -> bool:
+        """Start opening ``spec`` unless it is open or opening (or failed moments ago):
+        ``on_start`` runs first, here, ``on_done`` in the loading thread. True if a load started."""
         with self._lock:
-            if self.name == name and self.state in ("loading", "ready"):
-                return
-            self.name, self.state, self.error, self.model = name, "loading", "", None
+            if self.spec == spec and (self.state in ("loading", "ready") or (
+                    self.state == "failed"
+                    and time.monotonic() - self.failed_at < RETRY_FAILED_S)):
+                return False
+            self.spec, self.state, self.error, self.model = spec, "loading", "", None
         if on_start is not None:
             on_start(self)
-        threading.Thread(target=self._load, args=(name, on_done), name="budgetpass-model-load",
+        threading.Thread(target=self._load, args=(spec, on_done), name="budgetpass-model-load",
                          daemon=True).start()
+        return True
 
-    def _load(self, name: str, on_done) -> None:
+    def _load(self, spec: ModelSpec, on_done) -> None:
         start = time.monotonic()
         try:
-            model = load_model(models.resolve(name).path)
+            model = open_model(spec)
         except Exception as exc:  # any failure is shown to the user, never raised
             with self._lock:
-                if self.name == name:
-                    self.state, self.error = "failed", f"could not load model {name!r}: {exc}"
+                if self.spec == spec:
+                    where = f" on {spec.endpoint}" if spec.endpoint else ""
+                    self.state, self.error = "failed", (f"could not open model {spec.model!r} "
+                                                        f"({spec.backend}{where}): {exc}")
+                    self.failed_at = time.monotonic()
             log.exception("model load failed")
         else:
             with self._lock:
-                if self.name != name:
+                if self.spec != spec:
                     return  # the setting changed while we loaded
                 self.state, self.model, self.seconds = "ready", model, time.monotonic() - start
         on_done(self)

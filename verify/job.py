@@ -17,8 +17,10 @@ from pathlib import Path
 
 from budgetpass.generation import calibration, models
 from budgetpass.generation.anytime import anytime_batches
+from budgetpass.generation.backends import choose_backend
 from budgetpass.generation.budget import Budget, BudgetRequest, BudgetUsage, plan_budget
-from budgetpass.generation.engine import load_model, template_for
+from budgetpass.generation.engine import ModelSpec, model_parameters, open_model
+from budgetpass.generation.llamacpp import BackendError
 from budgetpass.generation.prompts import body_prompt
 from budgetpass.generation.source import (
     SourceError,
@@ -33,7 +35,14 @@ from budgetpass.generation.types import Completion, SamplingParams
 from . import tracing
 from .discovery import find_tests, test_imports
 from .pipeline import SamplingPlan, TestSchedule, busy_seconds, overlap_seconds, plan_sampling
-from .runner import CandidateRun, WarmWorker, WorkerError, default_python, find_project_root
+from .runner import (
+    CandidateRun,
+    WarmWorker,
+    WorkerError,
+    check_pytest_args,
+    default_python,
+    find_project_root,
+)
 from .sandbox import Limits
 from .sandbox import probe as probe_sandbox
 from .select import (
@@ -84,6 +93,14 @@ class JobSettings:
     seconds: float | None = None
     max_samples: int | None = None
     batch_size: int | None = None
+    backend: str = "auto"  # auto | llama.cpp | vllm | openai (generation.backends.choose_backend)
+    endpoint: str = ""  # openai: the server's URL, e.g. http://127.0.0.1:8080
+    vllm_model: str = ""  # vllm: a Hugging Face folder (default: converted from the GGUF)
+    pytest_args: tuple[str, ...] = ()  # extra pytest options (runner.check_pytest_args)
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        return ModelSpec(self.model, self.backend, self.endpoint, self.threads, self.vllm_model)
 
     def __post_init__(self) -> None:
         if self.seconds is not None and not self.seconds > 0:
@@ -287,7 +304,7 @@ def _candidate(completion: Completion, text: str, site, filename: str) -> Candid
             problem = f"syntax error: {exc.msg} (line {exc.lineno})"
     if completion.finish_reason == "length" and not parses:
         problem += " (hit the token limit)"
-    return Candidate(completion.index, body, completion.mean_logprob, len(completion.token_ids),
+    return Candidate(completion.index, body, completion.mean_logprob, completion.token_count,
                      completion.finish_reason, parses, problem)
 
 
@@ -313,6 +330,10 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
         rel_file = path.relative_to(project).as_posix()
     except ValueError:
         raise JobError(f"{path} is not inside the project folder {project}") from None
+    try:
+        check_pytest_args(settings.pytest_args)
+    except ValueError as exc:
+        raise JobError(f"extra pytest arguments: {exc}") from None
     info = probe_sandbox(settings.sandbox)
     warnings = [info.warning] if info.warning else []
     if settings.pin_tests:
@@ -325,26 +346,27 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
         node_ids = found + tuple(t for t in settings.add_tests if t not in found)
 
     emit(JobEvent("resolve", text=f"model {settings.model}"))
+    spec = settings.model_spec
     try:
-        resolved = models.resolve(settings.model)
-        speeds = {}
-        if settings.budget.metric == "time":  # this machine's measured speeds, if calibrated
-            speeds = {"small_speed": calibration.lookup(resolved.sha256, "llama.cpp",
-                                                        settings.threads),
-                      "reference_speed": calibration.lookup_model(settings.budget.reference,
-                                                                  "llama.cpp", settings.threads)}
-        budget = plan_budget(settings.budget, resolved.parameters,
-                             models.parameter_count(settings.budget.reference), **speeds)
+        budget = plan_budget(settings.budget, model_parameters(spec),
+                             models.parameter_count(settings.budget.reference),
+                             **_calibrated_speeds(settings))
     except (models.ModelError, ValueError) as exc:
         raise JobError(str(exc)) from None
 
-    emit(JobEvent("load", text=resolved.name))
-    model = load_model(resolved.path, settings.threads)
+    emit(JobEvent("load", text=f"{settings.model} ({settings.backend})"))
+    try:
+        opened = open_model(spec)
+        template = opened.template(settings.template)
+    except (models.ModelError, BackendError, ValueError) as exc:
+        raise JobError(str(exc)) from None
+    if template.fallback:
+        warnings.append(template.reason)
+    model = opened.backend
     # Other stubs in the file would teach the model to write one more stub: show their signatures
     # and docstrings only.
     context = without_stub_bodies(text, keep=function)
-    prompt = body_prompt(context, locate_function(context, function),
-                         template_for(model, settings.template))
+    prompt = body_prompt(context, locate_function(context, function), template.template)
     sampling = SamplingParams(**{**settings.sampling.__dict__,
                                  "stop": tuple(settings.sampling.stop) + prompt.stops})
     plan = plan_sampling(budget.samples, bool(node_ids), settings.anytime, settings.seconds,
@@ -360,7 +382,8 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
         file=str(path),
         function=function,
         project=str(project),
-        model={**resolved.to_json(), "template": prompt.template.name},
+        model={**opened.to_json(), "template": prompt.template.name,
+               "template_reason": template.reason},
         budget=budget,
         tests=node_ids,
         candidates=job.candidates,
@@ -383,6 +406,18 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
     return report
 
 
+def _calibrated_speeds(settings: JobSettings) -> dict:
+    """This machine's measured speeds of both models for a time budget, if calibrated (a remote
+    server's speed is unknown here: the budget falls back to FLOPs and says so)."""
+    backend = choose_backend(settings.backend).name
+    if settings.budget.metric != "time" or backend == "openai":
+        return {}
+    return {"small_speed": calibration.lookup(models.resolve(settings.model).sha256, backend,
+                                              settings.threads),
+            "reference_speed": calibration.lookup_model(settings.budget.reference, backend,
+                                                        settings.threads)}
+
+
 @dataclass(frozen=True)
 class _Target:
     """The function being filled and where its candidates run."""
@@ -399,7 +434,8 @@ class _Target:
 def _start_worker(target: _Target, info, settings: JobSettings) -> WarmWorker:
     python = settings.python or default_python(target.project)
     worker = WarmWorker(target.project, info, settings.limits, python, settings.parallel,
-                        preload=tuple(sorted(test_imports(target.project, target.node_ids))))
+                        preload=tuple(sorted(test_imports(target.project, target.node_ids))),
+                        pytest_args=settings.pytest_args)
     try:
         worker.start()
     except WorkerError as exc:

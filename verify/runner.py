@@ -80,6 +80,66 @@ SANDBOX_RUNS = "/tmp/s"  # one writable folder per candidate
 SANDBOX_WORKER = "/tmp/bp/worker.py"
 
 
+# Extra pytest options a user may add (``tests.extraArgs``): ones that narrow or tune the run.
+# Anything else is refused, with the reason when it is a known troublemaker: results travel from
+# budgetpass's own reporter plugin, the tests are the ones budgetpass selected, and output goes to
+# the sandbox's log.
+PYTEST_OPTIONS_WITH_VALUE = ("-k", "-m", "-W", "--pythonwarnings", "--deselect", "--maxfail",
+                             "--tb", "--import-mode", "--capture", "-r")
+PYTEST_FLAGS = ("-x", "--exitfirst", "-v", "--verbose", "-q", "--quiet", "-s", "-l",
+                "--showlocals", "--strict-markers", "--runxfail", "--disable-warnings")
+_REFUSED = (
+    (("--junitxml", "--junit-xml", "--junitprefix", "--json-report", "--json-report-file",
+      "--report-log", "--result-log", "--resultlog", "--html", "--md-report"),
+     "it writes results elsewhere; budgetpass reads each test's outcome from its own reporter"),
+    (("-p",), ("it loads or unloads pytest plugins, and budgetpass's reporter and the plugin "
+               "set the worker warmed up depend on them")),
+    (("-c", "--config-file", "--inifile", "--rootdir", "--confcutdir", "-o", "--override-ini",
+      "--basetemp", "--cache-clear", "--noconftest"),
+     "it changes which configuration or folders pytest uses inside the sandbox"),
+    (("--pyargs", "--ignore", "--ignore-glob", "--deselect-glob", "--doctest-modules",
+      "--doctest-glob", "--lf", "--last-failed", "--ff", "--failed-first", "--sw", "--stepwise",
+      "--nf", "--new-first"),
+     "it selects other files or tests; budgetpass runs the tests that reference the function"),
+    (("-n", "--numprocesses", "--dist", "--looponfail", "-f"),
+     ("it runs tests in other processes that bypass budgetpass's reporter (budgetpass already "
+      "tests candidates in parallel)")),
+    (("--collect-only", "--co", "--setup-only", "--setup-plan", "--fixtures", "--markers",
+      "-h", "--help", "--version", "-V"), "then no test runs, so nothing could pass"),
+)
+
+
+def check_pytest_args(args) -> tuple[str, ...]:
+    """``args`` if every one is an option budgetpass may pass to pytest; else ValueError saying
+    which and why (e.g. ``--junitxml``, ``-p no:...``, a path or node id)."""
+    args = tuple(args)
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not isinstance(arg, str) or not arg:
+            raise ValueError(f"{arg!r}: expected a non-empty string")
+        name = arg.split("=", 1)[0] if arg.startswith("--") else arg[:2]
+        if not arg.startswith("-"):
+            raise ValueError(f"{arg!r} is not an option: a path or test id would select other "
+                             "tests; budgetpass runs the tests that reference the function "
+                             "(narrow them with -k or -m)")
+        for names, why in _REFUSED:
+            if name in names or arg in names:
+                raise ValueError(f"{arg!r} is refused: {why}")
+        if name in PYTEST_OPTIONS_WITH_VALUE:
+            glued = "=" in arg if arg.startswith("--") else len(arg) > 2
+            if not glued:
+                if i + 1 >= len(args):
+                    raise ValueError(f"{arg!r} needs a value after it")
+                i += 1
+        elif arg not in PYTEST_FLAGS and not (len(arg) > 1 and arg[1] != "-"
+                                              and set(arg[1:]) <= set("xvqsl")):
+            raise ValueError(f"{arg!r} is not one of the pytest options budgetpass passes on: "
+                             f"{', '.join(PYTEST_OPTIONS_WITH_VALUE + PYTEST_FLAGS)}")
+        i += 1
+    return args
+
+
 class WorkerError(RuntimeError):
     """The warm worker could not start; the message says why."""
 
@@ -103,12 +163,13 @@ class WarmWorker:
 
     def __init__(self, project: Path, info: sandbox.SandboxInfo, limits: sandbox.Limits,
                  python: str | None = None, parallel: int | None = None, warm: bool = True,
-                 preload: tuple[str, ...] = ()):
+                 preload: tuple[str, ...] = (), pytest_args: tuple[str, ...] = ()):
         self.project = Path(project).absolute()
         self.info, self.limits = info, limits
         self.python = python or default_python(self.project)
         self.parallel = max(1, parallel or os.cpu_count() or 1)
         self.warm, self.preload = warm, preload
+        self.pytest_args = check_pytest_args(pytest_args)
         self.proc: subprocess.Popen | None = None
         self.ready_seconds = 0.0
         self._next_id = 0
@@ -204,7 +265,8 @@ class WarmWorker:
         limits = {name: getattr(self.limits, name) for name in
                   ("wall_seconds", "cpu_seconds", "memory_bytes", "file_bytes", "processes")}
         self._write({"op": "run", "id": run_id, "file": rel_file, "text": text,
-                     "tests": list(node_ids), "limits": limits, "files": extra_files or {}})
+                     "tests": list(node_ids), "limits": limits, "files": extra_files or {},
+                     "pytest_args": list(self.pytest_args)})
         self._pending.add(run_id)
         return run_id
 

@@ -4,7 +4,8 @@ Standalone on purpose (stdlib + pytest only): it runs under the project's interp
 not have budgetpass installed, so the host binds this one file into the sandbox.
 
 Protocol. The host writes JSON lines on stdin:
-  {"op": "run", "id": N, "file": REL, "text": SOURCE, "tests": [NODE_ID...], "limits": {...}}
+  {"op": "run", "id": N, "file": REL, "text": SOURCE, "tests": [NODE_ID...], "limits": {...},
+   "pytest_args": [ARG...]}  (the user's extra options, checked by the host: runner.py)
   {"op": "cancel", "id": N}
 and EOF to stop. The worker answers JSON lines on the fd named by --result-fd:
   {"op": "ready", "seconds": S}
@@ -216,7 +217,8 @@ def _child(job: dict, slot_uid: int | None, base: str, rundir: str, fd: int) -> 
         reporter = _Reporter(fd, job["nonce"])
         pytest.main(["-q", "--tb=line", "--color=no", "--rootdir", work, *QUIET_PLUGINS,
                      *(["--doctest-modules"] if doctests else []),
-                     "-W", "ignore::pytest.PytestAssertRewriteWarning", *job["tests"]],
+                     "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                     *job.get("pytest_args", []), *job["tests"]],
                     plugins=[reporter])
         code = 0
     except BaseException:  # noqa: BLE001 - anything here is a failed candidate, said in its output

@@ -1,11 +1,8 @@
 """The OpenAI-compatible HTTP backend against a real llama.cpp server started on loopback."""
 
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import pytest
 from budgetpass.generation.engine import load_model
@@ -13,40 +10,9 @@ from budgetpass.generation.llamacpp import BackendError
 from budgetpass.generation.openai_http import OpenAICompatibleBackend
 from budgetpass.generation.types import SamplingParams
 
+from tests.llama_server import free_port, start_server, stop_server
+
 PROMPT = "def add(a, b):\n    return"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model_path, port):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host",
-         "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1",
-         "--verbose", "False"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1).read()
-            return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    pytest.fail("llama_cpp.server did not start in 90 s")
-
-
-def stop_server(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +31,8 @@ def test_k_candidates_with_logprobs_from_a_server_that_ignores_n(server):
                               on_token=progress.append)
     assert [c.index for c in result.completions] == [0, 1, 2]
     for c in result.completions:
-        assert c.text and len(c.logprobs) == len(c.token_ids) > 0
+        # Servers report token texts, not ids: a count, and no invented ids.
+        assert c.text and c.token_ids == () and c.token_count >= len(c.logprobs) > 0
         assert all(lp <= 0 for lp in c.logprobs)
         assert c.finish_reason in ("stop", "length")
     assert progress and progress[-1] == result.generated_tokens
@@ -83,7 +50,16 @@ def test_backends_agree_greedy_in_process_and_over_http(server, smol_path):
     remote = OpenAICompatibleBackend(server).generate(prompt, 1, params).completions[0]
     assert remote.text == local.text
     assert len(remote.logprobs) == len(local.logprobs) == 20
+    assert remote.token_count == len(local.token_ids) == 20
     assert max(abs(a - b) for a, b in zip(remote.logprobs, local.logprobs)) < 0.25
+
+
+@pytest.mark.slow
+def test_the_request_names_the_model_the_server_lists(server, smol_path):
+    backend = OpenAICompatibleBackend(server)
+    assert backend.served_models() == [str(smol_path)]  # llama_cpp.server lists its --model
+    backend.generate(PROMPT, 1, SamplingParams(max_tokens=2))
+    assert backend.model == str(smol_path)
 
 
 @pytest.mark.slow
@@ -155,7 +131,9 @@ def test_timeouts(send_first_event, message):
     listener, url = _silent_server(send_first_event)
     start = time.monotonic()
     with pytest.raises(BackendError, match=message):
-        OpenAICompatibleBackend(url, timeout=0.5).generate(PROMPT, 1, SamplingParams(max_tokens=4))
+        # (a model name given: no /v1/models request before the completion)
+        OpenAICompatibleBackend(url, "m", timeout=0.5).generate(PROMPT, 1,
+                                                                SamplingParams(max_tokens=4))
     assert time.monotonic() - start < 3
     listener.close()
 

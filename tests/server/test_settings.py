@@ -36,15 +36,49 @@ def test_invalid_values_are_named_and_the_old_value_kept():
     assert "keeping 2.0" in text and "auto, bwrap, process" in text
 
 
-def test_values_the_core_cannot_serve_yet_are_refused_with_the_reason():
-    settings, problems = parse_settings({"backend": "openai", "budget": {"metric": "time"}})
-    assert settings.backend == "llama.cpp" and settings.budget.metric == "time"
-    assert len(problems) == 1 and "backend" in problems[0] and "not available yet" in problems[0]
+def test_backend_endpoint_and_extra_args_reach_the_job():
+    settings, problems = parse_settings({"backend": "openai", "endpoint": "http://127.0.0.1:8080",
+                                         "template": "qwen2.5-coder",
+                                         "tests": {"extraArgs": ["-k", "not slow", "-x"]}})
+    assert problems == [] and unsupported_notes(settings) == []
+    job = settings.job_settings()
+    assert (job.backend, job.endpoint, job.template) == ("openai", "http://127.0.0.1:8080",
+                                                         "qwen2.5-coder")
+    assert job.pytest_args == ("-k", "not slow", "-x")
+    assert job.model_spec.endpoint == "http://127.0.0.1:8080"
     assert parse_settings({"backend": "llamacpp"})[0].backend == "llama.cpp"
+    default = Settings().job_settings()
+    assert default.backend == "auto" and default.template is None
+
+
+def test_bad_backend_settings_say_how_to_fix_them():
+    settings, problems = parse_settings({"endpoint": "localhost:8080", "backend": "tpu",
+                                         "template": "gpt"})
+    assert settings == Settings()
+    text = "\n".join(problems)
+    assert "budgetpass.endpoint: expected the server's URL, like http://127.0.0.1:8080" in text
+    assert "budgetpass.backend: expected one of auto, llama.cpp" in text
+    assert 'budgetpass.template: expected one of "", qwen2.5-coder' in text
+    openai_without_url, _ = parse_settings({"backend": "openai"})
+    assert "needs budgetpass.endpoint" in unsupported_notes(openai_without_url)[0]
+    unused, _ = parse_settings({"backend": "llama.cpp", "endpoint": "http://127.0.0.1:9"})
+    assert "only used by backend 'openai'" in unsupported_notes(unused)[0]
     assert "only with budgetpass.budget.anytime" in unsupported_notes(
         parse_settings({"budget": {"seconds": 3}})[0])[0]
-    extra, problems = parse_settings({"tests": {"extraArgs": ["-x"]}})
-    assert problems == [] and "not passed to pytest yet" in unsupported_notes(extra)[0]
+
+
+def test_extra_pytest_args_that_would_change_where_results_go_are_refused_with_the_reason():
+    for args, why in ((["--junitxml=out.xml"], "writes results elsewhere"),
+                      (["-p", "no:randomly"], "loads or unloads pytest plugins"),
+                      (["tests/test_other.py"], "would select other tests"),
+                      (["-n", "4"], "other processes"),
+                      (["--rootdir=/"], "configuration or folders"),
+                      (["--lf"], "selects other files or tests"),
+                      (["--frobnicate"], "not one of the pytest options"),
+                      (["-k"], "needs a value")):
+        settings, problems = parse_settings({"tests": {"extraArgs": args}})
+        assert settings.tests.extraArgs == () and len(problems) == 1, args
+        assert "budgetpass.tests.extraArgs" in problems[0] and why in problems[0], problems
 
 
 def test_budget_seconds_bound_generate_until_pass_when_anytime_is_on():

@@ -94,3 +94,26 @@ def test_stops_at_the_first_pass_and_cancels_the_rest(tmp_path):
     assert (status, selected) == ("passed", 0)
     assert sum(c.run is None for c in cands) >= 6, "later candidates should not have been tested"
     assert "not tested" in message
+
+
+def test_extra_pytest_args_reach_pytest(tmp_path):
+    """``tests.extraArgs`` / JobSettings.pytest_args: ``-k`` deselecting the failing test turns a
+    partial candidate into a passing one, and only the selected tests are reported."""
+    (status, _, _, _), cands, _ = _select(tmp_path, [(HALF, -0.1)], NODES)
+    assert status == "partial" and cands[0].run.n_passed == 2
+    (status, selected, message, _), cands, _ = _select(tmp_path, [(HALF, -0.1)], NODES,
+                                                       pytest_args=("-k", "not high"))
+    assert (status, selected) == ("passed", 0), message
+    assert [o.node_id for o in cands[0].run.outcomes] == list(NODES[:2])
+
+
+def test_refused_extra_pytest_args_stop_the_job_before_any_model_loads(tmp_path):
+    from budgetpass.verify.job import JobError, solve
+
+    project = _project(tmp_path)
+    before = (project / "mod.py").read_text()
+    with pytest.raises(JobError, match=r"extra pytest arguments: '--junitxml=r.xml' is refused: "
+                                       r"it writes results elsewhere"):
+        solve(project / "mod.py", "clamp", JobSettings(pytest_args=("--junitxml=r.xml",),
+                                                       model="no-such-model"))
+    assert (project / "mod.py").read_text() == before

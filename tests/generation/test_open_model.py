@@ -1,0 +1,122 @@
+"""engine.open_model: one way to get a backend, its prompt template and the budget's parameter
+count, whatever the backend (the llama.cpp part loads the real SmolLM2; the rest needs no model)."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from budgetpass.generation import models
+from budgetpass.generation.engine import (
+    ModelSpec,
+    model_parameters,
+    open_model,
+    template_from_name,
+    template_from_vocabulary,
+)
+from budgetpass.generation.llamacpp import BackendError
+
+from tests.llama_server import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("name,template", [
+    ("/models/qwen2.5-coder-0.5b.gguf", "qwen2.5-coder"),
+    ("Qwen/Qwen2.5-Coder-7B-Instruct", "qwen2.5-coder"),
+    ("deepseek-ai/deepseek-coder-6.7b-base", "deepseek-coder"),
+    ("bigcode/starcoder2-3b", "starcoder2"),
+    ("codellama/CodeLlama-7b-hf", "codellama"),
+    ("mistralai/Codestral-22B-v0.1", "codestral"),
+    ("Qwen/CodeQwen1.5-7B", "starcoder2"),
+])
+def test_a_servers_model_name_tells_the_template(name, template):
+    assert template_from_name(name).name == template
+
+
+def test_no_known_name_tells_nothing():
+    assert template_from_name("smollm2-135m.gguf", "default") is None
+
+
+def test_a_tokenizer_vocabulary_tells_the_template():
+    vocabulary = {"<|fim_prefix|>": 151659, "<|fim_suffix|>": 151661, "<|fim_middle|>": 151660,
+                  "def": 750}
+    assert template_from_vocabulary(vocabulary).name == "qwen2.5-coder"
+    assert template_from_vocabulary({"<|fim_prefix|>": 1, "def": 2}).name == "plain"
+
+
+def test_budget_parameters_for_a_server_come_from_the_configured_name():
+    assert model_parameters(ModelSpec("0.5B", "openai")) == 500_000_000
+    assert model_parameters(ModelSpec("qwen2.5-coder-1.5b", "openai")) == 1_543_714_304
+    with pytest.raises(models.ModelError, match=r"set model to a known name .*or a parameter "
+                                                r"count such as 0.5B"):
+        model_parameters(ModelSpec("my-finetune", "openai"))
+
+
+def test_openai_needs_an_endpoint_and_an_unreachable_one_is_named():
+    with pytest.raises(ValueError, match="backend openai needs the server's URL"):
+        open_model(ModelSpec("0.5B", "openai"))
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    for _ in range(2):  # a failure is not cached: the next call tries again
+        with pytest.raises(BackendError, match=f"cannot connect to {endpoint}: connection refused"):
+            open_model(ModelSpec("0.5B", "openai", endpoint))
+
+
+@pytest.mark.slow
+def test_llama_cpp_is_opened_once_with_the_template_its_vocabulary_tells(smol_path, qwen_path):
+    smol = open_model(ModelSpec(str(smol_path), "llama.cpp"))
+    assert open_model(ModelSpec(str(smol_path), "llama.cpp")) is smol
+    assert smol.template().template.name == "plain" and not smol.template().fallback
+    assert smol.template("qwen2.5-coder").template.name == "qwen2.5-coder"
+    qwen = open_model(ModelSpec("qwen2.5-coder-0.5b", "llama.cpp"))
+    assert qwen.template().template.name == "qwen2.5-coder"
+    assert "vocabulary" in qwen.template().reason
+    assert qwen.parameters == 494_032_768 and qwen.to_json()["backend"] == "llama.cpp"
+
+
+VLLM_CHECK = """
+if __name__ == "__main__":
+    import json
+    from budgetpass.generation.engine import ModelSpec, open_model
+    from budgetpass.generation.types import SamplingParams
+    opened = open_model(ModelSpec("qwen2.5-coder-0.5b", "vllm"))  # HF folder: converted, cached
+    template = opened.template()
+    prompt = template.template.fill("def add(a, b):\\n", "")
+    result = opened.backend.generate(prompt, 2, SamplingParams(max_tokens=8,
+                                                               stop=template.template.stops))
+    print(json.dumps({"backend": opened.choice.name, "template": template.template.name,
+                      "reason": template.reason, "parameters": opened.parameters,
+                      "vllm_model": opened.info["vllm_model"],
+                      "tokens": [c.token_count for c in result.completions]}))
+    opened.backend.close()
+"""
+
+
+@pytest.mark.slow
+def test_vllm_is_opened_with_the_template_its_tokenizer_tells(qwen_path, tmp_path):
+    """In the vLLM venv (`make vllm`, or BUDGETPASS_VLLM_PYTHON), with this tree's generation
+    package first on the path (a venv from elsewhere may hold another budgetpass or none)."""
+    from budgetpass.generation.vllm_backend import separate_vllm_python
+
+    python = separate_vllm_python()
+    if python is None:
+        reason = "no vLLM venv: run `make vllm` or set BUDGETPASS_VLLM_PYTHON"
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (`make test` makes it before pytest)")
+        pytest.skip(reason)
+    (tmp_path / "pkg" / "budgetpass").mkdir(parents=True)
+    (tmp_path / "pkg" / "budgetpass" / "generation").symlink_to(REPO / "generation")
+    (tmp_path / "check.py").write_text(VLLM_CHECK)
+    proc = subprocess.run([str(python), str(tmp_path / "check.py")], capture_output=True,
+                          text=True, timeout=900, check=False,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "pkg"),
+                               "VLLM_CPU_KVCACHE_SPACE":
+                                   os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")})
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith('{"backend"')), None)
+    assert proc.returncode == 0 and line, (proc.stdout[-2000:], proc.stderr[-3000:])
+    report = json.loads(line)
+    assert report["backend"] == "vllm" and report["template"] == "qwen2.5-coder"
+    assert "tokenizer" in report["reason"] and report["parameters"] == 494_032_768
+    assert Path(report["vllm_model"], "config.json").is_file()
+    assert len(report["tokens"]) == 2 and all(n >= 1 for n in report["tokens"])
