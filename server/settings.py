@@ -45,6 +45,7 @@ class TestSettings:
     __test__ = False  # not a pytest class
     extraArgs: tuple[str, ...] = ()
     timeoutSeconds: float = 60.0
+    trace: bool = False  # also find tests that reach the function through other code (a traced run)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class Settings:
                            seconds=self.budget.seconds if self.budget.anytime else None,
                            backend=self.backend, endpoint=self.endpoint,
                            vllm_model=self.vllmModel, template=self.template or None,
-                           pytest_args=self.tests.extraArgs)
+                           pytest_args=self.tests.extraArgs, trace_tests=self.tests.trace)
 
     def to_json(self) -> dict:
         def plain(obj):

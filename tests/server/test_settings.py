@@ -19,6 +19,9 @@ def test_nested_and_dotted_names_and_partial_updates():
     assert settings.budget.metric == "samples" and settings.budget.samples == 6
     assert settings.inline.debounceMs == 0 and settings.inline.maxTokens == 64
     assert settings.job_settings().limits.wall_seconds == 5
+    assert settings.job_settings().trace_tests is False
+    traced, problems = parse_settings({"tests": {"trace": True}}, settings)
+    assert problems == [] and traced.job_settings().trace_tests is True
     again, _ = parse_settings({"budget": {"samples": 2}}, settings)
     assert again.budget.metric == "samples" and again.budget.samples == 2  # the rest is kept
 
