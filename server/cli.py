@@ -176,6 +176,8 @@ def render_report(report: jobs.JobReport) -> str:
         mark = "*" if cand.index == report.selected else " "
         if cand.run is not None:
             state = "PASS" if cand.run.passed else f"FAIL: {cand.run.summary()}"
+        elif cand.problem.startswith("not decoded"):
+            state = cand.problem  # stopped early, not a fault of the candidate
         elif cand.problem:
             state = f"unusable: {cand.problem}"
         else:

@@ -645,9 +645,9 @@ class _GenerateAndTest:
         target = self.target
         cand = _candidate(completion, target.text, target.site, target.filename)
         if not cand.decoded:
-            cand.problem = "not decoded to the end: " + (
-                "cancelled, another candidate had passed" if self.halt.is_set()
-                and not self._cancelled() else "cancelled")
+            cand.problem = "not decoded to the end " + (
+                "(another candidate had passed)" if self.halt.is_set()
+                and not self._cancelled() else "(cancelled)")
             cand.parses = False
         cand.decoded_at = at - self.start if cand.decoded else None
         self.by_index[cand.index] = cand
