@@ -7,20 +7,27 @@ sandbox, limits and report pipe; ``fresh`` starts a new sandbox and a new Python
 pytest for every candidate. Measured side by side in one run, both sequentially (latency) and two at
 a time (throughput on the 2 cores); the headline figures are the parallel ones.
 
-    flock /tmp/budgetpass-cpu.lock .venv/bin/python bench/verify.py
+The project's tests run under their own interpreter, as a user's would: by default a venv with
+pytest alone (made once under the bench cache), not budgetpass's dev venv, whose extra pytest
+plugins (pytest-lsp alone imports for ~360 ms) would inflate both paths' start-up.
+
+    flock /tmp/budgetpass-cpu.lock .venv/bin/python bench/verify.py [--python PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from budgetpass.generation import models
 from budgetpass.verify import sandbox
 from budgetpass.verify.runner import WarmWorker, run_candidate
 
@@ -70,13 +77,30 @@ def overhead_ms(runs, wall: float) -> float:
     return 1000 * (wall - sum(r.test_seconds for r in runs)) / len(runs)
 
 
+def plain_pytest_python() -> str:
+    """A venv holding only pytest (the version budgetpass runs with), made once."""
+    import pytest
+
+    venv = models.cache_dir().parent / "bench" / f"pytest-{pytest.__version__}-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet",
+                        "--disable-pip-version-check", f"pytest=={pytest.__version__}"], check=True)
+    return str(python)
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--python", help="interpreter for the project's tests (default: a venv "
+                        "with pytest alone)")
+    python = parser.parse_args().python or plain_pytest_python()
     info = sandbox.probe("auto")
     limits = sandbox.Limits(wall_seconds=30)
     candidates = [("textutil.py", MODULE.format(body=BODIES[i % len(BODIES)]))
                   for i in range(N_CANDIDATES)]
     node_ids = ("tests/test_textutil.py",)
-    result: dict = {"sandbox": info.kind, "candidates": N_CANDIDATES,
+    result: dict = {"sandbox": info.kind, "candidates": N_CANDIDATES, "python": python,
                     "load_average_before": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory(prefix="budgetpass-bench-") as tmp:
         project = make_project(Path(tmp))
@@ -84,7 +108,7 @@ def main() -> int:
         scratch.mkdir()
         for parallel in (1, 2):
             start = time.monotonic()
-            with WarmWorker(project, info, limits, sys.executable, parallel=parallel) as worker:
+            with WarmWorker(project, info, limits, python, parallel=parallel) as worker:
                 started = time.monotonic()
                 warm_runs = worker.run_all(candidates, node_ids)
                 warm_wall = time.monotonic() - started
@@ -93,7 +117,7 @@ def main() -> int:
 
             def fresh(candidate):
                 return run_candidate(project, candidate[0], candidate[1], node_ids, scratch, info,
-                                     limits, sys.executable)
+                                     limits, python)
 
             started = time.monotonic()
             with ThreadPoolExecutor(parallel) as pool:
