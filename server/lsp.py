@@ -339,7 +339,8 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
             inline_completions, model, opened.template(settings.template or None).template, ctx,
             budget, settings.inline.maxTokens,
             text=text, path=file_path(uri), verify_within_ms=settings.inline.verifyWithinMs,
-            sandbox=settings.sandbox, limits=job_limits, should_stop=flag)
+            sandbox=settings.sandbox, limits=job_limits, should_stop=flag,
+            pytest_args=settings.tests.extraArgs)
         try:
             result = await asyncio.get_running_loop().run_in_executor(ls.pool, call)
         except asyncio.CancelledError:

@@ -7,7 +7,6 @@ caller's time limit lasts. Pure of any editor protocol.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from budgetpass.generation.prompts import PromptTemplate
 from budgetpass.generation.types import SamplingParams
 
 from .discovery import find_tests
-from .runner import CandidateRun, default_python, find_project_root, run_candidate
+from .runner import CandidateRun, WarmWorker, WorkerError, default_python, find_project_root
 from .sandbox import Limits
 from .sandbox import probe as probe_sandbox
 from .select import rank_by_mean_logprob
@@ -56,7 +55,8 @@ def inline_completions(model, template: PromptTemplate, ctx: CursorContext, budg
                        max_tokens: int, *, text: str, path: Path | None = None,
                        verify_within_ms: int = 0, sandbox: str = "auto",
                        limits: Limits | None = None, seed: int = 0,
-                       should_stop: Callable[[], bool] | None = None) -> InlineResult:
+                       should_stop: Callable[[], bool] | None = None,
+                       pytest_args: tuple[str, ...] = ()) -> InlineResult:
     """Candidates for the cursor in ``ctx`` (made from ``text``, the editor's buffer)."""
     start = time.monotonic()
     if ctx.multiline:
@@ -80,14 +80,15 @@ def inline_completions(model, template: PromptTemplate, ctx: CursorContext, budg
     result = InlineResult(items, ctx.multiline, k, False, 0.0)
     if ctx.multiline and items and path is not None and verify_within_ms > 0:
         _verify(result, ctx, text, path, start + verify_within_ms / 1000, sandbox, limits or Limits(),
-                should_stop)
+                should_stop, pytest_args)
     result.seconds = time.monotonic() - start
     return result
 
 
 def _verify(result: InlineResult, ctx: CursorContext, text: str, path: Path, deadline: float,
-            sandbox: str, limits: Limits, should_stop) -> None:
-    """Run the function's tests on candidates, best first, until one passes or time is up."""
+            sandbox: str, limits: Limits, should_stop, pytest_args: tuple[str, ...]) -> None:
+    """Run the function's tests on the candidates in one warm worker (two at a time, best first)
+    until one passes or time is up; whatever is still running then is stopped, untested."""
     project = find_project_root(path)
     try:
         rel_file = path.relative_to(project).as_posix()
@@ -96,24 +97,34 @@ def _verify(result: InlineResult, ctx: CursorContext, text: str, path: Path, dea
     result.tests = find_tests(project, ctx.function.qualname, target_file=path).node_ids
     if not result.tests:
         return
-    info = probe_sandbox(sandbox)
-    python = default_python(project)
     remaining = deadline - time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="budgetpass-inline-") as scratch:
-        for number, cand in enumerate(result.items):
+    run_limits = Limits(**{**limits.__dict__, "wall_seconds": max(0.1, remaining)})
+    try:
+        worker = WarmWorker(project, probe_sandbox(sandbox), run_limits, default_python(project),
+                            parallel=min(2, len(result.items)), pytest_args=pytest_args)
+        worker.start()
+    except (WorkerError, ValueError) as exc:
+        result.notes.append(f"not verified: {exc}")
+        return
+    try:
+        ids = {worker.submit(rel_file, text[:ctx.offset] + cand.text + text[ctx.offset:],
+                             result.tests): cand for cand in result.items}
+        done = 0
+        while done < len(ids):
             remaining = deadline - time.monotonic()
-            if remaining <= 0.05 or (should_stop and should_stop()):
-                result.notes.append(f"verified {number} of {len(result.items)} before the "
-                                    "inline time limit")
+            if remaining <= 0.02 or (should_stop and should_stop()):
                 break
-            new_text = text[:ctx.offset] + cand.text + text[ctx.offset:]
-            folder = Path(scratch) / f"c{number}"
-            folder.mkdir()
-            run_limits = Limits(**{**limits.__dict__, "wall_seconds": max(0.1, remaining)})
-            cand.run = run_candidate(project, rel_file, new_text, result.tests, folder, info,
-                                     run_limits, python)
-            if cand.run.passed:
+            finished = worker.next_result(timeout=min(remaining, 0.05))
+            if finished is None:
+                continue
+            run_id, run = finished
+            ids[run_id].run, done = run, done + 1
+            if run.passed:
                 break
+        if done < len(ids) and not any(c.verified for c in result.items):
+            result.notes.append(f"verified {done} of {len(ids)} before the inline time limit")
+    finally:
+        worker.close()
     # Passing first, then untested, then failing; ties keep the log-probability order.
     order = {id(c): i for i, c in enumerate(result.items)}
     result.items.sort(key=lambda c: (0 if c.verified else 1 if c.run is None else 2, order[id(c)]))
