@@ -22,6 +22,9 @@ def test_nested_and_dotted_names_and_partial_updates():
     assert settings.job_settings().trace_tests is False
     traced, problems = parse_settings({"tests": {"trace": True}}, settings)
     assert problems == [] and traced.job_settings().trace_tests is True
+    assert settings.job_settings().rankers[0] == "mean_logprob"
+    by_execution, problems = parse_settings({"ranking": "execution"}, settings)
+    assert problems == [] and by_execution.job_settings().rankers[0] == "execution_agreement"
     again, _ = parse_settings({"budget": {"samples": 2}}, settings)
     assert again.budget.metric == "samples" and again.budget.samples == 2  # the rest is kept
 
