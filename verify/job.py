@@ -665,17 +665,8 @@ class _GenerateAndTest:
         return time.monotonic() - self.start
 
     def _select(self):
-        target, candidates = self.target, self.candidates
-        usable = rank_by_mean_logprob([c for c in candidates if c.parses], lambda c: c.mean_logprob,
-                                      lambda c: len(c.body))
-        if not usable:
-            return "failed", None, f"none of {len(candidates)} candidates parses", {}
-        if target.node_ids:
-            return (*_tested_outcome(usable, candidates, target.node_ids), {})
-        self.emit(JobEvent("test", 0, len(usable), f"ranking {len(usable)} candidates"))
-        return _rank_candidates(self.tester.worker, usable, candidates, target.text, target.site,
-                                target.rel_file, target.project, self.settings, self.emit,
-                                target.function)
+        worker = self.tester.worker if self.tester is not None else None
+        return _choose(self.candidates, self.target, worker, self.settings, self.emit)
 
     @property
     def testing(self) -> list[tuple[float, float]]:
@@ -685,26 +676,37 @@ class _GenerateAndTest:
 def _verify_and_select(candidates, text, site, rel_file, project, node_ids, info, settings, emit,
                        should_stop, function):
     """Candidates already generated: (status, selected index, message, rankings)."""
+    target = _Target(text, site, rel_file, rel_file, Path(project), tuple(node_ids), function)
+    if not any(c.parses for c in candidates):
+        return _choose(candidates, target, None, settings, emit)
+    with _start_worker(target, info, settings) as worker:
+        if node_ids:
+            tester = _Tester(worker, target, settings, emit, time.monotonic())
+            for cand in candidates:
+                if cand.parses:
+                    tester.add(cand)
+            emit(JobEvent("test", 0, tester.schedule.known,
+                          f"testing {tester.schedule.known} distinct candidates"))
+            while not tester.idle:
+                if should_stop and should_stop():
+                    tester.cancel_all()
+                    raise JobError("cancelled")
+                tester.pump(None, tester.schedule.known)
+        return _choose(candidates, target, worker, settings, emit)
+
+
+def _choose(candidates, target: _Target, worker, settings, emit):
+    """(status, selected index, message, rankings) once every candidate is in: the tests decide
+    when there are any, else the rankers (``worker``: a started one, for execution-based ones)."""
     usable = rank_by_mean_logprob([c for c in candidates if c.parses], lambda c: c.mean_logprob,
                                   lambda c: len(c.body))
     if not usable:
         return "failed", None, f"none of {len(candidates)} candidates parses", {}
-    target = _Target(text, site, rel_file, rel_file, Path(project), tuple(node_ids), function)
-    with _start_worker(target, info, settings) as worker:
-        if not node_ids:
-            return _rank_candidates(worker, usable, candidates, text, site, rel_file, project,
-                                    settings, emit, function)
-        tester = _Tester(worker, target, settings, emit, time.monotonic())
-        for cand in usable:
-            tester.add(cand)
-        emit(JobEvent("test", 0, tester.schedule.known,
-                      f"testing {tester.schedule.known} distinct candidates"))
-        while not tester.idle:
-            if should_stop and should_stop():
-                tester.cancel_all()
-                raise JobError("cancelled")
-            tester.pump(None, tester.schedule.known)
-    return (*_tested_outcome(usable, candidates, node_ids), {})
+    if target.node_ids:
+        return (*_tested_outcome(usable, candidates, target.node_ids), {})
+    emit(JobEvent("test", 0, len(usable), f"ranking {len(usable)} candidates"))
+    return _rank_candidates(worker, usable, candidates, target.text, target.site, target.rel_file,
+                            target.project, settings, emit, target.function)
 
 
 def _tested_outcome(usable, candidates, node_ids):
