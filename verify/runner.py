@@ -140,6 +140,14 @@ def check_pytest_args(args) -> tuple[str, ...]:
     return args
 
 
+def pytest_env(python: str, home: str, **extra: str) -> dict[str, str]:
+    """The whole environment of a sandboxed pytest run: nothing of ours leaks in (PYTEST_ADDOPTS
+    emptied, no bytecode written into the project copy)."""
+    return {"PATH": os.pathsep.join([str(Path(python).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+            "HOME": home, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_ADDOPTS": "",
+            **extra}
+
+
 class WorkerError(RuntimeError):
     """The warm worker could not start; the message says why."""
 
@@ -213,10 +221,7 @@ class WarmWorker:
                      (str(self._tmp / "worker.py"), SANDBOX_WORKER, False)]
             argv = sandbox.bwrap_worker_argv(binds, self.python, [str(self.project)],
                                              SANDBOX_RUNS) + argv
-        env = {"PATH": os.pathsep.join([str(Path(self.python).parent), "/usr/local/bin",
-                                        "/usr/bin", "/bin"]),
-               "HOME": paths[1], "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-               "PYTHONHASHSEED": "0", "PYTEST_ADDOPTS": ""}
+        env = pytest_env(self.python, home=paths[1], PYTHONHASHSEED="0")
         self._log = open(self._tmp / "worker.log", "wb")  # noqa: SIM115 - open while it runs
         try:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=self._log,

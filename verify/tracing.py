@@ -21,7 +21,7 @@ from budgetpass.generation import models
 
 from . import sandbox
 from .discovery import iter_python_files, iter_test_files
-from .runner import copy_project
+from .runner import copy_project, pytest_env
 
 TRACE_FILE = "trace.json"
 PLUGIN_MODULE = "budgetpass_trace"
@@ -119,11 +119,9 @@ def trace_tests(project: Path, python: str, info: sandbox.SandboxInfo,
             os.chmod(folder, 0o755)
         os.chmod(out, 0o777)
         inner_work, inner_out = sandbox.SANDBOX_WORKDIR, sandbox.SANDBOX_OUTDIR
-        env = {"PATH": os.pathsep.join([str(Path(python).parent), "/usr/local/bin", "/usr/bin",
-                                        "/bin"]),
-               "HOME": inner_out, "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-               "PYTHONPATH": os.pathsep.join([inner_out, inner_work, f"{inner_work}/src"]),
-               "BUDGETPASS_TRACE_OUT": f"{inner_out}/{TRACE_FILE}", "PYTEST_ADDOPTS": ""}
+        env = pytest_env(python, home=inner_out,
+                       PYTHONPATH=os.pathsep.join([inner_out, inner_work, f"{inner_work}/src"]),
+                       BUDGETPASS_TRACE_OUT=f"{inner_out}/{TRACE_FILE}")
         argv = [python, "-m", "pytest", "-q", "-p", PLUGIN_MODULE, "-p", "no:cacheprovider",
                 "--rootdir", inner_work]
         result = sandbox.run(argv, work, out, info, limits, env, hide=[str(project)])
