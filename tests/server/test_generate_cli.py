@@ -95,6 +95,15 @@ def test_function_without_tests_is_ranked_not_passed(qwen_path, tmp_path):
 # --- bad input ----------------------------------------------------------------------------
 
 
+def double_project(project: Path, tests: str) -> Path:
+    """A project with a stub ``double`` in mod.py and ``tests`` as its test_mod.py."""
+    project.mkdir()
+    (project / "setup.py").write_text("")
+    (project / "mod.py").write_text('def double(x):\n    """Twice x."""\n    raise NotImplementedError\n')
+    (project / "test_mod.py").write_text(tests)
+    return project
+
+
 @pytest.fixture
 def small_project(tmp_path):
     project = tmp_path / "p"
@@ -144,12 +153,9 @@ def test_empty_anytime_budgets_are_clear_errors(small_project, args, message):
 
 @pytest.mark.slow
 def test_seconds_budget_keeps_sampling_batches_and_reports_what_it_spent(qwen_path, tmp_path):
-    project = tmp_path / "never"
-    project.mkdir()
-    (project / "setup.py").write_text("")
-    (project / "mod.py").write_text('def double(x):\n    """Twice x."""\n    raise NotImplementedError\n')
-    (project / "test_mod.py").write_text(
-        "from mod import double\n\n\ndef test_double():\n    assert double(2) == 5\n")
+    project = double_project(tmp_path / "never",
+                             "from mod import double\n\n\ndef test_double():\n"
+                             "    assert double(2) == 5\n")
     proc = generate(f"{project}/mod.py::double", "--budget-metric", "samples", "--samples", "2",
                     "--max-tokens", "48", "--seconds", "4")
     assert proc.returncode == 1, proc.stderr
@@ -160,13 +166,9 @@ def test_seconds_budget_keeps_sampling_batches_and_reports_what_it_spent(qwen_pa
 
 @pytest.mark.slow
 def test_hanging_test_suite_fails_within_the_timeout(qwen_path, tmp_path):
-    project = tmp_path / "hang"
-    project.mkdir()
-    (project / "setup.py").write_text("")
-    (project / "mod.py").write_text('def double(x):\n    """Twice x."""\n    raise NotImplementedError\n')
-    (project / "test_mod.py").write_text(
-        "import time\nfrom mod import double\n\n\ndef test_double():\n    time.sleep(3600)\n"
-        "    assert double(2) == 4\n")
+    project = double_project(tmp_path / "hang",
+                             "import time\nfrom mod import double\n\n\ndef test_double():\n"
+                             "    time.sleep(3600)\n    assert double(2) == 4\n")
     before = tree_digest(project)
     proc = generate(f"{project}/mod.py::double", "--budget-metric", "samples", "--samples", "2",
                     "--test-timeout", "3", "--json", "--write")

@@ -46,6 +46,22 @@ async def open_emptied_chunk(editor, project: Path):
     return uri, text, {"uri": uri, "position": {"line": row, "character": col}}
 
 
+def add_an_impossible_test_for_initials(project: Path) -> None:
+    """A test no body of ``initials`` can pass: every run fails."""
+    (project / "tests" / "test_impossible.py").write_text(
+        "from textkit.text import initials\n\n\n"
+        "def test_initials_is_never_this():\n    assert initials('ada lovelace') == 'never'\n")
+
+
+async def open_at_initials(editor, project: Path):
+    """Open text.py as it is on disk; (uri, text, the line of ``def initials``)."""
+    path = project / "textkit" / "text.py"
+    text = path.read_text()
+    uri = editor.open(path, text)
+    await editor.wait_ready()
+    return uri, text, text.split("\n").index("def initials(name: str) -> str:")
+
+
 def run_tests(project: Path, text: str) -> subprocess.CompletedProcess:
     (project / "textkit" / "text.py").write_text(text)
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -170,17 +186,11 @@ async def test_settings_change_changes_k_and_a_racing_edit_is_not_clobbered(proj
 
 
 async def test_a_failed_run_shows_its_failing_test_above_the_function(project, tmp_path):
-    (project / "tests" / "test_impossible.py").write_text(
-        "from textkit.text import initials\n\n\n"
-        "def test_initials_is_never_this():\n    assert initials('ada lovelace') == 'never'\n")
+    add_an_impossible_test_for_initials(project)
     editor = await start_editor(tmp_path / "state", {"budget": {"metric": "samples",
                                                                 "samples": 2}})
     try:
-        path = project / "textkit" / "text.py"
-        text = path.read_text()
-        uri = editor.open(path, text)
-        await editor.wait_ready()
-        row = text.split("\n").index("def initials(name: str) -> str:")
+        uri, text, row = await open_at_initials(editor, project)
         arg = {"uri": uri, "position": {"line": row, "character": 4}}
         result = await editor.command("budgetpass.generateUntilPass", arg)
         assert result["status"] == "failed" and not result["applied"]
@@ -199,17 +209,11 @@ async def test_a_failed_run_shows_its_failing_test_above_the_function(project, t
 
 
 async def test_anytime_spends_its_seconds_and_progress_counts_candidates(project, tmp_path):
-    (project / "tests" / "test_impossible.py").write_text(
-        "from textkit.text import initials\n\n\n"
-        "def test_initials_is_never_this():\n    assert initials('ada lovelace') == 'never'\n")
+    add_an_impossible_test_for_initials(project)
     editor = await start_editor(tmp_path / "state", {"budget": {
         "metric": "samples", "samples": 2, "anytime": True, "seconds": 5}})
     try:
-        path = project / "textkit" / "text.py"
-        text = path.read_text()
-        uri = editor.open(path, text)
-        await editor.wait_ready()
-        row = text.split("\n").index("def initials(name: str) -> str:")
+        uri, text, row = await open_at_initials(editor, project)
         result = await editor.command("budgetpass.generateUntilPass",
                                       {"uri": uri, "position": {"line": row, "character": 4}})
         assert result["status"] == "failed" and not result["applied"]
