@@ -259,6 +259,48 @@ class LlamaCppModel:
                     watcher.join()  # so it cannot raise the flag during the next request
                 self._abort_flag[0] = 0
 
+    def score(self, prompt: str, continuation: str) -> list[float]:
+        """Log-probability (T = 1) of each token of ``continuation`` after ``prompt``: one
+        prompt-evaluation pass, no sampling (Coder-Reviewer's log p(docstring | code))."""
+        with self._lock:
+            context = self.tokenize(prompt, special=True)
+            target = self.tokenize(continuation, special=False)
+            if not context or not target:
+                return []
+            tokens = context + target
+            ctx = self._context(len(tokens) + 8, 1)
+            lib = self.llama
+            lib.llama_memory_clear(lib.llama_get_memory(ctx), True)
+            self._cached_prompt = []  # sequence 0 now holds this text, not a generation prompt
+            self._abort_flag[0] = 0
+            first = len(context) - 1  # the logits here predict the continuation's first token
+            logprobs: list[float] = []
+            batch = lib.llama_batch_init(PROMPT_CHUNK, 0, 1)
+            try:
+                for begin in range(0, len(tokens) - 1, PROMPT_CHUNK):
+                    chunk = tokens[begin:min(begin + PROMPT_CHUNK, len(tokens) - 1)]
+                    batch.n_tokens = len(chunk)
+                    wanted = 0
+                    for j, token in enumerate(chunk):
+                        batch.token[j] = token
+                        batch.pos[j] = begin + j
+                        batch.n_seq_id[j] = 1
+                        batch.seq_id[j][0] = 0
+                        batch.logits[j] = begin + j >= first
+                        wanted += begin + j >= first
+                    if not self._decode(ctx, batch):
+                        raise BackendError("scoring was cancelled")
+                    if wanted:
+                        rows = np.asarray(self._rows(ctx, wanted), dtype=np.float64)
+                        tops = rows.max(axis=1)
+                        norms = tops + np.log(np.exp(rows - tops[:, None]).sum(axis=1))
+                        nexts = tokens[begin + len(chunk) - wanted + 1:begin + len(chunk) + 1]
+                        logprobs += [float(rows[r, t] - norms[r]) for r, t in enumerate(nexts)]
+            finally:
+                lib.llama_batch_free(batch)
+                lib.llama_memory_clear(lib.llama_get_memory(ctx), True)
+            return logprobs
+
     def _reuse_prefix(self, mem, prompt_tokens: list[int], n_seq: int) -> int:
         """Keep the KV of the longest prefix shared with the previous prompt; return its length.
 

@@ -54,9 +54,10 @@ class CompletionSettings:
 
 
 # Without tests the first ranker that can rank picks; the others are computed for the report.
-# Log-prob first by default: on HumanEval it picked a passing candidate as often as execution
-# agreement (bench/results/ranking.json: 53.0% vs 51.2%).
-RANKING_ORDER = {"logprob": ("mean_logprob", "execution_agreement"),
+# ``combined`` by default (docstring examples, then execution agreement, then reviewer +
+# log-prob): the best no-test ranker on HumanEval (bench/results/ranking.json, reallocation.json).
+RANKING_ORDER = {"combined": ("combined", "mean_logprob"),
+                 "logprob": ("mean_logprob", "execution_agreement"),
                  "execution": ("execution_agreement", "mean_logprob"),
                  "doctest": ("doctest", "mean_logprob")}
 
@@ -74,7 +75,7 @@ class Settings:
     tests: TestSettings = field(default_factory=TestSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     sandbox: str = "auto"
-    ranking: str = "logprob"  # without tests, which ranker picks: see RANKING_ORDER
+    ranking: str = "combined"  # without tests, which ranker picks: see RANKING_ORDER
 
     def budget_request(self) -> BudgetRequest:
         return BudgetRequest(metric=self.budget.metric, reference=self.referenceModel,
@@ -105,7 +106,7 @@ CHOICES = {
     "template": ("", *TEMPLATES),  # "": told by the model's vocabulary or its server's name
     "budget.metric": ("flops", "samples", "time"),
     "sandbox": ("auto", "bwrap", "process"),
-    "ranking": ("logprob", "execution", "doctest"),
+    "ranking": ("combined", "logprob", "execution", "doctest"),
 }
 
 

@@ -48,11 +48,11 @@ from .sandbox import probe as probe_sandbox
 from .select import (
     RankInput,
     TestedCandidate,
-    call_site_inputs,
     choose_tested,
-    docstring_examples,
     rank_by_mean_logprob,
     rank_candidates,
+    ranking_inputs,
+    reviewer_scores,
 )
 
 
@@ -71,10 +71,10 @@ class JobSettings:
     project: Path | None = None  # default: nearest folder with pyproject.toml, setup.py, .git, ...
     template: str | None = None  # prompt template override
     threads: int | None = None
-    # Without tests: which rankers run; the first one that can rank picks the candidate. Log-prob
-    # first: on HumanEval (bench/ranking.py) it picked a passing candidate as often as execution
-    # agreement did (53% vs 51%); docstring examples are tests here, so `doctest` rarely applies.
-    rankers: tuple[str, ...] = ("mean_logprob", "execution_agreement")
+    # Without tests: which rankers run; the first one that can rank picks the candidate, the others
+    # are reported. ``combined`` (docstring examples, then agreement on inputs, then reviewer +
+    # log-prob) is the best no-test ranker on HumanEval (bench/results/ranking.json).
+    rankers: tuple[str, ...] = ("combined", "mean_logprob")
     stop_at_first_pass: bool = True  # stop testing once one candidate passes every test
     parallel: int | None = None  # candidates tested at once; default: one per CPU core
     add_tests: tuple[str, ...] = ()  # pytest node ids to run besides the discovered ones
@@ -666,7 +666,7 @@ class _GenerateAndTest:
 
     def _select(self):
         worker = self.tester.worker if self.tester is not None else None
-        return _choose(self.candidates, self.target, worker, self.settings, self.emit)
+        return _choose(self.candidates, self.target, worker, self.settings, self.emit, self.model)
 
     @property
     def testing(self) -> list[tuple[float, float]]:
@@ -695,7 +695,7 @@ def _verify_and_select(candidates, text, site, rel_file, project, node_ids, info
         return _choose(candidates, target, worker, settings, emit)
 
 
-def _choose(candidates, target: _Target, worker, settings, emit):
+def _choose(candidates, target: _Target, worker, settings, emit, model=None):
     """(status, selected index, message, rankings) once every candidate is in: the tests decide
     when there are any, else the rankers (``worker``: a started one, for execution-based ones)."""
     usable = rank_by_mean_logprob([c for c in candidates if c.parses], lambda c: c.mean_logprob,
@@ -706,7 +706,7 @@ def _choose(candidates, target: _Target, worker, settings, emit):
         return (*_tested_outcome(usable, candidates, target.node_ids), {})
     emit(JobEvent("test", 0, len(usable), f"ranking {len(usable)} candidates"))
     return _rank_candidates(worker, usable, candidates, target.text, target.site, target.rel_file,
-                            target.project, settings, emit, target.function)
+                            target.project, settings, emit, target.function, model)
 
 
 def _tested_outcome(usable, candidates, node_ids):
@@ -732,14 +732,18 @@ def _tested_outcome(usable, candidates, node_ids):
 
 
 def _rank_candidates(worker, usable, candidates, text, site, rel_file, project, settings, emit,
-                     function):
+                     function, model=None):
     """No tests: rankers order the candidates; the answer is UNVERIFIED."""
-    examples = docstring_examples(text, function) + call_site_inputs(project, function)
+    examples = ranking_inputs(text, function, project)
     inputs = [RankInput(c.index, splice_body(text, site, c.body), c.mean_logprob, len(c.body))
               for c in usable]
     emit(JobEvent("test", 0, len(usable), f"ranking {len(usable)} candidates"))
+    reviewer = {}
+    if {"reviewer", "combined"} & set(settings.rankers) and model is not None:
+        reviewer = reviewer_scores(model, inputs, function)
     try:
-        rankings = rank_candidates(inputs, function, settings.rankers, worker, rel_file, examples)
+        rankings = rank_candidates(inputs, function, settings.rankers, worker, rel_file, examples,
+                                   reviewer)
     except ValueError as exc:
         raise JobError(str(exc)) from None
     emit(JobEvent("test", len(usable), len(usable), "ranked"))

@@ -5,16 +5,18 @@ shorter body); none passes all -> the one passing most tests (``partial``).
 
 Without tests, rankers order the candidates that parse, after duplicates (same normalized AST) are
 merged: ``mean_logprob`` (the paper's baseline), ``execution_agreement`` (run every candidate on
-inputs from the docstring's examples and the project's call sites, cluster by outputs, prefer the
-largest cluster: MBR-exec / AlphaCode) and ``doctest`` (how many of the docstring's examples a
-candidate reproduces). Execution happens in the sandbox's warm worker; outputs come back as the
+inputs from the docstring's examples, the project's call sites and the type hints, and prefer the
+candidate whose outputs most other samples share: MBR-exec / AlphaCode's clustering),
+``doctest`` (how many of the docstring's examples, in any style, a candidate reproduces),
+``reviewer`` (Coder-Reviewer: how likely the model finds the docstring given the code, plus the
+candidate's own mean log-probability) and ``combined``, the default: examples passed, then
+agreement, then reviewer. Execution happens in the sandbox's warm worker; outputs come back as the
 failure messages of a generated probe test, over the same nonce-checked report pipe.
 """
 
 from __future__ import annotations
 
 import ast
-import doctest
 import json
 import secrets
 from collections.abc import Sequence
@@ -24,8 +26,12 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-RANKERS = ("execution_agreement", "doctest", "mean_logprob")
-MAX_INPUTS = 12
+from .examples import ProbeInput, docstring_examples, function_node, outputs_match, typed_inputs
+
+__all__ = ["ProbeInput", "docstring_examples", "typed_inputs"]  # one home: verify/examples.py
+
+RANKERS = ("combined", "execution_agreement", "doctest", "reviewer", "mean_logprob")
+MAX_INPUTS = 16
 OUTPUT_CHARS = 100
 
 
@@ -74,11 +80,17 @@ class Ranking:
     scores: dict[int, float] = field(default_factory=dict)
     note: str = ""
     fallback: bool = False  # it had nothing to go on: ``order`` is just the log-prob order
+    signals: Signals | None = None  # the evidence per candidate (``combined``)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "order": self.order,
+        data = {"name": self.name, "order": self.order,
                 "scores": {str(k): round(v, 4) for k, v in self.scores.items()}, "note": self.note,
                 "fallback": self.fallback}
+        if self.signals is not None:
+            data["signals"] = {
+                name: {str(k): round(v, 4) for k, v in getattr(self.signals, name).items()}
+                for name in ("examples", "agreement", "cluster", "reviewer", "logprob")}
+        return data
 
 
 def normalized_ast(source: str, function: str) -> str | None:
@@ -114,30 +126,6 @@ def distinct(inputs: Sequence[RankInput], function: str) -> tuple[list[RankInput
     return list(kept.values()), merged
 
 
-@dataclass(frozen=True)
-class ProbeInput:
-    source: str  # a doctest-style statement or expression
-    want: str | None  # the docstring's expected output; None for inputs from call sites
-
-
-def docstring_examples(source: str, function: str) -> list[ProbeInput]:
-    """The ``>>>`` examples of the function's docstring (HumanEval prompts have them)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    short = function.split(".")[-1]
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == short:
-            doc = ast.get_docstring(node) or ""
-            try:
-                examples = doctest.DocTestParser().get_examples(doc)
-            except ValueError:
-                return []
-            return [ProbeInput(e.source, e.want) for e in examples]
-    return []
-
-
 def call_site_inputs(project: Path | None, function: str, files: Sequence[Path] = ()) -> list[ProbeInput]:
     """Calls of the function with literal arguments found in the project's Python files."""
     short = function.split(".")[-1]
@@ -167,8 +155,21 @@ def call_site_inputs(project: Path | None, function: str, files: Sequence[Path] 
                 continue
             text = ast.unparse(node)
             if all(p.source.strip() != text for p in found):
-                found.append(ProbeInput(text + "\n", None))
+                found.append(ProbeInput(text + "\n", None, "call_site"))
     return found
+
+
+def ranking_inputs(source: str, function: str, project: Path | None = None,
+                   limit: int = MAX_INPUTS) -> list[ProbeInput]:
+    """What the execution rankers run: the docstring's examples (with expected outputs), the
+    project's literal call sites, then values generated from the type hints; duplicates dropped."""
+    examples = docstring_examples(source, function)
+    found = examples + call_site_inputs(project, function)
+    found += typed_inputs(source, function, examples=examples)
+    unique: dict[str, ProbeInput] = {}
+    for item in found:
+        unique.setdefault(item.source.strip(), item)
+    return list(unique.values())[:limit]
 
 
 PROBE_TEST = '''"""Generated by budgetpass: runs examples, reports outputs as this test's failure message."""
@@ -238,67 +239,188 @@ def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
     return outputs
 
 
-def _matches(output: str, want: str) -> bool:
-    return output.strip() == want.strip()
+@dataclass
+class Signals:
+    """The no-test evidence about each distinct candidate (index -> value), for ranking and report."""
+
+    examples: dict[int, float] = field(default_factory=dict)  # docstring examples reproduced
+    agreement: dict[int, float] = field(default_factory=dict)  # samples agreeing, per input (mean)
+    cluster: dict[int, float] = field(default_factory=dict)  # samples with identical outputs
+    reviewer: dict[int, float] = field(default_factory=dict)  # mean log p(docstring | code)
+    logprob: dict[int, float] = field(default_factory=dict)  # mean log p(code | prompt)
+    n_wanted: int = 0  # inputs with an expected output
+    n_inputs: int = 0
+    n_samples: int = 0  # samples behind the distinct candidates (duplicates counted)
+
+
+def execution_signals(indices: Sequence[int], outputs: dict[int, list[str] | None],
+                      wants: Sequence[str | None], copies: dict[int, int] | None = None
+                      ) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
+    """(examples passed, agreement, cluster size) per candidate from its outputs on the inputs.
+
+    Agreement is MBR-exec's: for each input, how many samples (duplicates count, the candidate
+    itself included) gave the same output, averaged over the inputs; cluster size is AlphaCode's:
+    samples with the same outputs on every input. A candidate whose run gave nothing scores 0.
+    """
+    copies = copies or {}
+    weight = {i: copies.get(i, 1) for i in indices}
+    signature = {i: json.dumps(outputs[i]) for i in indices if outputs.get(i) is not None}
+    passed, agreement, cluster = {}, {}, {}
+    n = len(wants)
+    for i in indices:
+        got = outputs.get(i)
+        if got is None or n == 0:
+            passed[i] = agreement[i] = cluster[i] = 0.0
+            continue
+        passed[i] = float(sum(w is not None and k < len(got) and outputs_match(got[k], w)
+                              for k, w in enumerate(wants)))
+        same = 0.0
+        for j in indices:
+            other = outputs.get(j)
+            if other is not None:
+                same += weight[j] * sum(k < len(got) and k < len(other) and got[k] == other[k]
+                                        for k in range(n)) / n
+        agreement[i] = same
+        cluster[i] = float(sum(weight[j] for j, sig in signature.items() if sig == signature[i]))
+    return passed, agreement, cluster
+
+
+def reviewer_order_score(signals: Signals, i: int) -> float:
+    """Coder-Reviewer: log p(code | prompt) + log p(docstring | code), both per token."""
+    return signals.logprob.get(i, float("-inf")) + signals.reviewer.get(i, 0.0)
+
+
+def combined_key(signals: Signals, i: int) -> tuple:
+    """The default no-test order, best first: docstring examples reproduced (the user's own
+    statement of intent), then agreement with the other samples, then reviewer + log-prob."""
+    return (-signals.examples.get(i, 0.0), -signals.agreement.get(i, 0.0),
+            -reviewer_order_score(signals, i))
+
+
+def combined_note(signals: Signals, best: int) -> str:
+    """Which evidence chose ``best``, for the report's message."""
+    parts = []
+    if signals.n_inputs and signals.cluster:
+        same = int(signals.cluster.get(best, 0))
+        parts.append(f"agrees with {max(same - 1, 0)} of {signals.n_samples - 1} other candidates "
+                     f"on {signals.n_inputs} inputs")
+    if signals.n_wanted:
+        parts.append(f"matches {int(signals.examples.get(best, 0))} of {signals.n_wanted} "
+                     "docstring examples")
+    if signals.reviewer:
+        parts.append(f"reviewer {signals.reviewer.get(best, float('nan')):.3f}, "
+                     f"log-prob {signals.logprob.get(best, float('nan')):.3f}")
+    return "; ".join(parts) or "mean log-prob only (no inputs, no reviewer scores)"
 
 
 def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequence[str],
-                    worker=None, rel_file: str = "", examples: Sequence[ProbeInput] = ()
-                    ) -> dict[str, Ranking]:
+                    worker=None, rel_file: str = "", examples: Sequence[ProbeInput] = (),
+                    reviewer: dict[int, float] | None = None) -> dict[str, Ranking]:
     """Every requested ranker's order over the distinct parsing candidates.
 
     ``worker`` (a started WarmWorker of the project) is needed for the execution-based rankers;
-    ``examples`` are the inputs they run (docstring examples first, then call sites).
+    ``examples`` are the inputs they run (docstring examples first, then call sites and generated
+    ones); ``reviewer`` maps candidate index -> mean log p(docstring | code) (``reviewer_scores``).
     """
     unknown = [r for r in rankers if r not in RANKERS]
     if unknown:
         raise ValueError(f"unknown ranker(s) {', '.join(unknown)}; known: {', '.join(RANKERS)}")
-    pool, _ = distinct(inputs, function)
+    pool, merged = distinct(inputs, function)
     baseline = [c.index for c in pool]  # already by mean log-prob, ties shorter
-    logprob = {c.index: c.mean_logprob for c in pool}
+    copies = {i: 1 + sum(kept == i for kept in merged.values()) for i in baseline}
+    signals = Signals(logprob={c.index: c.mean_logprob for c in pool},
+                      reviewer={i: v for i, v in (reviewer or {}).items() if i in copies},
+                      n_samples=sum(copies.values()))
     results: dict[str, Ranking] = {}
     if "mean_logprob" in rankers:
-        results["mean_logprob"] = Ranking("mean_logprob", baseline, dict(logprob))
-    executed = [r for r in rankers if r in ("execution_agreement", "doctest")]
-    if not executed:
+        results["mean_logprob"] = Ranking("mean_logprob", baseline, dict(signals.logprob))
+    if "reviewer" in rankers:
+        if signals.reviewer:
+            score = {i: reviewer_order_score(signals, i) for i in baseline}
+            results["reviewer"] = Ranking("reviewer", sorted(baseline, key=lambda i: -score[i]),
+                                          score, "log p(docstring | code) + mean log-prob")
+        else:
+            results["reviewer"] = Ranking("reviewer", baseline, {}, "no reviewer scores "
+                                          "(the backend cannot score text): mean log-prob order",
+                                          fallback=True)
+    if not {"execution_agreement", "doctest", "combined"} & set(rankers):
         return results
     examples = list(examples)[:MAX_INPUTS]
     outputs: dict[int, list[str] | None] = {}
     note = ""
     if not examples:
-        note = "no inputs found (no docstring examples or literal call sites): mean log-prob order"
+        note = "no inputs found (no docstring examples, literal call sites or type hints)"
     elif worker is None:
-        note = "no sandbox worker: mean log-prob order"
+        note = "no sandbox worker"
     elif pool:
         outputs = probe_outputs(worker, rel_file, pool, examples)
+    wants = [e.want for e in examples]
+    if outputs:
+        signals.examples, signals.agreement, signals.cluster = execution_signals(
+            baseline, outputs, wants, copies)
+        signals.n_inputs, signals.n_wanted = len(examples), sum(w is not None for w in wants)
     if "execution_agreement" in rankers:
         if outputs:
-            signature = {i: json.dumps(o) if o is not None else None for i, o in outputs.items()}
-            sizes: dict[str, int] = {}
-            for sig in signature.values():
-                if sig is not None:
-                    sizes[sig] = sizes.get(sig, 0) + 1
-            score = {i: float(sizes.get(signature.get(i), 0)) for i in baseline}
-            order = sorted(baseline, key=lambda i: (-score[i], baseline.index(i)))
+            score = signals.agreement
+            behaviours = len({json.dumps(o) for o in outputs.values() if o is not None})
             results["execution_agreement"] = Ranking(
-                "execution_agreement", order, score,
-                f"{len(sizes)} distinct behaviours on {len(examples)} inputs")
+                "execution_agreement", sorted(baseline, key=lambda i: -score[i]), dict(score),
+                f"{behaviours} distinct behaviours on {len(examples)} inputs")
         else:
-            results["execution_agreement"] = Ranking("execution_agreement", baseline, {},
-                                                     note or "no candidate produced outputs",
-                                                     fallback=True)
+            results["execution_agreement"] = Ranking(
+                "execution_agreement", baseline, {},
+                (note or "no candidate produced outputs") + ": mean log-prob order", fallback=True)
     if "doctest" in rankers:
-        wanted = [(k, e.want) for k, e in enumerate(examples) if e.want is not None]
-        if outputs and wanted:
-            score = {}
-            for i in baseline:
-                got = outputs.get(i) or []
-                score[i] = float(sum(k < len(got) and _matches(got[k], want) for k, want in wanted))
-            order = sorted(baseline, key=lambda i: (-score[i], baseline.index(i)))
-            results["doctest"] = Ranking("doctest", order, score,
-                                         f"{len(wanted)} docstring examples with expected output")
+        if outputs and signals.n_wanted:
+            score = signals.examples
+            results["doctest"] = Ranking("doctest", sorted(baseline, key=lambda i: -score[i]),
+                                         dict(score),
+                                         f"{signals.n_wanted} docstring examples with expected output")
         else:
             results["doctest"] = Ranking("doctest", baseline, {},
-                                         note or "no docstring examples with expected output",
-                                         fallback=True)
+                                         (note or "no docstring examples with expected output")
+                                         + ": mean log-prob order", fallback=True)
+    if "combined" in rankers:
+        order = sorted(baseline, key=lambda i: combined_key(signals, i))
+        scores = {i: signals.agreement.get(i, 0.0) for i in baseline}
+        results["combined"] = Ranking(
+            "combined", order, scores, combined_note(signals, order[0]) if order else note,
+            fallback=not outputs and not signals.reviewer,
+            signals=signals)
     return results
+
+
+def reviewer_prompt(source: str, function: str) -> tuple[str, str] | None:
+    """(prompt, continuation) for Coder-Reviewer scoring: the candidate's function without its
+    docstring, then its docstring as the text to score; None without a docstring."""
+    node = function_node(source, function)
+    if node is None:
+        return None
+    doc = ast.get_docstring(node, clean=True)
+    if not doc or not node.body:
+        return None
+    lines = source.splitlines()
+    first = min([d.lineno for d in node.decorator_list] + [node.lineno]) - 1
+    skip = range(node.body[0].lineno - 1, node.body[0].end_lineno)
+    code = "\n".join(line for n, line in enumerate(lines[first:node.end_lineno], first)
+                     if n not in skip)
+    return (f"{code.rstrip()}\n\n\n# A docstring that describes {node.name} above:\n\"\"\"",
+            f"{doc.strip()}\n\"\"\"")
+
+
+def reviewer_scores(model, inputs: Sequence[RankInput], function: str) -> dict[int, float]:
+    """Mean log p(docstring | code) per candidate, when the backend can score text (llama.cpp's
+    ``score``); {} otherwise or when there is no docstring. Same docstring for every candidate,
+    so the means compare like sums."""
+    score = getattr(model, "score", None)
+    if score is None:
+        return {}
+    scores: dict[int, float] = {}
+    for cand in inputs:
+        pair = reviewer_prompt(cand.source, function)
+        if pair is None:
+            continue
+        logprobs = score(*pair)
+        if logprobs:
+            scores[cand.index] = sum(logprobs) / len(logprobs)
+    return scores

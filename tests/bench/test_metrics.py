@@ -56,19 +56,32 @@ class FakeSample:
     body: str
     mean_logprob: float
     usable: bool
-    doctest_results: tuple | None
+    outputs: list | None
+    wants: tuple = ("1", "2")  # the task's two probe inputs with expected outputs
+    reviewer: float | None = None
 
 
 def test_rankers_order():
     samples = [
-        FakeSample(0, "a", -0.1, False, None),                      # best log-prob, does not parse
-        FakeSample(1, "bb", -0.5, True, ((True, "1"), (False, "2"))),
-        FakeSample(2, "cc", -0.9, True, ((True, "1"), (True, "3"))),  # passes both examples
-        FakeSample(3, "dd", -0.7, True, ((True, "1"), (False, "2"))),
+        FakeSample(0, "a", -0.1, False, None),          # best log-prob, does not parse
+        FakeSample(1, "bb", -0.5, True, ["1", "5"]),
+        FakeSample(2, "cc", -0.9, True, ["1", "2"]),    # reproduces both examples
+        FakeSample(3, "dd", -0.7, True, ["1", "5"]),
+        FakeSample(4, "ee", -0.6, True, ["7", "8"]),
     ]
     order = lambda name: [s.index for s in rankers.RANKERS[name].order(samples)]
-    assert order("mean_logprob") == [1, 3, 2, 0]
-    assert order("doctest") == [2, 1, 3, 0]
-    assert order("execution_agreement") == [1, 3, 2, 0]  # 1 and 3 agree on outputs
+    assert order("mean_logprob") == [1, 4, 3, 2, 0]
+    assert order("doctest") == [2, 1, 3, 4, 0]
+    assert order("execution_agreement") == [1, 3, 2, 4, 0]  # 1 and 3 agree on outputs
+    assert order("cluster")[:2] == [1, 3]
+    assert order("combined")[:3] == [2, 1, 3]  # examples first, then agreement
     with pytest.raises(ValueError, match="unknown ranker"):
         rankers.choose(["nope"])
+
+
+def test_subset_pick_score_matches_rank_score_for_a_fixed_order():
+    correct = [True, False, False, True, False]
+    samples = list(range(5))  # the ranker picks the lowest index of a subset
+    for k in range(1, 6):
+        assert metrics.subset_pick_score(samples, k, lambda s: correct[min(s)]) == pytest.approx(
+            metrics.rank_score_at_k(correct, k))

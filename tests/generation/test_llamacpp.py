@@ -99,3 +99,21 @@ def test_cancelled_candidates_are_not_announced(smol_path):
                             on_token=steps.append, should_stop=lambda: len(steps) > 3,
                             on_complete=announced.append)
     assert all(c.finish_reason == "cancelled" for c in result.completions) and announced == []
+
+
+def test_score_gives_the_log_probabilities_generation_saw(smol_path):
+    """Scoring a greedy continuation after its prompt reproduces the per-token log-probabilities
+    the sampler recorded; a continuation the model finds unlikely scores lower; the model still
+    generates as before afterwards (its prompt cache was reset)."""
+    model = load_model(smol_path)
+    params = SamplingParams(temperature=0, max_tokens=12)
+    before = model.generate(PROMPT, 1, params).completions[0]
+    scored = model.score(PROMPT, before.text)
+    assert len(scored) == len(model.tokenize(before.text, special=False))
+    if model.tokenize(PROMPT + before.text) == model.tokenize(PROMPT) + list(before.token_ids):
+        assert scored == pytest.approx(list(before.logprobs), abs=2e-3)
+    odd = model.score(PROMPT, " zebra zebra zebra")
+    assert sum(odd) / len(odd) < sum(scored) / len(scored)
+    assert model.score(PROMPT, "") == []
+    after = model.generate(PROMPT, 1, params).completions[0]
+    assert after.text == before.text

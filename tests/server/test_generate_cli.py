@@ -79,17 +79,29 @@ def test_temporary_project_passes_and_write_changes_only_the_body(qwen_path, tmp
 
 
 @pytest.mark.slow
-def test_function_without_tests_is_ranked_not_passed(qwen_path, tmp_path):
+def test_function_without_tests_is_ranked_by_its_docstring_example(qwen_path, tmp_path):
+    """`make demo`'s `initials` (no tests; the docstring says 'ada lovelace' -> 'AL' in prose):
+    the default ranker picks a body that does that, and says it is unverified and why."""
     project = tmp_path / "textkit"
     shutil.copytree(EXAMPLE, project)
-    proc = generate(project / "textkit/text.py::initials", "--json")
+    proc = generate(project / "textkit/text.py::initials", "--calls", "2", "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["status"] == "ranked" and report["tests"] == [] and report["passing"] == []
-    chosen = report["candidates"][report["selected"]]
-    usable = [c for c in report["candidates"] if c["parses"]]
-    assert chosen["mean_logprob"] == max(c["mean_logprob"] for c in usable)
-    assert "UNVERIFIED" in report["message"]
+    assert "UNVERIFIED" in report["message"] and "by combined" in report["message"]
+    assert "docstring example" in report["message"]
+    signals = report["rankings"]["combined"]["signals"]
+    assert signals["examples"][str(report["selected"])] == 1.0
+    # the selected body, spliced into a copy of the project, run outside the tool
+    copy = tmp_path / "check"
+    shutil.copytree(project, copy)
+    target = copy / "textkit" / "text.py"
+    text = target.read_text()
+    target.write_text(splice_body(text, locate_function(text, "initials"), report["selected_body"]))
+    run = subprocess.run([sys.executable, "-c", "from textkit.text import initials; "
+                          "print(repr(initials('ada lovelace')))"], cwd=copy, capture_output=True,
+                         text=True, timeout=60)
+    assert run.stdout.strip() == "'AL'", (report["selected_body"], run.stderr)
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def test_nested_and_dotted_names_and_partial_updates():
     assert settings.job_settings().trace_tests is False
     traced, problems = parse_settings({"tests": {"trace": True}}, settings)
     assert problems == [] and traced.job_settings().trace_tests is True
-    assert settings.job_settings().rankers[0] == "mean_logprob"
+    assert settings.job_settings().rankers[0] == "combined"  # the default no-test ranker
     by_execution, problems = parse_settings({"ranking": "execution"}, settings)
     assert problems == [] and by_execution.job_settings().rankers[0] == "execution_agreement"
     again, _ = parse_settings({"budget": {"samples": 2}}, settings)

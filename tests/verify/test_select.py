@@ -13,7 +13,10 @@ from budgetpass.verify.select import (
     choose_tested,
     distinct,
     docstring_examples,
+    execution_signals,
     rank_candidates,
+    ranking_inputs,
+    reviewer_prompt,
 )
 
 
@@ -55,10 +58,32 @@ def test_distinct_drops_unparsable_and_merges_same_ast():
 
 def test_inputs_from_docstring_and_call_sites(tmp_path):
     assert docstring_examples(SOURCE.format(body="    pass"), "double") == [
-        ProbeInput("double(2)\n", "4\n"), ProbeInput("double(-1)\n", "-2\n")]
+        ProbeInput("double(2)\n", "4"), ProbeInput("double(-1)\n", "-2")]
     (tmp_path / "app.py").write_text("from m import double\nprint(double(21), double(y))\n"
                                      "obj.double(1)\n")
-    assert call_site_inputs(tmp_path, "double") == [ProbeInput("double(21)\n", None)]
+    assert call_site_inputs(tmp_path, "double") == [ProbeInput("double(21)\n", None, "call_site")]
+    typed = SOURCE.replace("def double(x):", "def double(x: int):").format(body="    pass")
+    found = ranking_inputs(typed, "double", tmp_path)
+    assert [p.origin for p in found[:3]] == ["docstring", "docstring", "call_site"]
+    assert found[3:] and all(p.origin == "type_hints" for p in found[3:])
+    assert "double(2)\n" not in [p.source for p in found[3:]]  # no duplicates
+
+
+def test_agreeing_cluster_beats_a_likelier_outlier():
+    """Three samples agree on every input; the likeliest sample disagrees: agreement and the
+    combined ranker pick the cluster, and duplicates count as agreeing samples."""
+    outputs = {0: ["1", "9"], 1: ["1", "4"], 2: ["1", "4"], 3: ["1", "5"]}
+    passed, agreement, cluster = execution_signals([0, 1, 2, 3], outputs, [None, None],
+                                                   copies={1: 2})
+    assert cluster == {0: 1.0, 1: 3.0, 2: 3.0, 3: 1.0}
+    assert agreement[1] > agreement[0] and passed == {0: 0.0, 1: 0.0, 2: 0.0, 3: 0.0}
+
+
+def test_reviewer_prompt_puts_the_code_before_its_docstring():
+    prompt, continuation = reviewer_prompt(SOURCE.format(body="    return 2 * x"), "double")
+    assert prompt.startswith("def double(x):\n    return 2 * x") and "Twice x" not in prompt
+    assert continuation.startswith("Twice x.") and continuation.endswith('"""')
+    assert reviewer_prompt("def f(x):\n    return x\n", "f") is None  # no docstring
 
 
 def test_unknown_ranker_is_a_clear_error():
@@ -76,8 +101,15 @@ def test_execution_agreement_and_doctest_rankers_in_the_sandbox(tmp_path):
     with WarmWorker(tmp_path, sandbox.probe("auto"), sandbox.Limits(wall_seconds=20),
                     sys.executable) as worker:
         ranked = rank_candidates(inputs, "double", ("mean_logprob", "execution_agreement",
-                                                    "doctest"), worker, "mod.py", examples)
+                                                    "doctest", "combined"), worker, "mod.py",
+                                 examples)
     assert ranked["mean_logprob"].order == [0, 3, 2, 1]
     assert ranked["execution_agreement"].order[:2] == [2, 1]  # the cluster of two, best first
-    assert ranked["execution_agreement"].scores == {0: 1.0, 1: 2.0, 2: 2.0, 3: 1.0}
+    # per input, how many samples gave the same output (averaged over the 3 inputs)
+    assert ranked["execution_agreement"].scores[2] == 2.0
+    assert ranked["execution_agreement"].scores[0] < 2.0
     assert ranked["doctest"].scores == {0: 1.0, 1: 2.0, 2: 2.0, 3: 0.0}
+    combined = ranked["combined"]
+    assert combined.order[:2] == [2, 1] and not combined.fallback
+    assert "agrees with 1 of 3 other candidates on 3 inputs" in combined.note
+    assert "matches 2 of 2 docstring examples" in combined.note
