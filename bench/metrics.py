@@ -6,6 +6,7 @@ re-scoring the same cache gives the same floats bit for bit.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -31,6 +32,16 @@ def rank_score_at_k(correct_in_rank_order: Sequence[bool], k: int) -> float:
     total = math.comb(n, k)
     return math.fsum(math.comb(n - 1 - r, k - 1) / total
                      for r, ok in enumerate(correct_in_rank_order) if ok)
+
+
+def subset_pick_score(items: Sequence, k: int, pick_correct) -> float:
+    """Mean of ``pick_correct(subset)`` over every k-subset of ``items`` (in their order): the
+    expected correctness of a pick made from k random samples with only those k in view."""
+    n = len(items)
+    if not 1 <= k <= n:
+        raise ValueError(f"needs 1 <= k <= n, got k={k}, n={n}")
+    return math.fsum(float(pick_correct(list(subset)))
+                     for subset in itertools.combinations(items, k)) / math.comb(n, k)
 
 
 def mean(values: Sequence[float]) -> float:

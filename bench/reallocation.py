@@ -32,6 +32,7 @@ from budgetpass.generation.types import GenerationResult, SamplingParams
 from budgetpass.verify import sandbox
 
 from . import metrics, rankers
+from .signals import SignalStore
 from .tasks import Outcome, Task, TaskError, evaluate, humaneval_tasks, load_tasks, outcome_key
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -138,14 +139,16 @@ class Sample:
     seconds: float  # this sample's share of its batch's wall time (by tokens)
     usable: bool
     outcome: Outcome
+    # The no-test evidence (bench/signals.py): outputs on the task's probe inputs, their expected
+    # outputs, and the reviewer score; never the hidden test.
+    outputs: list[str] | None = None
+    wants: tuple[str | None, ...] = ()
+    reviewer: float | None = None
+    program: str = ""
 
     @property
     def passed(self) -> bool:
         return self.outcome.passed
-
-    @property
-    def doctest_results(self):
-        return self.outcome.doctest_results
 
 
 @dataclass
@@ -167,8 +170,10 @@ class TaskRecord:
     by_role: dict[str, ModelSamples] = field(default_factory=dict)
 
 
-def _samples(task: Task, record: dict, cache: Cache, info, limits, counters: dict) -> list[Sample]:
+def _samples(task: Task, record: dict, cache: Cache, info, limits, counters: dict,
+             store: SignalStore | None = None) -> list[Sample]:
     site = task.site()
+    wants = tuple(store.inputs(task.task_id)[1]) if store else ()
     completions = record["completions"]
     total_tokens = sum(len(c["token_ids"]) for c in completions) or 1
     out = []
@@ -194,26 +199,37 @@ def _samples(task: Task, record: dict, cache: Cache, info, limits, counters: dic
             mean_logprob=sum(logprobs) / len(logprobs) if logprobs else float("-inf"),
             finish_reason=c["finish_reason"],
             seconds=record["seconds"] * len(c["token_ids"]) / total_tokens,
-            usable=usable, outcome=outcome))
+            usable=usable, outcome=outcome, program=program, wants=wants,
+            outputs=store.outputs(task.task_id, program) if store else None,
+            reviewer=store.reviewer(task.task_id, program) if store else None))
     return out
 
 
 class Runner:
     """Draws (or reads from the cache) every sample and checks it; models load only on a miss."""
 
-    def __init__(self, config: ReallocationConfig, cache: Cache, rescore_only: bool = False):
+    def __init__(self, config: ReallocationConfig, cache: Cache, rescore_only: bool = False,
+                 recorded: Path | None = None):
+        """``recorded``: a results file whose models (name, sha256, parameters) stand in when the
+        model files are not here (re-scoring reads the cache by sha256 and needs no weights)."""
         self.config, self.cache, self.rescore_only = config, cache, rescore_only
         try:
             self.resolved = {"small": models.resolve(config.small),
                              "large": models.resolve(config.large)}
         except models.ModelError as exc:
-            raise TaskError(str(exc)) from None
+            if not (rescore_only and recorded and recorded.is_file()):
+                raise TaskError(str(exc)) from None
+            stored = json.loads(recorded.read_text())["models"]
+            self.resolved = {role: models.ResolvedModel(
+                m["name"], Path(m["name"]), m["size"], m["sha256"], m["parameters"], "recorded")
+                for role, m in stored.items()}
         self.info = sandbox.probe(config.sandbox)
         self.limits = sandbox.Limits(wall_seconds=config.test_timeout,
                                      cpu_seconds=int(config.test_timeout) + 1)
         self._loaded: dict[str, object] = {}
         self.counters = {"generated_requests": 0, "generated_samples": 0, "cached_requests": 0,
                          "sandbox_runs": 0}
+        self.store = SignalStore()
 
     def model(self, role: str):
         if role not in self._loaded:
@@ -270,7 +286,7 @@ class Runner:
         for role, n in (("small", self.config.n_small), ("large", self.config.n_large)):
             sampled = self._generate(role, task, n, greedy=False)
             greedy = self._generate(role, task, 1, greedy=True)
-            args = (self.cache, self.info, self.limits, self.counters)
+            args = (self.cache, self.info, self.limits, self.counters, self.store)
             record.by_role[role] = ModelSamples(
                 sampled=_samples(task, sampled, *args), greedy=_samples(task, greedy, *args)[0],
                 batch_seconds=sampled["seconds"], greedy_seconds=greedy["seconds"],
@@ -282,7 +298,11 @@ class Runner:
 
 
 def _rank_score(samples: list[Sample], ranker: rankers.Ranker, k: int) -> float:
-    return metrics.rank_score_at_k([s.passed for s in ranker.order(samples)], k)
+    """Expected correctness of the ranker's pick from a random k-subset. A ranker whose evidence
+    depends on the other samples (agreement) sees only the subset's: exact over all subsets."""
+    if not ranker.uses_other_samples:
+        return metrics.rank_score_at_k([s.passed for s in ranker.order(samples)], k)
+    return metrics.subset_pick_score(samples, k, lambda subset: ranker.order(subset)[0].passed)
 
 
 def _role_curves(records: list[TaskRecord], role: str, n: int, chosen) -> dict:
@@ -351,8 +371,9 @@ def score(config: ReallocationConfig, records: list[TaskRecord], resolved: dict)
         "tasks": len(records),
         "large_greedy": curves["large"]["greedy"],
         "small_greedy": curves["small"]["greedy"],
-        **{metric: {b: {key: entry[key] for key in ("large", "small_tested", "small_ranked",
-                                                    "k_small")}
+        **{metric: {b: {**{key: entry[key] for key in ("large", "small_tested", "small_ranked",
+                                                       "k_small")},
+                        "no_test_default": entry["small_ranked"].get(rankers.DEFAULT)}
                     for b, entry in budgets[metric].items()} for metric in ("flops", "time")},
     }
     timing = {}
@@ -378,8 +399,9 @@ def score(config: ReallocationConfig, records: list[TaskRecord], resolved: dict)
         "timing": {**timing, "k_small_by_cpu_time_uncapped": k_by_cpu},
         "rankers": {r.name: r.reads for r in chosen},
         "middle_ground": {
-            "what": "select with the docstring's >>> examples only (ranker 'doctest'), score on "
-                    "the hidden tests; tasks without examples fall back to the log-prob order",
+            "what": "select with the docstring's examples only (ranker 'doctest': >>>, prose and "
+                    "Examples: sections), score on the hidden tests; tasks without examples fall "
+                    "back to the log-prob order",
             "tasks_with_examples": len(with_examples),
             "small_doctest_pass_rate": metrics.mean([float(s.outcome.doctests_pass)
                                                      for r in with_examples

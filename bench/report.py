@@ -98,7 +98,8 @@ def plot(results: dict, path: Path) -> None:
                 color="tab:orange", label=f"{small}, tested (pass@k)")
         for i, ranker in enumerate(results["rankers"]):
             ax.plot(budgets, [entries[str(b)]["small_ranked"][ranker] for b in budgets], "s--",
-                    color=("tab:red", "tab:green", "tab:purple", "tab:brown")[i % 4],
+                    color=("tab:red", "tab:green", "tab:purple", "tab:brown", "tab:olive",
+                           "black")[i % 6],
                     label=f"{small}, ranked ({ranker})")
         first = next(iter(results["rankers"]))
         ax.plot(budgets, [entries[str(b)]["large_ranked"][first] for b in budgets], "o:",
