@@ -305,7 +305,10 @@ def _rank_score(samples: list[Sample], ranker: rankers.Ranker, k: int) -> float:
     return metrics.subset_pick_score(samples, k, lambda subset: ranker.order(subset)[0].passed)
 
 
-def _role_curves(records: list[TaskRecord], role: str, n: int, chosen) -> dict:
+def _role_curves(records: list[TaskRecord], role: str, n: int, chosen,
+                 needed: set[int] | None = None) -> dict:
+    """pass@k and rank-score@k for k = 1..n; rankers that compare samples (exact over every
+    k-subset, costly) only at the k in ``needed`` (the budgets' k) when given."""
     per_task_correct = [sum(s.passed for s in r.by_role[role].sampled) for r in records]
     return {
         "greedy": metrics.mean([float(r.by_role[role].greedy.passed) for r in records]),
@@ -313,7 +316,9 @@ def _role_curves(records: list[TaskRecord], role: str, n: int, chosen) -> dict:
                       for k in range(1, n + 1)},
         "rank_score_at_k": {
             ranker.name: {str(k): metrics.mean([_rank_score(r.by_role[role].sampled, ranker, k)
-                                                for r in records]) for k in range(1, n + 1)}
+                                                for r in records])
+                                   for k in range(1, n + 1)
+                                   if needed is None or not ranker.uses_other_samples or k in needed}
             for ranker in chosen},
     }
 
@@ -333,11 +338,15 @@ def _time_model(records: list[TaskRecord], role: str, n: int, clock: str = "wall
 def score(config: ReallocationConfig, records: list[TaskRecord], resolved: dict) -> dict:
     """Every number of the results file from stored outcomes and timings (deterministic)."""
     chosen = rankers.choose(config.rankers)
-    curves = {"small": _role_curves(records, "small", config.n_small, chosen),
-              "large": _role_curves(records, "large", config.n_large, chosen)}
     p_small, p_large = resolved["small"].parameters, resolved["large"].parameters
     time_small = _time_model(records, "small", config.n_small)
     time_large = _time_model(records, "large", config.n_large)
+    needed = {min(plan_budget(BudgetRequest(metric="flops", calls=b), p_small, p_large).samples,
+                  config.n_small) for b in config.budgets}
+    needed |= {min(metrics.largest_k_within(time_small, time_large(b)), config.n_small)
+               for b in config.budgets}
+    curves = {"small": _role_curves(records, "small", config.n_small, chosen, needed),
+              "large": _role_curves(records, "large", config.n_large, chosen)}
     budgets: dict[str, dict] = {"flops": {}, "time": {}}
     for b in config.budgets:
         plan = plan_budget(BudgetRequest(metric="flops", calls=b), p_small, p_large)
@@ -461,7 +470,8 @@ def run(config: ReallocationConfig, cache_dir: Path, out_dir: Path, name: str = 
     """Generate what the cache lacks, score everything, write NAME.json/.md/.png into out_dir."""
     started = time.time()
     tasks, suite_size = select_tasks(config)
-    runner = Runner(config, Cache(cache_dir), rescore_only=rescore_only)
+    runner = Runner(config, Cache(cache_dir), rescore_only=rescore_only,
+                    recorded=out_dir / f"{name}.json")
     records = []
     if progress:
         progress.start(len(tasks))

@@ -12,6 +12,7 @@ expected values, so junk is skipped, never run and never a crash.
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import itertools
 import math
@@ -326,6 +327,7 @@ def _literal_call(text: str, name: str) -> str | None:
 # --- matching outputs ---------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
 def outputs_match(output: str, want: str) -> bool:
     """Whether a printed output is the expected one: equal values when both are literals (floats
     within 1e-6), else equal text up to whitespace. A ``None`` result prints nothing."""

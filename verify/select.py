@@ -262,26 +262,32 @@ def execution_signals(indices: Sequence[int], outputs: dict[int, list[str] | Non
     itself included) gave the same output, averaged over the inputs; cluster size is AlphaCode's:
     samples with the same outputs on every input. A candidate whose run gave nothing scores 0.
     """
+    import numpy as np
+
     copies = copies or {}
-    weight = {i: copies.get(i, 1) for i in indices}
-    signature = {i: json.dumps(outputs[i]) for i in indices if outputs.get(i) is not None}
-    passed, agreement, cluster = {}, {}, {}
     n = len(wants)
-    for i in indices:
-        got = outputs.get(i)
-        if got is None or n == 0:
-            passed[i] = agreement[i] = cluster[i] = 0.0
-            continue
+    zero = {i: 0.0 for i in indices}
+    ran = [i for i in indices if outputs.get(i) is not None]
+    if not ran or n == 0:
+        return dict(zero), dict(zero), dict(zero)
+    codes: dict[tuple[int, str], int] = {}
+    table = np.empty((len(ran), n), dtype=np.int64)
+    for row, i in enumerate(ran):
+        got = outputs[i]
+        for k in range(n):  # an output the run did not give matches nothing
+            table[row, k] = (codes.setdefault((k, got[k]), len(codes)) if k < len(got)
+                             else -1 - row * n - k)
+    weight = np.array([copies.get(i, 1) for i in ran], dtype=np.float64)
+    same = (table[:, None, :] == table[None, :, :]).mean(axis=2)  # ran x ran, fraction of inputs
+    agreeing = same @ weight
+    identical = (same == 1.0) @ weight
+    passed, agreement, cluster = dict(zero), dict(zero), dict(zero)
+    for row, i in enumerate(ran):
+        got = outputs[i]
         passed[i] = float(sum(w is not None and k < len(got) and outputs_match(got[k], w)
                               for k, w in enumerate(wants)))
-        same = 0.0
-        for j in indices:
-            other = outputs.get(j)
-            if other is not None:
-                same += weight[j] * sum(k < len(got) and k < len(other) and got[k] == other[k]
-                                        for k in range(n)) / n
-        agreement[i] = same
-        cluster[i] = float(sum(weight[j] for j, sig in signature.items() if sig == signature[i]))
+        agreement[i] = float(agreeing[row])
+        cluster[i] = float(identical[row])
     return passed, agreement, cluster
 
 
