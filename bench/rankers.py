@@ -39,6 +39,7 @@ class Ranker:
     reads: str  # what the ranker looks at, for the results' legend
     order: Callable[[Sequence[RankedSample]], list[RankedSample]]
     uses_other_samples: bool = True  # its order of a sample depends on which others are there
+    needs_reviewer: bool = False  # meaningless without stored reviewer scores
 
 
 def by_mean_logprob(samples: Sequence[RankedSample]) -> list[RankedSample]:
@@ -95,11 +96,20 @@ RANKERS: dict[str, Ranker] = {
         Ranker("cluster", "AlphaCode: samples with identical outputs on every probe input, then "
                "log-prob", by_cluster),
         Ranker("reviewer", "Coder-Reviewer: mean log p(docstring | code) (small model) + mean "
-               "log p(code)", by_reviewer, uses_other_samples=False),
+               "log p(code)", by_reviewer, uses_other_samples=False, needs_reviewer=True),
         Ranker("combined", "the product's default: examples reproduced, then agreement, then "
                "reviewer + log-prob", by_combined),
     )
 }
+
+
+def measurable(chosen: list[Ranker], samples: Sequence[RankedSample]) -> tuple[list[Ranker], dict]:
+    """The rankers the stored evidence supports, and {name: why not} for the others (a ranker
+    without its evidence would only repeat the log-prob order under another name)."""
+    reviewed = any(s.reviewer is not None for s in samples)
+    skipped = {r.name: "no reviewer scores stored (bench/signals.py --review)"
+               for r in chosen if r.needs_reviewer and not reviewed}
+    return [r for r in chosen if r.name not in skipped], skipped
 
 
 def choose(names: Sequence[str] | None) -> list[Ranker]:

@@ -139,7 +139,7 @@ def score(limit: int | None, names: tuple[str, ...]) -> dict:
     store = SignalStore()
     ids = [t for t in problems if t in samples][: limit or None]
     cached = {row["task_id"]: row for row in _load_scores()}
-    per_problem = []
+    per_problem, per_task = [], []
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="budgetpass-ranking-") as scratch:
         for task_id in ids:
@@ -163,12 +163,16 @@ def score(limit: int | None, names: tuple[str, ...]) -> dict:
                 cands.append(_Sample(i, c["text"], c["mean_logprob"], usable,
                                      store.outputs(task_id, program), wants,
                                      store.reviewer(task_id, program)))
+            per_task.append(cands)
             picks = {r.name: r.order(cands)[0].index for r in chosen}
             per_problem.append({"task_id": task_id, "passes": passes, "greedy_passes": greedy,
                                 "picks": picks})
             if task_id not in cached:
                 with open(SCORES, "a", encoding="utf-8") as handle:  # resumable in chunks
                     handle.write(json.dumps(per_problem[-1]) + "\n")
+    chosen, not_measured = registry.measurable(chosen, [c for cands in per_task for c in cands])
+    for p in per_problem:
+        p["picks"] = {name: pick for name, pick in p["picks"].items() if name not in not_measured}
     n = len(per_problem)
     summary = {
         "random": round(sum(sum(p["passes"]) / K for p in per_problem) / n, 4),
@@ -185,7 +189,7 @@ def score(limit: int | None, names: tuple[str, ...]) -> dict:
         summary["subset"] = f"first {n} of {len(problems)} HumanEval problems (HumanEval/0..)"
     return {"summary": summary, "model": samples[ids[0]]["model"], "k": K,
             "sampling": {"temperature": 0.8, "top_p": 0.95, "max_tokens": 384, "seed": 1},
-            "rankers": {r.name: r.reads for r in chosen},
+            "rankers": {r.name: r.reads for r in chosen}, "rankers_not_measured": not_measured,
             "score_seconds": round(time.monotonic() - start, 1), "problems": per_problem}
 
 

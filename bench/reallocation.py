@@ -337,7 +337,9 @@ def _time_model(records: list[TaskRecord], role: str, n: int, clock: str = "wall
 
 def score(config: ReallocationConfig, records: list[TaskRecord], resolved: dict) -> dict:
     """Every number of the results file from stored outcomes and timings (deterministic)."""
-    chosen = rankers.choose(config.rankers)
+    chosen, not_measured = rankers.measurable(
+        rankers.choose(config.rankers),
+        [s for r in records for ms in r.by_role.values() for s in ms.sampled])
     p_small, p_large = resolved["small"].parameters, resolved["large"].parameters
     time_small = _time_model(records, "small", config.n_small)
     time_large = _time_model(records, "large", config.n_large)
@@ -407,6 +409,7 @@ def score(config: ReallocationConfig, records: list[TaskRecord], resolved: dict)
         "curves": curves,
         "timing": {**timing, "k_small_by_cpu_time_uncapped": k_by_cpu},
         "rankers": {r.name: r.reads for r in chosen},
+        "rankers_not_measured": not_measured,
         "middle_ground": {
             "what": "select with the docstring's examples only (ranker 'doctest': >>>, prose and "
                     "Examples: sections), score on the hidden tests; tasks without examples fall "
