@@ -37,6 +37,10 @@ def choose(candidates: list[Candidate], target: Target, node_ids: tuple[str, ...
                                   lambda c: len(c.body))
     if not usable:
         return Choice("failed", None, f"none of {len(candidates)} candidates parses")
+    if node_ids and not any(c.run is not None for c in usable):  # the deadline came first
+        return Choice("ranked", usable[0].index,
+                      f"none of {len(candidates)} candidates was tested before the time limit: "
+                      f"candidate {usable[0].index + 1} by mean log-probability; UNVERIFIED")
     if node_ids:
         return Choice(*_tested_outcome(usable, candidates, node_ids))
     if target.cursor is not None or not target.function:  # at a cursor: no time to rank

@@ -101,8 +101,8 @@ class GenerateAndTest:
                 self._take(session.poll(0.01))
             busy = session is not None and session.running
             sampled = self._drain(None if busy else 0.05) or sampled
-            if session is not None and session.stopped:
-                self.halt.set()
+            if session is not None and session.stopped and not session.expired:
+                self.halt.set()  # a pass (the deadline ends the testing, not the sampling)
             if not sampled:
                 continue
             if not testable:

@@ -35,13 +35,15 @@ WRONG = "    return lo\n"
 
 
 class ScriptedBackend:
-    """Generates the given (body, mean log-prob) pairs, in order, as one batch."""
+    """Generates the given (body, mean log-prob) pairs, in order, as one batch (taking
+    ``seconds``)."""
 
-    def __init__(self, bodies):
-        self.bodies = bodies
+    def __init__(self, bodies, seconds=0.0):
+        self.bodies, self.seconds = bodies, seconds
         self.busy = False
 
     def generate(self, prompt, n, params, on_token=None, should_stop=None, on_complete=None):
+        time.sleep(self.seconds)
         completions = []
         for i, (body, logprob) in enumerate(self.bodies[:n]):
             c = Completion(i, body, tuple(range(10)), (logprob,) * 10, "stop")
@@ -62,9 +64,10 @@ def _project(tmp_path: Path, with_tests: bool = True) -> Path:
     return tmp_path
 
 
-def _select(tmp_path, monkeypatch, bodies_and_logprobs, with_tests=True, **settings):
+def _select(tmp_path, monkeypatch, bodies_and_logprobs, with_tests=True, deadline=None,
+            seconds=0.0, **settings):
     project = _project(tmp_path, with_tests)
-    backend = ScriptedBackend(bodies_and_logprobs)
+    backend = ScriptedBackend(bodies_and_logprobs, seconds)
     opened = OpenedModel(ModelSpec(), BackendChoice("llama.cpp", "scripted"), backend, "scripted",
                          int(5e8), TemplateChoice(LEFT_TO_RIGHT, "scripted"))
     monkeypatch.setattr(solving, "open_model", lambda spec: opened)
@@ -73,7 +76,8 @@ def _select(tmp_path, monkeypatch, bodies_and_logprobs, with_tests=True, **setti
     config = build({"budget.metric": "samples", "budget.samples": len(bodies_and_logprobs),
                     "tests.python": sys.executable, **settings})
     events = []
-    report = solve(Request(project / "mod.py", "clamp"), config, on_event=events.append)
+    report = solve(Request(project / "mod.py", "clamp", deadline=deadline), config,
+                   on_event=events.append)
     return report, report.candidates, [e for e in events if e.phase == "test"]
 
 
@@ -150,3 +154,14 @@ def test_a_deadline_leaves_the_rest_untested_and_says_so(tmp_path, monkeypatch):
     late = solve(Request(tmp_path / "mod.py", "clamp", deadline=time.monotonic() - 1),
                  build({"budget.metric": "samples", "budget.samples": 1}))
     assert late.tests == () and late.status == "ranked"
+
+
+def test_a_deadline_before_the_decode_ends_leaves_candidates_decoded_but_untested(
+        tmp_path, monkeypatch):
+    """The deadline bounds the testing, never the sampling: what was decoded is kept, untested,
+    and the verdict says so instead of calling it a failure."""
+    report, cands, _ = _select(tmp_path, monkeypatch, [(WRONG, -0.1), (CORRECT, -0.5)],
+                               deadline=time.monotonic() + 0.3, seconds=0.6)
+    assert report.tests == NODES and all(c.decoded and c.run is None for c in cands)
+    assert report.status == "ranked" and "before the time limit" in report.message
+    assert report.selected == 0
