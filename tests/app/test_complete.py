@@ -32,8 +32,10 @@ def emptied(tmp_path):
 
 
 def _config(qwen_path, **extra):
+    """k = 4; a verify window long enough for a busy 2-core machine (this tests verification,
+    not latency: bench/lsp_latency.py measures that)."""
     return build({"model.name": str(qwen_path), "budget.metric": "samples", "budget.samples": 4,
-                  "inline.verify_within_ms": 30000, **extra})
+                  "inline.verify_within_ms": 600_000, **extra})
 
 
 def test_a_passing_proposal_is_verified_and_comes_first(qwen_path, emptied):
@@ -46,9 +48,9 @@ def test_a_passing_proposal_is_verified_and_comes_first(qwen_path, emptied):
         assert first.verified, [(c.text, c.passed) for c in result.items]
         assert (first.start, first.end) == (offset, offset)
         assert path.read_text() != text  # the buffer was tested, the file left as it was
-        again = complete(path, text, offset, _config(qwen_path, **{"sampling.seed": 1}),
-                         workers=workers)
-        assert again.items and workers.started == 1, "the second request reused the warm worker"
+        again = complete(path, text, offset, _config(qwen_path), workers=workers)
+        assert again.report.tests == result.report.tests
+        assert workers.started == 1, "the second request reused the warm worker"
         time.sleep(0.01)
         (path.parent.parent / "tests" / "test_text.py").touch()  # a test file changed on disk
         complete(path, text, offset, _config(qwen_path), workers=workers)
