@@ -27,7 +27,7 @@ class RankedSample(Protocol):
     index: int
     body: str
     mean_logprob: float
-    usable: bool  # parses and is not a stub: what verify/job.py would consider at all
+    usable: bool  # parses and is not a stub: what app/choose.py would consider at all
     outputs: list[str] | None  # printed outputs on the task's probe inputs (None: no run)
     wants: tuple[str | None, ...]  # the task's probe inputs' expected outputs (None: unknown)
     reviewer: float | None  # mean log p(docstring | code)
@@ -43,7 +43,7 @@ class Ranker:
 
 
 def by_mean_logprob(samples: Sequence[RankedSample]) -> list[RankedSample]:
-    """The product's no-test choice (verify/job.py): usable candidates first, then mean log-prob."""
+    """The product's no-test choice (app/choose.py): usable candidates first, then mean log-prob."""
     usable = [s for s in samples if s.usable]
     rest = [s for s in samples if not s.usable]
     key = (lambda s: s.mean_logprob, lambda s: len(s.body))
@@ -82,7 +82,7 @@ by_reviewer = _by(lambda f, i: -reviewer_order_score(f, i))
 by_combined = _by(combined_key)
 
 
-DEFAULT = "combined"  # the product's default no-test ranker (verify.select, server settings)
+DEFAULT = "combined"  # the product's default no-test ranker (verify.select, app/config.py)
 
 RANKERS: dict[str, Ranker] = {
     r.name: r

@@ -97,6 +97,7 @@ def _hidden_passes(task_id: str, problem: dict, texts: list[str], scratch: Path)
     """Each text (prompt + completion) against the hidden tests, in the sandbox (the score only)."""
     from budgetpass.verify import sandbox
     from budgetpass.verify.runner import WarmWorker
+    from budgetpass.verify.session import run_each
 
     prompt, entry = problem["prompt"], problem["entry_point"]
     project = scratch / task_id.replace("/", "_")
@@ -108,8 +109,8 @@ def _hidden_passes(task_id: str, problem: dict, texts: list[str], scratch: Path)
         f"{problem['test']}\n\ndef test_hidden():\n    check({entry})\n")
     limits = sandbox.Limits(wall_seconds=10, cpu_seconds=10, memory_bytes=1 << 30)
     with WarmWorker(project, sandbox.probe("auto"), limits, sys.executable) as worker:
-        return [r is not None and r.passed for r in worker.run_all(
-            [("solution.py", prompt + t) for t in texts], ("test_hidden.py::test_hidden",))]
+        return [r is not None and r.passed for r in run_each(
+            worker, "solution.py", [prompt + t for t in texts], ("test_hidden.py::test_hidden",))]
 
 
 def programs(limit: int | None = None) -> list[tuple[str, str, str, list[str]]]:

@@ -19,14 +19,16 @@ from __future__ import annotations
 import ast
 import json
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-T = TypeVar("T")
-
 from .examples import ProbeInput, docstring_examples, function_node, outputs_match, typed_inputs
+from .session import TestSession
+
+T = TypeVar("T")
 
 __all__ = ["ProbeInput", "docstring_examples", "typed_inputs"]  # one home: verify/examples.py
 
@@ -218,15 +220,19 @@ def module_name(rel_file: str) -> str:
 
 
 def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
-                  examples: Sequence[ProbeInput]) -> dict[int, list[str] | None]:
-    """Each candidate's outputs on ``examples`` (None if its run gave none), in the warm worker."""
+                  examples: Sequence[ProbeInput], deadline: float | None = None
+                  ) -> dict[int, list[str] | None]:
+    """Each candidate's outputs on ``examples`` (None if its run gave none), in the warm worker;
+    a candidate the ``deadline`` (``time.monotonic()``) left unrun has no entry."""
     name = f"test_budgetpass_probe_{secrets.token_hex(4)}.py"
     probe = PROBE_TEST.format(module=module_name(rel_file),
                               examples=[e.source for e in examples], chars=OUTPUT_CHARS)
-    ids = {worker.submit(rel_file, c.source, (name,), extra_files={name: probe}): c.index
-           for c in candidates}
+    session = TestSession(worker, rel_file, (name,), stop_at_first_pass=False,
+                          deadline=deadline, extra_files={name: probe})
+    for cand in candidates:
+        session.add(str(cand.index), cand.source)
     outputs: dict[int, list[str] | None] = {}
-    for run_id, run in worker.results():
+    for key, run in session.wait().items():
         values = None
         for outcome in run.outcomes:
             marker = outcome.message.find("BUDGETPASS-PROBE ")
@@ -235,7 +241,7 @@ def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
                     values = json.loads(outcome.message[marker + len("BUDGETPASS-PROBE "):])
                 except ValueError:
                     values = None
-        outputs[ids[run_id]] = values if isinstance(values, list) else None
+        outputs[int(key)] = values if isinstance(values, list) else None
     return outputs
 
 
@@ -316,17 +322,20 @@ def combined_note(signals: Signals, best: int) -> str:
     if signals.reviewer:
         parts.append(f"reviewer {signals.reviewer.get(best, float('nan')):.3f}, "
                      f"log-prob {signals.logprob.get(best, float('nan')):.3f}")
-    return "; ".join(parts) or "mean log-prob only (no inputs, no reviewer scores)"
+    return "; ".join(parts) or "mean log-prob only (no outputs, no reviewer scores)"
 
 
 def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequence[str],
                     worker=None, rel_file: str = "", examples: Sequence[ProbeInput] = (),
-                    reviewer: dict[int, float] | None = None) -> dict[str, Ranking]:
+                    reviewer: dict[int, float] | None = None, deadline: float | None = None
+                    ) -> dict[str, Ranking]:
     """Every requested ranker's order over the distinct parsing candidates.
 
     ``worker`` (a started WarmWorker of the project) is needed for the execution-based rankers;
     ``examples`` are the inputs they run (docstring examples first, then call sites and generated
     ones); ``reviewer`` maps candidate index -> mean log p(docstring | code) (``reviewer_scores``).
+    No probe run starts or counts after ``deadline`` (``time.monotonic()``); if it cuts them
+    short, no execution signal is used (a candidate left unrun would look like a wrong one).
     """
     unknown = [r for r in rankers if r not in RANKERS]
     if unknown:
@@ -356,10 +365,15 @@ def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequenc
     note = ""
     if not examples:
         note = "no inputs found (no docstring examples, literal call sites or type hints)"
+    elif deadline is not None and time.monotonic() >= deadline:
+        note = "no execution signals: the time limit had passed"
     elif worker is None:
         note = "no sandbox worker"
     elif pool:
-        outputs = probe_outputs(worker, rel_file, pool, examples)
+        outputs = probe_outputs(worker, rel_file, pool, examples, deadline)
+        if len(outputs) < len(pool):
+            outputs = {}
+            note = "no execution signals: the time limit came before every candidate ran"
     wants = [e.want for e in examples]
     if outputs:
         signals.examples, signals.agreement, signals.cluster = execution_signals(
@@ -389,8 +403,9 @@ def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequenc
     if "combined" in rankers:
         order = sorted(baseline, key=lambda i: combined_key(signals, i))
         scores = {i: signals.agreement.get(i, 0.0) for i in baseline}
+        said = combined_note(signals, order[0]) if order else ""
         results["combined"] = Ranking(
-            "combined", order, scores, combined_note(signals, order[0]) if order else note,
+            "combined", order, scores, "; ".join(p for p in (note, said) if p),
             fallback=not outputs and not signals.reviewer,
             signals=signals)
     return results
