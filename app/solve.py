@@ -142,7 +142,10 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
                           deadline=request.deadline, emit=emit, should_stop=should_stop,
                           start=start)
     try:
-        job.run()
+        try:
+            job.run()
+        except BackendError as exc:  # the model's server died or misbehaved mid-request
+            raise SolveError(str(exc)) from None
         if should_stop and should_stop():
             raise Cancelled("cancelled")
         choice = choose(job.candidates, target, node_ids, config.ranking.rankers, lender, emit)
