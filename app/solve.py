@@ -129,6 +129,8 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
     if template.fallback:
         warnings.append(template.reason)
     made = prompt(target, template.template)
+    if not made.text:
+        raise SolveError("nothing to complete from: no text before the cursor")
     at_cursor = request.offset is not None
     k, params = planning.sampling(config, target.kind, budget.samples, made.stops, at_cursor)
     anytime = config.budget.anytime and not at_cursor
