@@ -129,6 +129,8 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
     if template.fallback:
         warnings.append(template.reason)
     made = prompt(target, template.template)
+    if not made.text:
+        raise SolveError("nothing to complete from: no text before the cursor")
     at_cursor = request.offset is not None
     k, params = planning.sampling(config, target.kind, budget.samples, made.stops, at_cursor)
     anytime = config.budget.anytime and not at_cursor
@@ -142,7 +144,10 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
                           deadline=request.deadline, emit=emit, should_stop=should_stop,
                           start=start)
     try:
-        job.run()
+        try:
+            job.run()
+        except BackendError as exc:  # the model's server died or misbehaved mid-request
+            raise SolveError(str(exc)) from None
         if should_stop and should_stop():
             raise Cancelled("cancelled")
         choice = choose(job.candidates, target, node_ids, config.ranking.rankers, lender, emit,

@@ -9,11 +9,14 @@ cache and ``give_back`` returns it; a second request for the same key meanwhile 
 
 from __future__ import annotations
 
+import errno
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from budgetpass.verify import sandbox
 from budgetpass.verify.discovery import iter_python_files
 from budgetpass.verify.runner import WarmWorker, WorkerError
 from budgetpass.verify.sandbox import Limits, SandboxInfo
@@ -52,8 +55,25 @@ def start_worker(key: WorkerKey, info: SandboxInfo) -> WarmWorker:
     try:
         worker.start()
     except WorkerError as exc:
+        sandbox.probe.cache_clear()  # bwrap may have broken since: the next request probes again
         raise SolveError(f"{exc}; try sandbox 'process' if bubblewrap is broken here") from None
+    except OSError as exc:  # the project copy or the sandbox's binary: the host changed under us
+        worker.close()  # a half-written copy must not stay on a full disk
+        sandbox.probe.cache_clear()  # the next request looks for the sandbox again
+        raise SolveError(_start_failure(exc, info)) from None
     return worker
+
+
+def _start_failure(exc: OSError, info: SandboxInfo) -> str:
+    """What stopped a worker from starting, and what to do about it."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"no space left to copy the project for testing ({exc.strerror}) in "
+                f"{tempfile.gettempdir()}: free some space or point TMPDIR at a larger disk, "
+                "then try again")
+    if info.kind == "bwrap" and isinstance(exc, FileNotFoundError):
+        return (f"the sandbox could not start: bwrap is gone ({exc}); install bubblewrap again, "
+                "or set the sandbox to 'process'; the next request looks for it again")
+    return f"the test worker could not start: {exc.__class__.__name__}: {exc}"
 
 
 class WorkerCache:

@@ -622,6 +622,21 @@ async def code_lens(ls: BudgetpassServer, params: types.CodeLensParams):
     return lenses
 
 
+# --- test-only ----------------------------------------------------------------------------------
+
+DEBUG_DOCUMENT = "budgetpass/debugDocument"
+
+if os.environ.get("BUDGETPASS_TEST_REQUESTS") == "1":  # the protocol fuzz compares documents
+    @server.feature(DEBUG_DOCUMENT)
+    def debug_document(ls: BudgetpassServer, params) -> dict | None:
+        """The server's text and version of ``{uri}``, or None when it is not open."""
+        uri = getattr(params, "uri", None)
+        if not isinstance(uri, str) or not ls.is_open(uri):
+            return None
+        doc = ls.workspace.get_text_document(uri)
+        return {"text": doc.source, "version": doc.version}
+
+
 # --- entry point --------------------------------------------------------------------------------
 
 

@@ -232,8 +232,9 @@ class WarmWorker:
         self._reader = reader
         ready = self._message(timeout=120)
         if ready is None or ready.get("op") != "ready":
+            why = self._log_tail().strip() or "it exited without a word"  # close() removes the log
             self.close()
-            raise WorkerError(f"the test worker did not start: {self._log_tail()}")
+            raise WorkerError(f"the test worker did not start: {why}")
         self.ready_seconds = ready["seconds"]
 
     def _log_tail(self) -> str:

@@ -15,20 +15,34 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities, make_test_lsp_client
 
 
+def offset_at(text: str, pos) -> int:
+    """The index into ``text`` of an LSP position (lines end at \\n; characters in UTF-16 units,
+    the default encoding); past the end of a line or the text clamps, as editors do."""
+    lines = text.split("\n")
+    if pos.line >= len(lines):
+        return len(text)
+    start = sum(len(line) + 1 for line in lines[:pos.line])
+    units = 0
+    for i, ch in enumerate(lines[pos.line]):
+        if units >= pos.character:
+            return start + i
+        units += 2 if ord(ch) > 0xFFFF else 1
+    return start + len(lines[pos.line])
+
+
+def position_at(text: str, offset: int) -> types.Position:
+    """The LSP position (UTF-16 characters) of an index into ``text``."""
+    before = text[:offset]
+    line_start = before.rfind("\n") + 1
+    return types.Position(line=before.count("\n"), character=len(
+        before[line_start:].encode("utf-16-le")) // 2)
+
+
 def apply_text_edits(text: str, edits) -> str:
-    lines = text.splitlines(keepends=True)
-    offsets = [0]
-    for line in lines:
-        offsets.append(offsets[-1] + len(line))
-
-    def at(pos) -> int:
-        if pos.line >= len(lines):
-            return len(text)
-        return offsets[pos.line] + pos.character  # tests use ASCII text
-
     for edit in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character),
                        reverse=True):
-        text = text[:at(edit.range.start)] + edit.new_text + text[at(edit.range.end):]
+        text = (text[:offset_at(text, edit.range.start)] + edit.new_text
+                + text[offset_at(text, edit.range.end):])
     return text
 
 
@@ -77,6 +91,17 @@ class Editor:
                                                                     version=self.versions[uri]),
                 content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)]))
 
+    def edit(self, uri: str, start: int, end: int, new_text: str) -> None:
+        """An incremental change replacing ``text[start:end]``, as an editor sends a keystroke."""
+        text = self.texts[uri]
+        at = types.Range(start=position_at(text, start), end=position_at(text, end))
+        self.texts[uri] = text[:start] + new_text + text[end:]
+        self.versions[uri] += 1
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri,
+                                                                version=self.versions[uri]),
+            content_changes=[types.TextDocumentContentChangePartial(range=at, text=new_text)]))
+
     def close(self, uri: str) -> None:
         self.client.text_document_did_close(types.DidCloseTextDocumentParams(
             text_document=types.TextDocumentIdentifier(uri=uri)))
@@ -124,13 +149,14 @@ class Editor:
         assert ready["model"] == self.statuses[0]["model"] and ready["seconds"] > 0, ready
 
 
-def server_env(state_dir: Path) -> dict[str, str]:
-    return {**os.environ, "XDG_STATE_HOME": str(state_dir)}
+def server_env(state_dir: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "XDG_STATE_HOME": str(state_dir), **extra}
 
 
 async def start_editor(state_dir: Path, settings: dict | None = None, *,
                        configuration: dict | None = None,
-                       answer_configuration: bool = True) -> Editor:
+                       answer_configuration: bool = True, env: dict | None = None) -> Editor:
+    """``env``: variables the server gets on top of ours."""
     client = make_test_lsp_client()
     if not answer_configuration:
         async def never_answer(params):
@@ -140,7 +166,7 @@ async def start_editor(state_dir: Path, settings: dict | None = None, *,
     elif configuration is not None:
         client.set_configuration(configuration, section="budgetpass")
     await client.start_io(sys.executable, "-m", "budgetpass.server.cli", "serve",
-                          env=server_env(state_dir))
+                          env=server_env(state_dir, **(env or {})))
     capabilities = client_capabilities("visual-studio-code")
     result = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities, initialization_options={"budgetpass": settings or {}},
