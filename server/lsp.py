@@ -20,8 +20,9 @@ from typing import Any
 from budgetpass.generation import inline as cursor
 from budgetpass.generation import models
 from budgetpass.generation.budget import plan_budget
+from budgetpass.generation.locate import FunctionSite
 from budgetpass.verify import job as jobs
-from budgetpass.verify.discovery import find_tests, iter_test_files
+from budgetpass.verify.index import open_indexes, project_index
 from budgetpass.verify.inline import inline_completions
 from budgetpass.verify.runner import find_project_root
 from lsprotocol import types
@@ -99,6 +100,7 @@ class BudgetpassServer(LanguageServer):
         self.told_not_ready = False
         self.shown_model_error = ""  # a failing server is retried; its error is shown once
         self.apply_settings_pending: Any = None  # initializationOptions, applied on initialized
+        self.watched_folders: list[Path] = []  # the client reports file changes under these
 
     # --- messages to the user -----------------------------------------------------------------
 
@@ -272,6 +274,7 @@ async def initialized(ls: BudgetpassServer, params: types.InitializedParams) -> 
     ls.event_loop = asyncio.get_running_loop()
     ls.apply_settings(ls.apply_settings_pending, "initializationOptions")
     await ls.pull_configuration()
+    await _start_indexes(ls)
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -282,6 +285,43 @@ async def did_change_configuration(ls: BudgetpassServer,
         ls.apply_settings(pushed[SECTION], "didChangeConfiguration")
     else:
         await ls.pull_configuration()
+
+
+# --- the project index: built at start, kept current from the client's file events -------------
+
+
+async def _start_indexes(ls: BudgetpassServer) -> None:
+    folders = [to_fs_path(f.uri) for f in (ls.workspace.folders or {}).values()] or \
+        [ls.workspace.root_path]
+    for folder in filter(None, folders):
+        project_index(find_project_root(Path(folder) / "_")).start()
+    caps = ls.client_capabilities.workspace
+    if caps and caps.did_change_watched_files and caps.did_change_watched_files.dynamic_registration:
+        try:
+            await asyncio.wait_for(ls.client_register_capability_async(types.RegistrationParams(
+                registrations=[types.Registration(
+                    id="budgetpass-python-files", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                    register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                        watchers=[types.FileSystemWatcher(glob_pattern="**/*.py")]))])),
+                CONFIG_TIMEOUT_S)
+            ls.watched_folders = [Path(f) for f in folders if f]
+        except Exception as exc:  # noqa: BLE001 - without events the index checks mtimes
+            ls.tell_log(f"cannot watch files ({exc}); test lookups check file times instead",
+                        types.MessageType.Warning)
+
+
+def _index_for(ls: BudgetpassServer, project: Path):
+    index = project_index(project)
+    index.watched = any(f == project or f in project.parents for f in ls.watched_folders)
+    return index
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+async def did_change_watched_files(ls: BudgetpassServer,
+                                   params: types.DidChangeWatchedFilesParams) -> None:
+    paths = [p for p in (file_path(c.uri) for c in params.changes) if p is not None]
+    for index in open_indexes():
+        await asyncio.get_running_loop().run_in_executor(ls.pool, index.changed, paths)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -412,7 +452,7 @@ def _target(ls: BudgetpassServer, args: tuple) -> tuple[Any, str, types.Position
     return ls.document(uri), uri, types.Position(line=pos["line"], character=pos["character"])
 
 
-def _function_at(ls: BudgetpassServer, doc, position: types.Position) -> cursor.FunctionAt:
+def _function_at(ls: BudgetpassServer, doc, position: types.Position) -> FunctionSite:
     if not is_python(doc):
         raise UserError(f"{doc.uri} is not a Python document")
     fn = cursor.function_at(doc.source, ls.offset(doc, position))
@@ -562,15 +602,7 @@ async def _apply(ls: BudgetpassServer, uri: str, report: jobs.JobReport, version
     from budgetpass.generation.source import locate_function
 
     site = locate_function(text, report.function)
-    end_offset = site.body_end
-    if site.body_start == site.body_end:  # an emptied body: take the indentation left on its lines
-        while True:
-            line_end = text.find("\n", end_offset)
-            line = text[end_offset:line_end]
-            if line_end < 0 or not line or line.strip():
-                break
-            end_offset = line_end + 1
-    start, end = ls.position(doc, text, site.body_start), ls.position(doc, text, end_offset)
+    start, end = (ls.position(doc, text, offset) for offset in site.edit_range)
     body = report.selected_body if report.selected_body.endswith("\n") \
         else report.selected_body + "\n"
     edit = types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(
@@ -641,7 +673,7 @@ async def code_lens(ls: BudgetpassServer, params: types.CodeLensParams):
         return []
     text = doc.source
     found = await asyncio.get_running_loop().run_in_executor(
-        ls.pool, functools.partial(_lens_data, text, path))
+        ls.pool, functools.partial(_lens_data, ls, text, path))
     lenses = []
     for fn, tests in found:
         at = types.Range(start=types.Position(line=fn.def_line, character=0),
@@ -658,22 +690,11 @@ async def code_lens(ls: BudgetpassServer, params: types.CodeLensParams):
     return lenses
 
 
-def _lens_data(text: str, path: Path):
+def _lens_data(ls: BudgetpassServer, text: str, path: Path):
     fns = [f for f in cursor.functions(text) if "<locals>" not in f.qualname]
-    if not fns:
-        return []
-    project = find_project_root(path)
-    # A test can only select a function it names: read the test files once and ask discovery only
-    # about names that occur in them (a 50k-line module has thousands of functions).
-    test_text = "\n".join(p.read_text(encoding="utf-8", errors="replace")
-                          for p in iter_test_files(project))
-    found = []
-    for fn in fns:
-        if fn.qualname.split(".")[-1] in test_text:
-            tests = find_tests(project, fn.qualname, target_file=path).node_ids
-            if tests:
-                found.append((fn, tests))
-    return found
+    index = _index_for(ls, find_project_root(path)) if fns else None
+    found = index.find_tests_of([fn.qualname for fn in fns], target_file=path) if fns else {}
+    return [(fn, found[fn.qualname].node_ids) for fn in fns if found[fn.qualname].node_ids]
 
 
 def _first_failure(report: jobs.JobReport) -> str:

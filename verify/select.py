@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import ast
 import doctest
+import inspect
 import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from budgetpass.generation.locate import body_ast, find_function
+
+from .discovery import iter_python_files, module_name, package_root
 
 T = TypeVar("T")
 
@@ -87,16 +92,10 @@ def normalized_ast(source: str, function: str) -> str | None:
         tree = ast.parse(source)
     except SyntaxError:
         return None
-    short = function.split(".")[-1]
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == short:
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(
-                    getattr(body[0], "value", None), ast.Constant) and isinstance(
-                    body[0].value.value, str):
-                body = body[1:]
-            return "\n".join(ast.dump(stmt, annotate_fields=False) for stmt in body)
-    return ast.dump(tree, annotate_fields=False)
+    site = find_function(source, function)
+    if site is None:
+        return ast.dump(tree, annotate_fields=False)
+    return "\n".join(ast.dump(stmt, annotate_fields=False) for stmt in body_ast(source, site))
 
 
 def distinct(inputs: Sequence[RankInput], function: str) -> tuple[list[RankInput], dict[int, int]]:
@@ -122,20 +121,14 @@ class ProbeInput:
 
 def docstring_examples(source: str, function: str) -> list[ProbeInput]:
     """The ``>>>`` examples of the function's docstring (HumanEval prompts have them)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
+    site = find_function(source, function)
+    if site is None or site.docstring is None:
         return []
-    short = function.split(".")[-1]
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == short:
-            doc = ast.get_docstring(node) or ""
-            try:
-                examples = doctest.DocTestParser().get_examples(doc)
-            except ValueError:
-                return []
-            return [ProbeInput(e.source, e.want) for e in examples]
-    return []
+    try:
+        examples = doctest.DocTestParser().get_examples(inspect.cleandoc(site.docstring))
+    except ValueError:
+        return []
+    return [ProbeInput(e.source, e.want) for e in examples]
 
 
 def call_site_inputs(project: Path | None, function: str, files: Sequence[Path] = ()) -> list[ProbeInput]:
@@ -144,8 +137,6 @@ def call_site_inputs(project: Path | None, function: str, files: Sequence[Path] 
     found: list[ProbeInput] = []
     paths = list(files)
     if project is not None:
-        from .discovery import iter_python_files
-
         paths += list(iter_python_files(project))
     for path in paths:
         try:
@@ -207,20 +198,15 @@ def test_budgetpass_probe():
 '''
 
 
-def module_name(rel_file: str) -> str:
-    parts = rel_file[:-3].split("/")
-    if parts[0] == "src" and len(parts) > 1:
-        parts = parts[1:]
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
-
-
 def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
                   examples: Sequence[ProbeInput]) -> dict[int, list[str] | None]:
     """Each candidate's outputs on ``examples`` (None if its run gave none), in the warm worker."""
-    name = f"test_budgetpass_probe_{secrets.token_hex(4)}.py"
-    probe = PROBE_TEST.format(module=module_name(rel_file),
+    root = Path(worker.project)
+    target = root / rel_file
+    # Beside the folder pytest puts on sys.path for the target: its module name imports from there.
+    folder = package_root(root, target).relative_to(root).as_posix()
+    name = ("" if folder == "." else folder + "/") + f"test_budgetpass_probe_{secrets.token_hex(4)}.py"
+    probe = PROBE_TEST.format(module=module_name(root, target),
                               examples=[e.source for e in examples], chars=OUTPUT_CHARS)
     ids = {worker.submit(rel_file, c.source, (name,), extra_files={name: probe}): c.index
            for c in candidates}
