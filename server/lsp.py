@@ -293,9 +293,12 @@ async def did_change_configuration(ls: BudgetpassServer,
 async def _start_indexes(ls: BudgetpassServer) -> None:
     folders = [to_fs_path(f.uri) for f in (ls.workspace.folders or {}).values()] or \
         [ls.workspace.root_path]
-    for folder in filter(None, folders):
+    folders = [f for f in folders if f]
+    for folder in folders:
         project_index(find_project_root(Path(folder) / "_")).start()
     caps = ls.client_capabilities.workspace
+    if not folders:
+        return  # no workspace: lookups check file times
     if caps and caps.did_change_watched_files and caps.did_change_watched_files.dynamic_registration:
         try:
             await asyncio.wait_for(ls.client_register_capability_async(types.RegistrationParams(
@@ -304,7 +307,7 @@ async def _start_indexes(ls: BudgetpassServer) -> None:
                     register_options=types.DidChangeWatchedFilesRegistrationOptions(
                         watchers=[types.FileSystemWatcher(glob_pattern="**/*.py")]))])),
                 CONFIG_TIMEOUT_S)
-            ls.watched_folders = [Path(f) for f in folders if f]
+            ls.watched_folders = [Path(f) for f in folders]
         except Exception as exc:  # noqa: BLE001 - without events the index checks mtimes
             ls.tell_log(f"cannot watch files ({exc}); test lookups check file times instead",
                         types.MessageType.Warning)

@@ -188,7 +188,8 @@ class ProjectIndex:
                     continue
                 full = self.root / rel
                 if not _indexed(full.name):
-                    walk = walk or not full.suffix  # a folder created, renamed or deleted
+                    # A folder created, renamed or deleted (its files are not named one by one).
+                    walk = walk or not full.name.endswith(".py")
                     continue
                 if full.is_file():
                     entries[rel] = self._read(rel)
@@ -210,7 +211,7 @@ class ProjectIndex:
                 parts = candidate.relative_to(root).parts
             except ValueError:
                 continue
-            if not parts or any(p in SKIP_DIRS or p.startswith(".") for p in parts[:-1]):
+            if not parts or any(p in SKIP_DIRS or p.startswith(".") for p in parts):
                 return None
             return "/".join(parts)
         return None

@@ -130,8 +130,13 @@ def server_env(state_dir: Path) -> dict[str, str]:
 
 async def start_editor(state_dir: Path, settings: dict | None = None, *,
                        configuration: dict | None = None,
-                       answer_configuration: bool = True) -> Editor:
+                       answer_configuration: bool = True, root: Path | None = None) -> Editor:
     client = make_test_lsp_client()
+    registrations: list[types.Registration] = []
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register(params: types.RegistrationParams):  # as VS Code does: accepted, remembered
+        registrations.extend(params.registrations)
     if not answer_configuration:
         async def never_answer(params):
             await asyncio.sleep(3600)
@@ -144,7 +149,10 @@ async def start_editor(state_dir: Path, settings: dict | None = None, *,
     capabilities = client_capabilities("visual-studio-code")
     result = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities, initialization_options={"budgetpass": settings or {}},
-        root_uri=None))
+        root_uri=root.as_uri() if root else None,
+        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)] if root
+        else None))
     editor = Editor(client)
     editor.server_capabilities = result.capabilities
+    editor.registrations = registrations
     return editor
