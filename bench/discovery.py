@@ -96,7 +96,7 @@ def main(argv=None) -> int:
 
     full = {}
     for rel, name in TARGETS:
-        found, seconds = timed(lambda: old.find_tests(root, name, target_file=root / rel))
+        found, seconds = timed(lambda n=name, r=rel: old.find_tests(root, n, target_file=root / r))
         full[name] = {"seconds": seconds, "node_ids": list(found.node_ids)}
         print(f"full scan  {name:<14} {seconds:7.2f} s  {len(found.node_ids)} tests")
 
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     answers, warm = {}, {}
     for rel, name in TARGETS:
         answers[name] = index.find_tests(name, target_file=root / rel)  # the target's functions
-        times = [timed(lambda: index.find_tests(name, target_file=root / rel))[1]
+        times = [timed(lambda n=name, r=rel: index.find_tests(n, target_file=root / r))[1]
                  for _ in range(WARM_REPEATS)]
         warm[name] = statistics.median(times) * 1000
         print(f"warm lookup {name:<14} {warm[name]:7.2f} ms")
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                    for _, name in TARGETS}
 
     index.watched = False
-    walk = {name: timed(lambda: index.find_tests(name, target_file=root / rel))[1] * 1000
+    walk = {name: timed(lambda n=name, r=rel: index.find_tests(n, target_file=root / r))[1] * 1000
             for rel, name in TARGETS}
     for name, ms in walk.items():
         print(f"stat walk + lookup {name:<7} {ms:7.2f} ms")
