@@ -129,9 +129,10 @@ class ProjectIndex:
         """Build in a background thread (e.g. when the server starts); ``wait`` for it."""
         with self._update:
             if self._building is None and self._snapshot is None:
-                self._building = threading.Thread(target=self._build, name="budgetpass-index",
-                                                  daemon=True)
-                self._building.start()
+                thread = threading.Thread(target=self._build, name="budgetpass-index",
+                                          daemon=True)
+                thread.start()  # before it is published: ``wait`` may join it at once
+                self._building = thread
         return self
 
     def _build(self) -> None:

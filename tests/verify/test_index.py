@@ -176,3 +176,30 @@ def test_find_tests_uses_one_index_per_project(project):
     _write(project, "tests/test_late.py", "from shop.prices import total\n\n"
            "def test_late():\n    assert total([3]) == 3\n")
     assert find_tests(project, "total").node_ids == ("tests/test_late.py::test_late",) + first
+
+
+def test_a_lookup_while_the_background_build_is_starting_waits_for_it(project, monkeypatch):
+    index = ProjectIndex(project, use_cache=False)
+    answers, errors = [], []
+    plain_thread = threading.Thread
+
+    def ask():
+        try:
+            answers.append(index.find_tests("tax").node_ids)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    class SlowToStart(plain_thread):
+        def start(self):  # a lookup arrives between the build thread's creation and its start
+            asker = plain_thread(target=ask)
+            asker.start()
+            time.sleep(0.1)
+            super().start()
+            monkeypatch.setattr(index_module.threading, "Thread", plain_thread)
+            self.asker = asker
+
+    monkeypatch.setattr(index_module.threading, "Thread", SlowToStart)
+    index.start()
+    index._building.asker.join(30)
+    assert not errors and answers == [ProjectIndex(project, use_cache=False).find_tests("tax")
+                                      .node_ids]
