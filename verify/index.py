@@ -6,8 +6,10 @@ and fixture uses, what the file imports) and answers ``find_tests`` from the sum
 milliseconds, with the same answer as a full scan.
 
 It is kept current two ways: ``changed(paths)`` from the editor's file-change notifications (the
-language server), and a stat walk comparing mtimes and sizes (the CLI, and a fallback): a stat is
-far cheaper than a parse. Summaries are also kept on disk under the cache folder (never in the
+language server: ``watch`` names the folders they cover, ``files_changed`` routes them), and a stat
+walk comparing mtimes and sizes (the CLI, and a fallback): a stat is far cheaper than a parse. The
+same two ways give ``source_version``, which changes when any Python file of the project does (a
+warm test worker's copy of the project is stale then). Summaries are also kept on disk under the cache folder (never in the
 project), keyed by the project's path, so a CLI run on a big project parses only what changed.
 
 Thread-safe: updates are serialised; a lookup reads an immutable snapshot, so it never waits for
@@ -17,6 +19,7 @@ an update and never sees half of one.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -49,6 +52,8 @@ RESCAN_WATCHED_S = 60.0  # with change notifications, still walk now and then (m
 CACHE_WORTH_S = 0.2  # parsing this long is worth a cache file; tiny projects get none
 MAX_INDEXES = 8
 MAX_FUNCTION_FILES = 64
+# Source versions are unique in the process: an index dropped and made again never repeats one.
+_VERSIONS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ class ProjectIndex:
         self.root = Path(root).absolute()
         self.watched = False  # the editor reports changes (``changed``): lookups skip the walk
         self.parsed = 0  # files parsed so far (the bench and the tests read it)
+        self._version = 0  # a new number when a Python file of the project changes
+        self._python_stamp: int | None = None  # every .py file's path, mtime and size, hashed
         self._snapshot: _Snapshot | None = None
         self._update = threading.Lock()
         self._building: threading.Thread | None = None
@@ -154,7 +161,10 @@ class ProjectIndex:
         with self._update:
             started = time.monotonic()
             old = self._snapshot.entries if self._snapshot is not None else self._load_cache()
-            found = self._walk()
+            found, python_stamp = self._walk()
+            if python_stamp != self._python_stamp:
+                self._python_stamp = python_stamp
+                self._version = next(_VERSIONS)
             entries, parsed = {}, 0
             for rel, (mtime_ns, size) in found.items():
                 entry = old.get(rel)
@@ -188,6 +198,7 @@ class ProjectIndex:
                 if rel is None:
                     continue
                 full = self.root / rel
+                self._version = next(_VERSIONS)  # a Python file, or a folder that may hold some
                 if not _indexed(full.name):
                     # A folder created, renamed or deleted (its files are not named one by one).
                     walk = walk or not full.name.endswith(".py")
@@ -217,21 +228,26 @@ class ProjectIndex:
             return "/".join(parts)
         return None
 
-    def _walk(self) -> dict[str, tuple[int, int]]:
+    def _walk(self) -> tuple[dict[str, tuple[int, int]], int]:
+        """(the indexed files' mtimes and sizes, a hash of every Python file's)."""
         found = {}
+        python = []
         root = str(self.root)
         for folder, dirs, files in os.walk(root):
             dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.startswith(".")]
             for name in files:
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(folder, name)
+                try:
+                    stat = os.stat(path)
+                except OSError:
+                    continue  # deleted during the walk, or a dangling link
+                python.append((path, stat.st_mtime_ns, stat.st_size))
                 if _indexed(name):
-                    path = os.path.join(folder, name)
-                    try:
-                        stat = os.stat(path)
-                    except OSError:
-                        continue  # deleted during the walk, or a dangling link
                     rel = os.path.relpath(path, root).replace(os.sep, "/")
                     found[rel] = (stat.st_mtime_ns, stat.st_size)
-        return found
+        return found, hash(tuple(python))
 
     def _read(self, rel: str) -> _Entry:
         path = self.root / rel
@@ -305,6 +321,12 @@ class ProjectIndex:
 
     # --- questions ----------------------------------------------------------------------------
 
+    def source_version(self) -> int:
+        """A number that changes when any Python file of the project changes, is added or goes
+        (from the editor's notifications when watched, else from a stat walk)."""
+        self._current()
+        return self._version
+
     def find_tests(self, function_name: str, target_file: Path | None = None) -> SelectedTests:
         """See ``discovery.find_tests``: the same answer, from the summaries."""
         return self.find_tests_of([function_name], target_file)[function_name]
@@ -376,6 +398,27 @@ class ProjectIndex:
 
 _INDEXES: OrderedDict[Path, ProjectIndex] = OrderedDict()
 _INDEXES_LOCK = threading.Lock()
+_WATCHED: list[Path] = []  # folders whose file changes the editor reports
+
+
+def _is_watched(root: Path) -> bool:
+    return any(folder == root or folder in root.parents for folder in _WATCHED)
+
+
+def watch(folders) -> None:
+    """The editor reports every change of a Python file under ``folders`` (``files_changed``):
+    lookups in projects there trust those reports instead of walking the project each time."""
+    with _INDEXES_LOCK:
+        _WATCHED[:] = [Path(f).absolute() for f in folders]
+        for root, index in _INDEXES.items():
+            index.watched = _is_watched(root)
+
+
+def files_changed(paths) -> None:
+    """The editor's file-change notifications, for every open index."""
+    paths = [Path(p) for p in paths]
+    for index in open_indexes():
+        index.changed(paths)
 
 
 def project_index(root: Path) -> ProjectIndex:
@@ -385,6 +428,7 @@ def project_index(root: Path) -> ProjectIndex:
         index = _INDEXES.get(root)
         if index is None:
             index = _INDEXES[root] = ProjectIndex(root)
+            index.watched = _is_watched(root)
             while len(_INDEXES) > MAX_INDEXES:
                 _INDEXES.popitem(last=False)
         _INDEXES.move_to_end(root)

@@ -203,3 +203,34 @@ def test_a_lookup_while_the_background_build_is_starting_waits_for_it(project, m
     index._building.asker.join(30)
     assert not errors and answers == [ProjectIndex(project, use_cache=False).find_tests("tax")
                                       .node_ids]
+
+
+def test_source_version_follows_any_python_file_from_walks_or_events(project):
+    # A warm test worker's copy of the project is stale when any Python file changes, tests or not.
+    index = ProjectIndex(project, use_cache=False)
+    first = index.source_version()
+    assert index.source_version() == first  # nothing changed
+    source = project / "shop/prices.py"
+    source.write_text(source.read_text() + "\n\ndef more():\n    return 1\n")
+    second = index.source_version()
+    assert second != first
+    (project / "README.txt").write_text("not Python")
+    assert index.source_version() == second
+    index.watched = True  # the editor reports changes: no walk, the event is what counts
+    _write(project, "shop/extra.py", "X = 1\n")
+    assert index.source_version() == second
+    index.changed([project / "shop/extra.py"])
+    third = index.source_version()
+    assert third != second
+    # An index made again never repeats a version an old one gave (a cached worker's stamp).
+    assert ProjectIndex(project, use_cache=False).source_version() not in (first, second, third)
+
+
+def test_watch_marks_the_indexes_of_the_watched_folders(project, tmp_path, monkeypatch):
+    monkeypatch.setattr(index_module, "_WATCHED", [])
+    inside = project_index(project)
+    index_module.watch([project])
+    elsewhere = project_index(tmp_path / "elsewhere")
+    assert inside.watched and not elsewhere.watched
+    index_module.watch([])
+    assert not inside.watched
