@@ -191,5 +191,5 @@ def tested_functions(text: str, path: Path) -> list[tuple[FunctionSite, tuple[st
     if not fns:
         return []
     found = project_index(find_project_root(path)).find_tests_of(
-        [fn.qualname for fn in fns], target_file=path)
+        [fn.qualname for fn in fns], target_file=path, located=fns)
     return [(fn, found[fn.qualname].node_ids) for fn in fns if found[fn.qualname].node_ids]

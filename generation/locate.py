@@ -235,8 +235,17 @@ def functions(text: str) -> list[FunctionSite]:
         node = stack.pop()
         if node.type == "function_definition":
             found.append(_site(node, wrapped))
-        stack.extend(reversed(node.children))
+        stack.extend(reversed([c for c in node.children
+                               if c.child_count and c.type not in _NO_DEFINITIONS]))
     return found
+
+
+# Nodes that cannot hold a ``def`` (a lambda is not one): a 50k-line file is walked in a fraction.
+_NO_DEFINITIONS = frozenset({
+    "expression_statement", "return_statement", "import_statement", "import_from_statement",
+    "raise_statement", "assert_statement", "delete_statement", "global_statement",
+    "nonlocal_statement", "parameters", "argument_list", "call", "string", "comment",
+})
 
 
 def function_at(text: str, offset: int) -> FunctionSite | None:

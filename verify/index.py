@@ -75,6 +75,16 @@ class _Snapshot:
     entries: dict[str, _Entry]  # relative path -> entry: test files and conftest.py files
     order: tuple[str, ...]  # test files in the order a sorted os.walk yields them
     chains: dict[str, list[FileSummary]] = field(default_factory=dict)
+    used: frozenset[str] | None = None  # every name any test file or conftest.py uses or imports
+
+    def may_name(self, short: str) -> bool:
+        """False when no indexed file can name ``short`` (``select_in_file`` is then empty for
+        every file): a 50k-line module's thousands of functions skip the per-file scan."""
+        if self.used is None:
+            self.used = frozenset().union(*(e.summary.names | e.summary.imported
+                                            for e in self.entries.values()
+                                            if e.summary is not None))
+        return short in self.used
 
     def conftests(self, rel: str) -> list[FileSummary]:
         """The conftest.py summaries that apply to test file ``rel``, from the root down."""
@@ -331,20 +341,27 @@ class ProjectIndex:
         """See ``discovery.find_tests``: the same answer, from the summaries."""
         return self.find_tests_of([function_name], target_file)[function_name]
 
-    def find_tests_of(self, function_names, target_file: Path | None = None
-                      ) -> dict[str, SelectedTests]:
-        """``find_tests`` for several functions of one file, after one freshness check."""
+    def find_tests_of(self, function_names, target_file: Path | None = None,
+                      located: list[FunctionSite] | None = None) -> dict[str, SelectedTests]:
+        """``find_tests`` for several functions of one file, after one freshness check;
+        ``located``: the file's functions if the caller has them (an editor's buffer)."""
         snapshot = self._current()
-        sites = self.functions(target_file) if target_file is not None else []
-        return {name: self._select(snapshot, name, target_file, sites) for name in function_names}
+        target_file = Path(target_file) if target_file is not None else None
+        if located is None:
+            located = self.functions(target_file) if target_file is not None else []
+        sites: dict[str, FunctionSite] = {}
+        for site in located:
+            sites.setdefault(site.qualname, site)
+        return {name: self._select(snapshot, name, target_file, sites.get(name))
+                for name in function_names}
 
     def _select(self, snapshot: _Snapshot, function_name: str, target_file: Path | None,
-                sites: list[FunctionSite]) -> SelectedTests:
+                site: FunctionSite | None) -> SelectedTests:
         parts = function_name.split(".")
         short, owner = parts[-1], (parts[-2] if len(parts) > 1 else None)
         node_ids: list[str] = []
         files: list[str] = []
-        for rel in snapshot.order:
+        for rel in snapshot.order if snapshot.may_name(short) else ():
             summary = snapshot.entries[rel].summary
             if summary is None:
                 continue
@@ -353,8 +370,7 @@ class ProjectIndex:
                 node_ids.extend(hits)
                 files.append(rel)
         if target_file is not None:
-            site = next((f for f in sites if f.qualname == function_name), None)
-            doctest_id = doctest_node_id(self.root, Path(target_file), function_name, site)
+            doctest_id = doctest_node_id(self.root, target_file, function_name, site)
             if doctest_id:
                 node_ids.append(doctest_id)
                 files.append(doctest_id.split("::")[0])
