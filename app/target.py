@@ -1,10 +1,10 @@
 """What a request is about: the function, where its body or the cursor is, the project, its tests,
 the prompt, and how a generated text becomes a candidate module.
 
-The one place the application layer calls the function locators (``locate_function``, tree-sitter's
-``cursor_context``), test discovery (``find_tests``, the traced run) and the prompt builders
-(``body_prompt``, ``inline_prompt``): when the project index and the prompt module replace them,
-only the functions marked SWAP below change.
+The one place the application layer calls the function locator (``generation.locate``: by
+qualified name, or the function holding a cursor), the project index (``verify.index``: the tests
+that select a function, what they import) and the prompt builders (``body_prompt``,
+``inline_prompt``): when the prompt module replaces them, only the function marked SWAP changes.
 """
 
 from __future__ import annotations
@@ -14,18 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from budgetpass.generation import inline as cursor
+from budgetpass.generation import locate as locator
+from budgetpass.generation.locate import FunctionSite, SourceError, is_stub, locate_function
 from budgetpass.generation.prompts import PromptTemplate, body_prompt
-from budgetpass.generation.source import (
-    FunctionSite,
-    SourceError,
-    is_stub,
-    locate_function,
-    normalize_body,
-    splice_body,
-    without_stub_bodies,
-)
+from budgetpass.generation.source import normalize_body, splice_body, without_stub_bodies
 from budgetpass.verify import tracing
-from budgetpass.verify.discovery import find_tests, iter_test_files, test_imports
+from budgetpass.verify.index import project_index
 from budgetpass.verify.runner import default_python, find_project_root
 
 from .config import Config
@@ -95,7 +89,7 @@ def read(path: Path) -> str:
 
 
 def locate(text: str, function: str, path: Path | str = "<buffer>") -> FunctionSite:
-    """SWAP (index): the function's body by qualified name, or SolveError."""
+    """The function's body by qualified name, or SolveError."""
     try:
         return locate_function(text, function, filename=str(path))
     except SourceError as exc:
@@ -103,7 +97,7 @@ def locate(text: str, function: str, path: Path | str = "<buffer>") -> FunctionS
 
 
 def at_cursor(text: str, offset: int) -> cursor.CursorContext:
-    """SWAP (index): the cursor's function and shape (tree-sitter: the buffer may not parse)."""
+    """The cursor's function and shape (tree-sitter: the buffer may not parse)."""
     return cursor.cursor_context(text, offset)
 
 
@@ -150,21 +144,22 @@ def prompt(target: Target, template: PromptTemplate) -> Prompt:
 
 def tests_for(target: Target, config: Config, sandbox_info, warnings: list[str],
               emit) -> tuple[str, ...]:
-    """SWAP (index): the node ids that select the function (pinned, found, traced, added)."""
+    """The node ids that select the function (pinned, found, traced, added)."""
     tests = config.tests
     if tests.pin:
         return tuple(tests.pin)
     if target.kind != "whole_body" or not target.function:
         return ()
-    found = find_tests(target.project, target.function, target_file=target.path).node_ids
+    found = project_index(target.project).find_tests(target.function,
+                                                     target_file=target.path).node_ids
     if tests.trace:
         found += _traced(target, config, sandbox_info, found, warnings, emit)
     return found + tuple(t for t in tests.add if t not in found)
 
 
 def preload(target: Target, node_ids: tuple[str, ...]) -> tuple[str, ...]:
-    """SWAP (index): modules the tests import, for the warm worker to import once."""
-    return tuple(sorted(test_imports(target.project, node_ids)))
+    """Modules the tests import, for the warm worker to import once."""
+    return tuple(sorted(project_index(target.project).test_imports(node_ids)))
 
 
 def _traced(target: Target, config: Config, info, found, warnings, emit) -> tuple[str, ...]:
@@ -184,26 +179,17 @@ def _traced(target: Target, config: Config, info, found, warnings, emit) -> tupl
     return extra
 
 
-def function_at(text: str, offset: int):
-    """SWAP (index): the innermost function holding the cursor (a ``FunctionAt``), or None."""
-    return cursor.function_at(text, offset)
+def function_at(text: str, offset: int) -> FunctionSite | None:
+    """The innermost function holding the cursor, or None."""
+    return locator.function_at(text, offset)
 
 
-def tested_functions(text: str, path: Path) -> list[tuple[object, tuple[str, ...]]]:
-    """SWAP (index): (``FunctionAt``, node ids) of each top-level or method function in ``text``
-    that tests select (what a code lens shows)."""
-    fns = [f for f in cursor.functions(text) if "<locals>" not in f.qualname]
+def tested_functions(text: str, path: Path) -> list[tuple[FunctionSite, tuple[str, ...]]]:
+    """(function, node ids) of each top-level or method function in ``text`` that tests select
+    (what a code lens shows): one freshness check of the project index for them all."""
+    fns = [f for f in locator.functions(text) if "<locals>" not in f.qualname]
     if not fns:
         return []
-    project = find_project_root(path)
-    # A test can only select a function it names: read the test files once and ask discovery only
-    # about names that occur in them (a 50k-line module has thousands of functions).
-    test_text = "\n".join(p.read_text(encoding="utf-8", errors="replace")
-                          for p in iter_test_files(project))
-    found = []
-    for fn in fns:
-        if fn.qualname.split(".")[-1] in test_text:
-            tests = find_tests(project, fn.qualname, target_file=path).node_ids
-            if tests:
-                found.append((fn, tests))
-    return found
+    found = project_index(find_project_root(path)).find_tests_of(
+        [fn.qualname for fn in fns], target_file=path, located=fns)
+    return [(fn, found[fn.qualname].node_ids) for fn in fns if found[fn.qualname].node_ids]

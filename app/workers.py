@@ -2,8 +2,9 @@
 copy of the project) per keystroke.
 
 A worker holds a copy of the project taken when it started: it is dropped when a Python file of
-the project changes on disk (mtimes; the file being edited is sent with every candidate, so
-unsaved edits need nothing). One request uses a worker at a time: ``borrow`` takes it out of the
+the project changes on disk (the project index's ``source_version``: the editor's file-change
+notifications in the server, a stat walk otherwise; the file being edited is sent with every
+candidate, so unsaved edits need nothing). One request uses a worker at a time: ``borrow`` takes it out of the
 cache and ``give_back`` returns it; a second request for the same key meanwhile starts its own.
 """
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from budgetpass.verify import sandbox
-from budgetpass.verify.discovery import iter_python_files
+from budgetpass.verify.index import project_index
 from budgetpass.verify.runner import WarmWorker, WorkerError
 from budgetpass.verify.sandbox import Limits, SandboxInfo
 
@@ -37,15 +38,9 @@ class WorkerKey:
     preload: tuple[str, ...]
 
 
-def _stamp(project: Path) -> tuple:
-    """What the worker's copy depends on: every Python file's path and mtime."""
-    stamps = []
-    for path in iter_python_files(project):
-        try:
-            stamps.append((str(path), path.stat().st_mtime_ns))
-        except OSError:
-            continue
-    return tuple(stamps)
+def _stamp(project: Path) -> int:
+    """What the worker's copy depends on: the project's Python files."""
+    return project_index(project).source_version()
 
 
 def start_worker(key: WorkerKey, info: SandboxInfo) -> WarmWorker:
@@ -81,9 +76,9 @@ class WorkerCache:
 
     def __init__(self, keep: int = KEEP):
         self.keep = keep
-        self._idle: OrderedDict[WorkerKey, tuple[WarmWorker, tuple]] = OrderedDict()
+        self._idle: OrderedDict[WorkerKey, tuple[WarmWorker, int | None]] = OrderedDict()
         self._lock = threading.Lock()
-        self._lent: dict[int, tuple] = {}  # id of a borrowed worker -> its project's stamp
+        self._lent: dict[int, int] = {}  # id of a borrowed worker -> its project's stamp
         self.started = 0  # workers started (a bench reads it: reuse means it stays at 1)
 
     def borrow(self, key: WorkerKey, info: SandboxInfo) -> WarmWorker:
@@ -106,7 +101,7 @@ class WorkerCache:
     def give_back(self, key: WorkerKey, worker: WarmWorker) -> None:
         with self._lock:
             old = self._idle.pop(key, None)
-            self._idle[key] = (worker, self._lent.pop(id(worker), ()))
+            self._idle[key] = (worker, self._lent.pop(id(worker), None))
             evicted = [old[0]] if old else []
             while len(self._idle) > self.keep:
                 evicted.append(self._idle.popitem(last=False)[1][0])

@@ -52,15 +52,7 @@ def body_range(text: str, function: str) -> tuple[int, int] | None:
 
 
 def body_edit(text: str, function: str, body: str) -> BodyEdit:
-    """The edit that replaces ``function``'s body with ``body``; an emptied body also takes the
-    indentation left on its blank lines."""
-    site = locate(text, function)
-    end = site.body_end
-    if site.body_start == site.body_end:
-        while True:
-            line_end = text.find("\n", end)
-            line = text[end:line_end]
-            if line_end < 0 or not line or line.strip():
-                break
-            end = line_end + 1
-    return BodyEdit(site.body_start, end, body if body.endswith("\n") else body + "\n")
+    """The edit that replaces ``function``'s body with ``body`` (``FunctionSite.edit_range``: an
+    emptied body also takes the indentation left on its blank lines)."""
+    start, end = locate(text, function).edit_range
+    return BodyEdit(start, end, body if body.endswith("\n") else body + "\n")

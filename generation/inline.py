@@ -7,11 +7,13 @@ parses broken code into a tree with error nodes instead of refusing it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
+from .locate import FunctionSite, function_at, functions, is_stub
 from .prompts import PromptTemplate
-from .source import is_stub
+
+__all__ = ["CursorContext", "InlinePrompt", "cursor_context", "function_at", "functions",
+           "inline_prompt", "tidy_inline"]
 
 # Prompt windows, in characters, around the cursor: bounded so a 50k-line file costs what a small one
 # does (prompt evaluation dominates single-line latency on a CPU).
@@ -22,110 +24,6 @@ PREFIX_STEP = 1024
 SUFFIX_CHARS = 300
 
 
-@functools.lru_cache(maxsize=1)
-def _parser():
-    import tree_sitter_python
-    from tree_sitter import Language, Parser
-
-    return Parser(Language(tree_sitter_python.language()))
-
-
-@dataclass(frozen=True)
-class FunctionAt:
-    """A function definition found by tree-sitter; ``qualname`` as generation.source names it."""
-
-    qualname: str
-    def_line: int  # 0-based
-    def_column: int  # in characters of the line
-    name_line: int
-    body_is_empty: bool  # only a docstring and/or stub statements (pass, ..., raise NotImplementedError)
-    header_end_line: int  # 0-based line of the docstring's end, else of the signature's ':'
-    end_line: int  # 0-based, last line of the definition
-
-
-def _text(node, source: bytes) -> str:
-    return source[node.start_byte:node.end_byte].decode("utf-8", "replace")
-
-
-def _qualname(node, source: bytes) -> str:
-    parts = []
-    current = node
-    while current is not None:
-        if current.type in ("function_definition", "class_definition"):
-            name = current.child_by_field_name("name")
-            parts.append(_text(name, source) if name is not None else "?")
-            if current is not node and current.type == "function_definition":
-                parts.append("<locals>")
-        current = current.parent
-    return ".".join(reversed(parts))
-
-
-def _is_docstring(stmt, source: bytes) -> bool:
-    return stmt.type == "expression_statement" and stmt.named_child_count == 1 \
-        and stmt.named_children[0].type == "string"
-
-
-def functions(text: str) -> list[FunctionAt]:
-    """Every function definition in ``text``, outermost first, broken code included."""
-    source = text.encode("utf-8")
-    tree = _parser().parse(source)
-    found: list[FunctionAt] = []
-    stack = [tree.root_node]
-    while stack:
-        node = stack.pop()
-        if node.type == "function_definition":
-            found.append(_function(node, source, text))
-        stack.extend(reversed(node.children))
-    return found
-
-
-def _function(node, source: bytes, text: str) -> FunctionAt:
-    body = node.child_by_field_name("body")
-    statements = [c for c in (body.named_children if body is not None else []) if c.type != "comment"]
-    header_end = node.child_by_field_name("parameters") or node
-    header_end_line = (body.start_point[0] - 1 if body is not None and statements
-                       else header_end.end_point[0])
-    colon = [c for c in node.children if c.type == ":"]
-    if colon:
-        header_end_line = colon[-1].end_point[0]
-    if statements and _is_docstring(statements[0], source):
-        header_end_line = statements[0].end_point[0]
-        statements = statements[1:]
-    body_text = "\n".join(_text(s, source) for s in statements)
-    line_start = source.rfind(b"\n", 0, node.start_byte) + 1
-    def_column = len(source[line_start:node.start_byte].decode("utf-8", "replace"))
-    name = node.child_by_field_name("name")
-    return FunctionAt(
-        qualname=_qualname(node, source),
-        def_line=node.start_point[0],
-        def_column=def_column,
-        name_line=(name or node).start_point[0],
-        body_is_empty=not body_text.strip() or is_stub(body_text),
-        header_end_line=header_end_line,
-        end_line=node.end_point[0],
-    )
-
-
-def function_at(text: str, offset: int) -> FunctionAt | None:
-    """The innermost function whose definition holds the cursor (blank lines after it count)."""
-    lines = text.splitlines()
-    line = text.count("\n", 0, offset)
-    best = None
-    for fn in functions(text):
-        if fn.def_line > line:
-            continue
-        inside = fn.def_line <= line <= fn.end_line
-        after = line > fn.end_line and all(not lines[i].strip() for i in range(fn.end_line + 1, line)
-                                           if i < len(lines))
-        cursor_line = lines[line] if line < len(lines) else ""
-        indent = len(cursor_line) - len(cursor_line.lstrip()) if cursor_line.strip() \
-            else len(cursor_line)
-        if (inside or (after and indent > fn.def_column)) and (
-                best is None or fn.def_line >= best.def_line):
-            best = fn
-    return best
-
-
 @dataclass(frozen=True)
 class CursorContext:
     """What an inline completion at ``offset`` needs: the window of text and the shape to produce."""
@@ -134,7 +32,7 @@ class CursorContext:
     prefix: str
     suffix: str
     multiline: bool  # cursor on a blank line of an empty function body: propose the whole body
-    function: FunctionAt | None
+    function: FunctionSite | None
     line_start: int  # offset of the cursor line's first character
     typed_indent: str  # whitespace before the cursor on its line (multi-line mode)
 

@@ -7,83 +7,36 @@ server answers cancellations, configuration and new keystrokes while a job runs.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import logging
 import os
-import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from budgetpass.app import config as configs
-from budgetpass.app.complete import Completions, complete
 from budgetpass.app.config import SECTION, Config
-from budgetpass.app.report import Cancelled, Event, Report, SolveError, first_failure, summary
-from budgetpass.app.solve import Request, solve
-from budgetpass.app.target import function_at, tested_functions
+from budgetpass.app.report import Report
+from budgetpass.app.target import tested_functions
 from budgetpass.app.workers import WorkerCache
-from budgetpass.app.write import body_edit, body_range
+from budgetpass.verify import index as indexes
+from budgetpass.verify.runner import find_project_root
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
-from pygls.protocol.json_rpc import JsonRPCNotification
 from pygls.uris import to_fs_path
 
+from . import convert, requests
+from .convert import GENERATE, SHOW_CANDIDATES, UserError
+from .protocol import Protocol
 from .work import ModelSlot, StopFlag, WorkBoard
 
 log = logging.getLogger("budgetpass.server")
 
-GENERATE = "budgetpass.generateUntilPass"
-SHOW_CANDIDATES = "budgetpass.showCandidates"
 # Server -> client notification {state: loading|ready|failed, model, seconds, message}: what a
 # status bar shows, so clients need not parse log lines.
 STATUS = "budgetpass/status"
 CONFIG_TIMEOUT_S = 3.0  # a client that never answers workspace/configuration must not stall us
-PROGRESS_EVERY_S = 0.25
-
-_REQUEST_ID: contextvars.ContextVar = contextvars.ContextVar("budgetpass_request_id", default=None)
-
-
-class UserError(Exception):
-    """A request that cannot be served as asked; the message says why and what to do."""
-
-
-class Protocol(LanguageServerProtocol):
-    """Knows which request a handler serves, so ``$/cancelRequest`` reaches running work.
-
-    pygls cancels a request's future but cannot stop a thread; the handler registers a StopFlag
-    under its request id (read from a context variable the handler's task inherits).
-    """
-
-    def _handle_request(self, msg_id, method_name, params):
-        token = _REQUEST_ID.set(msg_id)
-        try:
-            super()._handle_request(msg_id, method_name, params)
-        finally:
-            _REQUEST_ID.reset(token)
-
-    def structure_message(self, data):
-        """pygls drops a request whose params do not fit the method's type, and the client would
-        wait forever: answer it with an error instead."""
-        try:
-            return super().structure_message(data)
-        except (JsonRpcInvalidParams, JsonRpcInternalError) as exc:
-            if not (isinstance(data, dict) and "id" in data and "method" in data):
-                raise
-            why = f"budgetpass: malformed params for {data['method']}: {exc.__cause__ or exc}"
-            log.warning("%s", why)
-            self._send_response(data["id"], error=JsonRpcInvalidParams(why[:500])
-                                .to_response_error())
-            return JsonRPCNotification(jsonrpc="2.0", method="$/budgetpass/ignored", params=None)
-
-    def _handle_cancel_notification(self, msg_id):
-        flag = self._server.cancel_flags.pop(msg_id, None)
-        if flag is not None:
-            flag.stop("cancelled by the client ($/cancelRequest)")
-        super()._handle_cancel_notification(msg_id)
 
 
 class BudgetpassServer(LanguageServer):
@@ -94,7 +47,6 @@ class BudgetpassServer(LanguageServer):
         self.workers = WorkerCache()  # warm test workers kept between requests
         self.board = WorkBoard()
         self.model = ModelSlot()
-        self.cancel_flags: dict[Any, StopFlag] = {}
         self.last_runs: dict[tuple[str, str], Report] = {}
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="budgetpass-work")
         self.told_not_ready = False
@@ -103,7 +55,7 @@ class BudgetpassServer(LanguageServer):
 
     # --- messages to the user -----------------------------------------------------------------
 
-    def _from_any_thread(self, fn, *args) -> None:
+    def from_any_thread(self, fn, *args) -> None:
         loop = getattr(self, "event_loop", None)
         if loop is not None and loop.is_running():
             loop.call_soon_threadsafe(fn, *args)
@@ -112,12 +64,12 @@ class BudgetpassServer(LanguageServer):
 
     def show(self, message: str, kind=types.MessageType.Info) -> None:
         log.info("showMessage: %s", message)
-        self._from_any_thread(self.window_show_message,
+        self.from_any_thread(self.window_show_message,
                               types.ShowMessageParams(type=kind, message=message))
 
     def tell_log(self, message: str, kind=types.MessageType.Log) -> None:
         log.info("%s", message)
-        self._from_any_thread(self.window_log_message,
+        self.from_any_thread(self.window_log_message,
                               types.LogMessageParams(type=kind, message=message))
 
     def report_server_error(self, error, source):
@@ -139,7 +91,7 @@ class BudgetpassServer(LanguageServer):
         self.load_model()
 
     def tell_status(self, state: str, model: str, message: str, seconds: float = 0.0) -> None:
-        self._from_any_thread(self.protocol.notify, STATUS,
+        self.from_any_thread(self.protocol.notify, STATUS,
                               {"state": state, "model": model, "seconds": round(seconds, 3),
                                "message": message})
 
@@ -203,30 +155,54 @@ class BudgetpassServer(LanguageServer):
     def is_open(self, uri: str) -> bool:
         return uri in self.workspace.text_documents
 
-    def offset(self, doc, position: types.Position) -> int:
-        lines = doc.lines
-        if position.line >= len(lines):
-            return len(doc.source)
-        return doc.offset_at_position(position)
+    def not_ready_yet(self) -> None:
+        """Inline asked before the model is ready: retry a failed one, say so once."""
+        if self.model.state == "failed":
+            self.load_model()  # e.g. the server is up now (retried at most every few seconds)
+        if not self.told_not_ready:
+            self.told_not_ready = True
+            state = self.model.error or f"model {self.config.model.name} is still loading"
+            self.show(f"budgetpass: {state}; completions start when it is ready")
 
-    def position(self, doc, text: str, offset: int) -> types.Position:
-        line = text.count("\n", 0, offset)
-        start = text.rfind("\n", 0, offset) + 1
-        return doc.position_codec.position_to_client_units(
-            text.splitlines(keepends=True) or [""],
-            types.Position(line=line, character=offset - start))
+    async def in_pool(self, call, flag: StopFlag):
+        """``call()`` in a worker thread; a cancelled request also raises the work's flag."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, call)
+        except asyncio.CancelledError:
+            flag.stop("cancelled by the client")
+            raise
+
+    def refresh_lenses(self) -> None:
+        caps = self.client_capabilities.workspace
+        if caps and caps.code_lens and caps.code_lens.refresh_support:
+            self.workspace_code_lens_refresh(None)
+
+    async def start_indexes(self) -> None:
+        """Build each workspace folder's project index in the background and ask the client for
+        Python file changes, which keep it current (without them, lookups check file times)."""
+        folders = [to_fs_path(f.uri) for f in (self.workspace.folders or {}).values()] or \
+            [self.workspace.root_path]
+        folders = [f for f in folders if f]
+        for folder in folders:
+            indexes.project_index(find_project_root(Path(folder) / "_")).start()
+        caps = self.client_capabilities.workspace
+        if not folders or not (caps and caps.did_change_watched_files
+                               and caps.did_change_watched_files.dynamic_registration):
+            return
+        try:
+            await asyncio.wait_for(self.client_register_capability_async(types.RegistrationParams(
+                registrations=[types.Registration(
+                    id="budgetpass-python-files", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                    register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                        watchers=[types.FileSystemWatcher(glob_pattern="**/*.py")]))])),
+                CONFIG_TIMEOUT_S)
+            indexes.watch(folders)
+        except Exception as exc:  # noqa: BLE001 - without events the index checks mtimes
+            self.tell_log(f"cannot watch files ({exc}); test lookups check file times instead",
+                          types.MessageType.Warning)
 
 
 server = BudgetpassServer()
-
-
-def is_python(doc) -> bool:
-    return doc.language_id == "python" or doc.uri.endswith((".py", ".pyi"))
-
-
-def file_path(uri: str) -> Path | None:
-    path = to_fs_path(uri) if uri.startswith("file:") else None
-    return Path(path) if path else None
 
 
 def guarded(fn):
@@ -273,6 +249,7 @@ async def initialized(ls: BudgetpassServer, params: types.InitializedParams) -> 
     ls.event_loop = asyncio.get_running_loop()
     ls.apply_settings(ls.apply_settings_pending, "initializationOptions")
     await ls.pull_configuration()
+    await ls.start_indexes()
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -283,6 +260,13 @@ async def did_change_configuration(ls: BudgetpassServer,
         ls.apply_settings(pushed[SECTION], "didChangeConfiguration")
     else:
         await ls.pull_configuration()
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+async def did_change_watched_files(ls: BudgetpassServer,
+                                   params: types.DidChangeWatchedFilesParams) -> None:
+    paths = [p for p in (convert.file_path(c.uri) for c in params.changes) if p is not None]
+    await asyncio.get_running_loop().run_in_executor(ls.pool, indexes.files_changed, paths)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -299,75 +283,11 @@ def shutdown(ls: BudgetpassServer, params) -> None:
 # --- inline completion ------------------------------------------------------------------------
 
 
-async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position
-                      ) -> tuple[Any, Completions] | None:
-    """(document, proposals) for the cursor, or None (disabled, not Python, superseded, not
-    ready, cancelled)."""
-    if not ls.is_open(uri):
-        return None  # closed while the request was on its way
-    doc = ls.document(uri)
-    config = ls.config
-    path = file_path(uri)
-    if not config.inline.enable or not is_python(doc) or path is None:
-        return None
-    serial, flag = ls.board.start_inline(uri)
-    request_id = _REQUEST_ID.get()
-    if request_id is not None:
-        ls.cancel_flags[request_id] = flag
-    try:
-        await asyncio.sleep(config.inline.debounce_ms / 1000)
-        if flag() or not ls.board.is_latest_inline(uri, serial):
-            return None  # a newer keystroke arrived during the debounce
-        opened = ls.model.ready_model()
-        if opened is None:
-            if ls.model.state == "failed":
-                ls.load_model()  # e.g. the server is up now (retried at most every few seconds)
-            if not ls.told_not_ready:
-                ls.told_not_ready = True
-                state = ls.model.error or f"model {config.model.name} is still loading"
-                ls.show(f"budgetpass: {state}; completions start when it is ready")
-            return None
-        if getattr(opened.backend, "busy", False) and ls.board.jobs_running():
-            return None  # a job holds the model for seconds: ghost text would come far too late
-        call = functools.partial(complete, path, doc.source, ls.offset(doc, position), config,
-                                 should_stop=flag, workers=ls.workers)
-        try:
-            result = await asyncio.get_running_loop().run_in_executor(ls.pool, call)
-        except Cancelled:
-            return None
-        except asyncio.CancelledError:
-            flag.stop("cancelled by the client")
-            raise
-        except SolveError as exc:
-            raise UserError(str(exc)) from None
-        report = result.report
-        ls.tell_log(f"inline {Path(uri).name}:{position.line + 1}: "
-                    f"{'body' if result.multiline else 'line'}, k={result.samples}, "
-                    f"{len(result.items)} item(s), {report.seconds * 1000:.0f} ms"
-                    + (f", tests {len(report.tests)}, verified "
-                       f"{sum(c.verified for c in result.items)}" if report.tests else "")
-                    + ("; " + "; ".join(result.notes) if result.notes else ""))
-        return doc, result
-    finally:
-        if request_id is not None:
-            ls.cancel_flags.pop(request_id, None)
-
-
-def _range(ls: BudgetpassServer, doc, start: int, end: int) -> types.Range:
-    text = doc.source
-    return types.Range(start=ls.position(doc, text, start), end=ls.position(doc, text, end))
-
-
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 @guarded
 async def inline_completion(ls: BudgetpassServer, params: types.InlineCompletionParams):
-    found = await complete_at(ls, params.text_document.uri, params.position)
-    if found is None:
-        return None
-    doc, result = found
-    return types.InlineCompletionList(items=[
-        types.InlineCompletionItem(insert_text=c.text, range=_range(ls, doc, c.start, c.end))
-        for c in result.items])
+    found = await requests.complete_at(ls, params.text_document.uri, params.position)
+    return convert.inline_list(*found) if found is not None else None
 
 
 @guarded
@@ -375,251 +295,42 @@ async def completion(ls: BudgetpassServer, params: types.CompletionParams):
     """Fallback for clients without inline completion; registered only when enabled."""
     if not ls.config.completion.enable:
         return None
-    found = await complete_at(ls, params.text_document.uri, params.position)
-    if found is None:
-        return None
-    doc, result = found
-    items = []
-    for rank, cand in enumerate(result.items):
-        first = cand.text.strip().splitlines()[0] if cand.text.strip() else cand.text
-        items.append(types.CompletionItem(
-            label=first[:60], kind=types.CompletionItemKind.Snippet,
-            detail="budgetpass" + (" (tests pass)" if cand.verified else ""),
-            sort_text=f"{rank:03d}", filter_text=first,
-            text_edit=types.TextEdit(range=_range(ls, doc, cand.start, cand.end),
-                                     new_text=cand.text)))
-    return types.CompletionList(is_incomplete=True, items=items)
+    found = await requests.complete_at(ls, params.text_document.uri, params.position)
+    return convert.completion_list(*found) if found is not None else None
 
 
 # --- generate until the tests pass --------------------------------------------------------------
 
 
-def _target(ls: BudgetpassServer, args: tuple) -> tuple[Any, str, types.Position]:
-    """(document, uri, position) from ``[{uri, position}]`` or ``[uri, position]``."""
-    if len(args) == 1 and isinstance(args[0], dict):
-        uri, pos = args[0].get("uri"), args[0].get("position")
-    elif len(args) == 2:
-        uri, pos = args
-    else:
-        raise UserError("expected one argument {uri, position}")
-    if not isinstance(pos, dict) or not all(isinstance(pos.get(k), int) and pos.get(k) >= 0
-                                            for k in ("line", "character")):
-        raise UserError("position must be {line, character} with whole numbers >= 0")
-    if not isinstance(uri, str):
-        raise UserError("uri must be a string")
-    return ls.document(uri), uri, types.Position(line=pos["line"], character=pos["character"])
-
-
-def _function_at(ls: BudgetpassServer, doc, position: types.Position):
-    if not is_python(doc):
-        raise UserError(f"{doc.uri} is not a Python document")
-    fn = function_at(doc.source, ls.offset(doc, position))
-    if fn is None:
-        raise UserError(f"no function at line {position.line + 1}; put the cursor in a function")
-    return fn
-
-
-class _Progress:
-    """window/workDoneProgress for one job, throttled; cancel from the client raises the flag."""
-
-    def __init__(self, ls: BudgetpassServer, flag: StopFlag, title: str):
-        self.ls, self.flag, self.title = ls, flag, title
-        self.token = f"budgetpass-{uuid.uuid4().hex[:12]}"
-        self.enabled = False
-        self.start = time.monotonic()
-        self.last = 0.0
-        self.k = 0
-        self.tested = 0
-        self.passing = 0
-        self.percentage = 0
-
-    async def begin(self) -> None:
-        caps = self.ls.client_capabilities.window
-        if not (caps and caps.work_done_progress):
-            return
-        try:
-            await asyncio.wait_for(self.ls.work_done_progress.create_async(self.token), 5)
-        except Exception as exc:  # noqa: BLE001 - progress is a nicety, the job goes on
-            log.warning("progress create failed: %s", exc)
-            return
-        self.enabled = True
-        future = self.ls.work_done_progress.tokens.get(self.token)
-        if future is not None:
-            future.add_done_callback(lambda f: self.flag.stop("cancelled from the progress UI"))
-        self.ls.work_done_progress.begin(self.token, types.WorkDoneProgressBegin(
-            title=self.title, cancellable=True, message="starting", percentage=0))
-
-    def event(self, event: Event) -> None:
-        """Called from the job's thread. Generate and test events interleave (candidates are
-        tested while others decode); the counts come from the events, never from their text."""
-        if event.phase == "generate":
-            self.k = max(self.k, event.samples)
-        if event.phase == "test":
-            self.tested = event.done
-            self.passing = max(self.passing, event.passing)
-        now = time.monotonic()
-        if not self.enabled or (now - self.last < PROGRESS_EVERY_S and event.phase != "test"):
-            return
-        self.last = now
-        elapsed = now - self.start
-        if event.phase == "generate":
-            message = (f"sampling {self.k} candidates · {event.done} tokens"
-                       + (f" · {self.tested} tested · {self.passing} passing" if self.tested
-                          else "") + f" · {elapsed:.1f} s")
-            percentage = int(40 * event.done / max(1, event.total))
-        elif event.phase == "test":
-            message = (f"candidate {event.done}/{event.total} · {self.passing} passing · "
-                       f"{elapsed:.1f} s")
-            percentage = 40 + int(60 * event.done / max(1, event.total))
-        else:
-            message, percentage = f"{event.phase}: {event.text} · {elapsed:.1f} s", 0
-        # Tests interleave with sampling, and anytime adds batches: never let the bar go back.
-        self.percentage = max(self.percentage, min(99, percentage))
-        self.ls._from_any_thread(self.ls.work_done_progress.report, self.token,
-                                 types.WorkDoneProgressReport(message=message,
-                                                              percentage=self.percentage))
-
-    def end(self, message: str) -> None:
-        if self.enabled:
-            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd(message=message))
-            self.ls.work_done_progress.tokens.pop(self.token, None)
-
-
-async def run_job(ls: BudgetpassServer, args: tuple, apply: bool) -> dict:
-    doc, uri, position = _target(ls, args)
-    fn = _function_at(ls, doc, position)
-    path = file_path(uri)
-    if path is None:
-        raise UserError(f"{uri} is not a file on disk; save it inside a project first")
-    flag = ls.board.start_job(uri)
-    if flag is None:
-        raise UserError(f"a job is already running for {Path(path).name}; wait or cancel it")
-    request_id = _REQUEST_ID.get()
-    if request_id is not None:
-        ls.cancel_flags[request_id] = flag
-    version, text = doc.version, doc.source
-    progress = _Progress(ls, flag, f"budgetpass: {fn.qualname}")
-    try:
-        await progress.begin()
-        call = functools.partial(solve, Request(path, fn.qualname, text=text), ls.config,
-                                 on_event=progress.event, should_stop=flag, workers=ls.workers)
-        try:
-            report = await asyncio.get_running_loop().run_in_executor(ls.pool, call)
-        except SolveError as exc:
-            cancelled = flag() and isinstance(exc, Cancelled)
-            progress.end("cancelled" if cancelled else f"error: {exc}")
-            if cancelled:
-                ls.show(f"budgetpass: {fn.qualname}: cancelled ({flag.reason}); nothing applied")
-                return {"status": "cancelled", "applied": False, "reason": flag.reason}
-            raise UserError(str(exc)) from None
-        except asyncio.CancelledError:
-            flag.stop("cancelled")
-            raise
-        ls.last_runs[(uri, fn.qualname)] = report
-        applied, note = False, ""
-        if apply and report.selected_body is not None and report.status == "partial":
-            note = (f"nothing applied: the best candidate passes only some tests; see "
-                    f"{SHOW_CANDIDATES}")
-        elif apply and report.selected_body is not None:
-            applied, note = await _apply(ls, uri, report, version, text)
-        said = summary(report, applied, note, apply)
-        progress.end(said)
-        ls.show(said, types.MessageType.Info if report.status != "failed"
-                else types.MessageType.Warning)
-        caps = ls.client_capabilities.workspace
-        if caps and caps.code_lens and caps.code_lens.refresh_support:
-            ls.workspace_code_lens_refresh(None)
-        data = report.to_json()
-        data.update(applied=applied, note=note, version=version,
-                    range=_body_range(ls, doc, text, fn.qualname))
-        return data
-    finally:
-        ls.board.finish_job(uri, flag)
-        if request_id is not None:
-            ls.cancel_flags.pop(request_id, None)
-
-
-def _body_range(ls, doc, text: str, qualname: str) -> dict | None:
-    found = body_range(text, qualname)
-    if found is None:
-        return None
-    start, end = ls.position(doc, text, found[0]), ls.position(doc, text, found[1])
-    return {"start": {"line": start.line, "character": start.character},
-            "end": {"line": end.line, "character": end.character}}
-
-
-async def _apply(ls: BudgetpassServer, uri: str, report: Report, version, text: str):
-    doc = ls.workspace.get_text_document(uri)
-    if doc.version != version or doc.source != text:
-        return False, (f"the document changed while the job ran (version {version} -> "
-                       f"{doc.version}); nothing applied; the body is in {SHOW_CANDIDATES}")
-    change = body_edit(text, report.function, report.selected_body)
-    start, end = ls.position(doc, text, change.start), ls.position(doc, text, change.end)
-    body = change.new_text
-    edit = types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(
-        text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
-        edits=[types.TextEdit(range=types.Range(start=start, end=end), new_text=body)])])
-    try:
-        answer = await asyncio.wait_for(ls.workspace_apply_edit_async(
-            types.ApplyWorkspaceEditParams(edit=edit, label=f"budgetpass: {report.function}")), 30)
-    except Exception as exc:  # noqa: BLE001
-        return False, f"the client did not apply the edit: {exc}"
-    if not answer.applied:
-        return False, f"the client refused the edit: {answer.failure_reason or 'no reason given'}"
-    return True, ""
-
-
 @server.command(GENERATE)
 @guarded
 async def generate_until_pass(ls: BudgetpassServer, *args):
-    return await run_job(ls, args, apply=True)
+    return await requests.run_job(ls, args, apply=True)
 
 
 @server.command(SHOW_CANDIDATES)
 @guarded
 async def show_candidates(ls: BudgetpassServer, *args):
     """The last run's candidates for the function at the position (runs one if there is none)."""
-    doc, uri, position = _target(ls, args)
-    fn = _function_at(ls, doc, position)
+    uri, position = convert.command_target(args)
+    doc = ls.document(uri)
+    fn = requests.function_at_position(doc, position)
     report = ls.last_runs.get((uri, fn.qualname))
     if report is None:
-        return await run_job(ls, args, apply=False)
-    data = report.to_json()
-    data.update(applied=False, version=doc.version,
-                range=_body_range(ls, doc, doc.source, fn.qualname))
-    return data
-
-
-# --- code lenses --------------------------------------------------------------------------------
+        return await requests.run_job(ls, args, apply=False)
+    return requests.reply(doc, report, doc.source, applied=False, version=doc.version)
 
 
 @server.feature(types.TEXT_DOCUMENT_CODE_LENS)
 @guarded
 async def code_lens(ls: BudgetpassServer, params: types.CodeLensParams):
     uri = params.text_document.uri
-    if not ls.is_open(uri):
+    path = convert.file_path(uri)
+    if not ls.is_open(uri) or path is None or not convert.is_python(ls.document(uri)):
         return []
-    doc = ls.document(uri)
-    path = file_path(uri)
-    if not is_python(doc) or path is None:
-        return []
-    text = doc.source
     found = await asyncio.get_running_loop().run_in_executor(
-        ls.pool, functools.partial(tested_functions, text, path))
-    lenses = []
-    for fn, tests in found:
-        at = types.Range(start=types.Position(line=fn.def_line, character=0),
-                         end=types.Position(line=fn.def_line, character=0))
-        arg = {"uri": uri, "position": {"line": fn.def_line, "character": fn.def_column}}
-        lenses.append(types.CodeLens(range=at, command=types.Command(
-            title=f"▶ Generate until tests pass ({len(tests)} test{'s' * (len(tests) != 1)})",
-            command=GENERATE, arguments=[arg])))
-        last = ls.last_runs.get((uri, fn.qualname))
-        if last is not None and last.status in ("failed", "partial"):
-            lenses.append(types.CodeLens(range=at, command=types.Command(
-                title=f"✗ last run failed: {first_failure(last)}", command=SHOW_CANDIDATES,
-                arguments=[arg])))
-    return lenses
+        ls.pool, functools.partial(tested_functions, ls.document(uri).source, path))
+    return convert.code_lenses(uri, found, ls.last_runs)
 
 
 # --- test-only ----------------------------------------------------------------------------------

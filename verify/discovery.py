@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from budgetpass.generation.locate import FunctionSite
+
 SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", "env", "node_modules", "__pycache__",
              ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist",
              "site-packages"}
@@ -42,20 +44,15 @@ def iter_test_files(root: Path):
     return (p for p in iter_python_files(root) if is_test_file(p.name))
 
 
-def _mentions(node: ast.AST, name: str) -> bool:
+def _names(node: ast.AST) -> set[str]:
+    """Every name the code under ``node`` uses: ``x`` and the ``attr`` of ``obj.attr``."""
+    found = set()
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Name) and sub.id == name:
-            return True
-        if isinstance(sub, ast.Attribute) and sub.attr == name:
-            return True
-    return False
-
-
-def _imports_name(tree: ast.Module, name: str) -> bool:
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and any(a.name == name for a in node.names):
-            return True
-    return False
+        if isinstance(sub, ast.Name):
+            found.add(sub.id)
+        elif isinstance(sub, ast.Attribute):
+            found.add(sub.attr)
+    return found
 
 
 def _is_fixture(node: ast.AST) -> bool:
@@ -67,136 +64,173 @@ def _is_fixture(node: ast.AST) -> bool:
     return False
 
 
-def _arg_names(node) -> set[str]:
+def _arg_names(node) -> frozenset[str]:
     args = node.args
-    return {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+    return frozenset(a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs])
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A test or a fixture: the names its code uses and the fixtures it asks for."""
+
+    name: str  # node id suffix for a test (``Class::test``), the fixture's name for a fixture
+    names: frozenset[str]
+    args: frozenset[str]
+    setup_names: frozenset[str] = frozenset()  # used by its unittest class's setUp/setup_method
+
+
+@dataclass(frozen=True)
+class FileSummary:
+    """What selection needs from a test file or a conftest.py, read once (see ``verify.index``)."""
+
+    names: frozenset[str]  # every name the file uses
+    imported: frozenset[str]  # names imported with ``from m import name``
+    modules: frozenset[str]  # top-level modules it imports
+    tests: tuple[Usage, ...]  # pytest-collectable functions and methods, in file order
+    fixtures: tuple[Usage, ...]  # in ast.walk order (a later one of the same name wins)
+
+    def to_json(self) -> list:
+        return [sorted(self.names), sorted(self.imported), sorted(self.modules),
+                [_usage_json(u) for u in self.tests], [_usage_json(u) for u in self.fixtures]]
+
+    @classmethod
+    def from_json(cls, data: list) -> FileSummary:
+        names, imported, modules, tests, fixtures = data
+        return cls(frozenset(names), frozenset(imported), frozenset(modules),
+                   tuple(_usage(u) for u in tests), tuple(_usage(u) for u in fixtures))
+
+
+def _usage_json(usage: Usage) -> list:
+    return [usage.name, sorted(usage.names), sorted(usage.args), sorted(usage.setup_names)]
+
+
+def _usage(data: list) -> Usage:
+    name, names, args, setup = data
+    return Usage(name, frozenset(names), frozenset(args), frozenset(setup))
 
 
 def _is_test_class(node: ast.ClassDef) -> bool:
-    return node.name.startswith("Test") or any(_mentions(b, "TestCase") for b in node.bases)
+    return node.name.startswith("Test") or any("TestCase" in _names(b) for b in node.bases)
 
 
-def _tests_in(tree: ast.Module):
-    """(node id suffix, node, class node or None) for pytest-collectable functions and methods."""
+def summarize(tree: ast.Module) -> FileSummary:
+    tests = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test"):
-            yield node.name, node, None
+            tests.append(Usage(node.name, frozenset(_names(node)), _arg_names(node)))
         elif isinstance(node, ast.ClassDef) and _is_test_class(node):
+            setup = frozenset().union(*(_names(m) for m in node.body if isinstance(m, ast.FunctionDef)
+                                        and m.name in ("setUp", "setup_method")))
             for item in node.body:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name.startswith("test"):
-                    yield f"{node.name}::{item.name}", item, node
-
-
-def _fixtures(tree: ast.Module) -> dict[str, ast.AST]:
-    found = {}
+                    tests.append(Usage(f"{node.name}::{item.name}", frozenset(_names(item)),
+                                       _arg_names(item), setup))
+    names, imported, modules, fixtures = set(), set(), set(), []
     for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_fixture(node):
-            found[node.name] = node
-    return found
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.Import):
+            modules.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.update(a.name for a in node.names)
+            if node.module and not node.level:
+                modules.add(node.module.split(".")[0])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _is_fixture(node):
+            fixtures.append(Usage(node.name, frozenset(_names(node)), _arg_names(node)))
+    return FileSummary(frozenset(names), frozenset(imported),
+                       frozenset(n for n in modules if n.isidentifier()), tuple(tests),
+                       tuple(fixtures))
 
 
-def _parse(path: Path) -> ast.Module | None:
+def read_summary(path: Path) -> FileSummary | None:
     try:
-        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (SyntaxError, UnicodeDecodeError, OSError, ValueError):
         return None  # pytest will report a broken test file itself if it is selected another way
+    return summarize(tree)
 
 
-def _conftests(root: Path, test_file: Path) -> list[Path]:
-    folders = [test_file.parent, *test_file.parent.parents]
-    return [f / "conftest.py" for f in folders
-            if (f == root or root in f.parents) and (f / "conftest.py").is_file()]
-
-
-def _fixtures_using(fixtures: dict[str, ast.AST], uses) -> set[str]:
+def _fixtures_using(fixtures: dict[str, Usage], short: str) -> set[str]:
     """Fixture names whose body uses the target, directly or through other such fixtures."""
-    chosen = {name for name, node in fixtures.items() if uses(node)}
+    chosen = {name for name, fixture in fixtures.items() if short in fixture.names}
     while True:
-        more = {name for name, node in fixtures.items()
-                if name not in chosen and _arg_names(node) & chosen}
+        more = {name for name, fixture in fixtures.items()
+                if name not in chosen and fixture.args & chosen}
         if not more:
             return chosen
         chosen |= more
 
 
-def module_name_of(root: Path, path: Path) -> str:
-    """Dotted name pytest gives the module: up through folders that are packages."""
-    parts = [path.stem]
+def select_in_file(rel: str, summary: FileSummary, conftests: list[FileSummary], short: str,
+                   owner: str | None) -> list[str]:
+    """Node ids in one test file for function ``short`` (of class ``owner``); ``conftests`` from
+    the root down to the file's folder."""
+    if owner and owner not in summary.names:
+        return []  # a method is reached through its class (or an instance the file makes)
+    if short not in summary.names and short not in summary.imported and \
+            not any(short in c.names for c in conftests):
+        return []  # nothing in the file or its fixtures can name it
+    fixtures: dict[str, Usage] = {}
+    for conftest in conftests:
+        if not owner or owner in conftest.names:
+            fixtures.update((f.name, f) for f in conftest.fixtures)
+    fixtures.update((f.name, f) for f in summary.fixtures)
+    using = _fixtures_using(fixtures, short)
+    hits = [f"{rel}::{test.name}" for test in summary.tests
+            if short in test.names or test.args & using or short in test.setup_names]
+    if not hits and short in summary.imported:
+        hits = [rel]
+    return hits
+
+
+def package_root(root: Path, path: Path) -> Path:
+    """The folder pytest puts on ``sys.path`` to import ``path``: up through package folders."""
     folder = path.parent
     while folder != root and (folder / "__init__.py").exists():
-        parts.insert(0, folder.name)
         folder = folder.parent
+    return folder
+
+
+def module_name(root: Path, path: Path) -> str:
+    """The dotted name pytest imports ``path`` under: up through folders that are packages; a
+    package's ``__init__.py`` is the package."""
+    rel = path.relative_to(package_root(root, path)).with_suffix("")
+    parts = list(rel.parts)
+    if len(parts) > 1 and parts[-1] == "__init__":
+        parts.pop()
     return ".".join(parts)
 
 
-def doctest_node_id(root: Path, target_file: Path, function_name: str) -> str | None:
-    """The pytest node id of the doctest in the function's docstring, if it has ``>>>`` lines."""
+def doctest_node_id(root: Path, target_file: Path, function_name: str,
+                    site: FunctionSite | None) -> str | None:
+    """The pytest node id of the doctest in the function's docstring, if it has ``>>>`` lines
+    (``site``: the function as located in ``target_file``)."""
     import doctest
+    import inspect
 
-    tree = _parse(target_file)
-    if tree is None:
+    if site is None or not site.docstring or "<locals>" in function_name:
         return None
-    parts = function_name.split(".")
-    body, node = tree.body, None
-    for part in parts:
-        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                        ast.ClassDef)) and n.name == part), None)
-        if node is None:
-            return None
-        body = node.body
-    doc = ast.get_docstring(node) or ""
     try:
-        if not doctest.DocTestParser().get_examples(doc):
+        if not doctest.DocTestParser().get_examples(inspect.cleandoc(site.docstring)):
             return None
     except ValueError:
         return None
     rel = target_file.relative_to(root).as_posix()
-    return f"{rel}::{module_name_of(root, target_file)}.{function_name}"
+    return f"{rel}::{module_name(root, target_file)}.{function_name}"
 
 
 def find_tests(root: Path, function_name: str, target_file: Path | None = None) -> SelectedTests:
     """Tests that exercise ``function_name`` (``name`` or ``Class.method``), as pytest node ids.
 
     A test file that imports the name but whose tests never name it (helpers, module-level
-    fixtures) is selected whole. With ``target_file``, the docstring's doctest is added.
+    fixtures) is selected whole. With ``target_file``, the docstring's doctest is added. The test
+    files are read once per process and then only when they change (``verify.index``).
     """
-    root = Path(root)
-    parts = function_name.split(".")
-    short, owner = parts[-1], (parts[-2] if len(parts) > 1 else None)
-    node_ids: list[str] = []
-    files: list[str] = []
-    for path in iter_test_files(root):
-        tree = _parse(path)
-        if tree is None:
-            continue
-        if owner and not _mentions(tree, owner):
-            continue  # a method is reached through its class (or an instance the file makes)
-        fixtures: dict[str, ast.AST] = {}
-        for conftest in reversed(_conftests(root, path)):
-            conf_tree = _parse(conftest)
-            if conf_tree is not None and (not owner or _mentions(conf_tree, owner)):
-                fixtures.update(_fixtures(conf_tree))
-        fixtures.update(_fixtures(tree))
-        using = _fixtures_using(fixtures, lambda node: _mentions(node, short))
-        rel = path.relative_to(root).as_posix()
-        hits = []
-        for suffix, node, cls in _tests_in(tree):
-            setup_uses = cls is not None and any(
-                isinstance(m, ast.FunctionDef) and m.name in ("setUp", "setup_method")
-                and _mentions(m, short) for m in cls.body)
-            if _mentions(node, short) or _arg_names(node) & using or setup_uses:
-                hits.append(f"{rel}::{suffix}")
-        if not hits and _imports_name(tree, short):
-            hits = [rel]
-        if hits:
-            node_ids.extend(hits)
-            files.append(rel)
-    if target_file is not None:
-        doctest_id = doctest_node_id(root, Path(target_file), function_name)
-        if doctest_id:
-            node_ids.append(doctest_id)
-            files.append(doctest_id.split("::")[0])
-    return SelectedTests(tuple(node_ids), tuple(files))
+    from .index import project_index
+
+    return project_index(root).find_tests(function_name, target_file)
 
 
 def test_imports(root: Path, node_ids) -> set[str]:
@@ -205,22 +239,9 @@ def test_imports(root: Path, node_ids) -> set[str]:
     The warm worker imports these once (it skips the project's own modules), so that each
     candidate's fork finds e.g. numpy or hypothesis already loaded.
     """
-    root = Path(root)
-    names: set[str] = set()
-    paths: set[Path] = set()
-    for node_id in node_ids:
-        path = root / node_id.split("::")[0]
-        if path.is_file():
-            paths.add(path)
-            paths.update(_conftests(root, path))
-    for path in paths:
-        tree = _parse(path)
-        for node in ast.walk(tree) if tree else ():
-            if isinstance(node, ast.Import):
-                names.update(a.name.split(".")[0] for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module.split(".")[0])
-    return {n for n in names if n.isidentifier()}
+    from .index import project_index
+
+    return project_index(root).test_imports(node_ids)
 
 
 test_imports.__test__ = False  # a helper, not a test, for pytest

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from budgetpass.generation.locate import body_ast, find_function
+
+from .discovery import iter_python_files, module_name, package_root
 from .examples import ProbeInput, docstring_examples, function_node, outputs_match, typed_inputs
 from .session import TestSession
 
@@ -101,16 +104,10 @@ def normalized_ast(source: str, function: str) -> str | None:
         tree = ast.parse(source)
     except SyntaxError:
         return None
-    short = function.split(".")[-1]
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == short:
-            body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(
-                    getattr(body[0], "value", None), ast.Constant) and isinstance(
-                    body[0].value.value, str):
-                body = body[1:]
-            return "\n".join(ast.dump(stmt, annotate_fields=False) for stmt in body)
-    return ast.dump(tree, annotate_fields=False)
+    site = find_function(source, function)
+    if site is None:
+        return ast.dump(tree, annotate_fields=False)
+    return "\n".join(ast.dump(stmt, annotate_fields=False) for stmt in body_ast(source, site))
 
 
 def distinct(inputs: Sequence[RankInput], function: str) -> tuple[list[RankInput], dict[int, int]]:
@@ -134,8 +131,6 @@ def call_site_inputs(project: Path | None, function: str, files: Sequence[Path] 
     found: list[ProbeInput] = []
     paths = list(files)
     if project is not None:
-        from .discovery import iter_python_files
-
         paths += list(iter_python_files(project))
     for path in paths:
         try:
@@ -210,22 +205,17 @@ def test_budgetpass_probe():
 '''
 
 
-def module_name(rel_file: str) -> str:
-    parts = rel_file[:-3].split("/")
-    if parts[0] == "src" and len(parts) > 1:
-        parts = parts[1:]
-    if parts[-1] == "__init__":
-        parts = parts[:-1]
-    return ".".join(parts)
-
-
 def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
                   examples: Sequence[ProbeInput], deadline: float | None = None
                   ) -> dict[int, list[str] | None]:
     """Each candidate's outputs on ``examples`` (None if its run gave none), in the warm worker;
     a candidate the ``deadline`` (``time.monotonic()``) left unrun has no entry."""
-    name = f"test_budgetpass_probe_{secrets.token_hex(4)}.py"
-    probe = PROBE_TEST.format(module=module_name(rel_file),
+    root = Path(worker.project)
+    target = root / rel_file
+    # Beside the folder pytest puts on sys.path for the target: its module name imports from there.
+    folder = package_root(root, target).relative_to(root).as_posix()
+    name = ("" if folder == "." else folder + "/") + f"test_budgetpass_probe_{secrets.token_hex(4)}.py"
+    probe = PROBE_TEST.format(module=module_name(root, target),
                               examples=[e.source for e in examples], chars=OUTPUT_CHARS)
     session = TestSession(worker, rel_file, (name,), stop_at_first_pass=False,
                           deadline=deadline, extra_files={name: probe})

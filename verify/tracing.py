@@ -9,7 +9,6 @@ one). The map is cached per project and made again when a test file or conftest 
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import os
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from budgetpass.generation import models
+from budgetpass.generation.locate import find_function
 
 from . import sandbox
 from .discovery import iter_python_files, iter_test_files
@@ -145,21 +145,8 @@ def _calls(raw: dict) -> dict[str, frozenset[tuple[str, int]]]:
 def function_first_lines(text: str, qualname: str) -> set[int]:
     """The lines a code object of ``qualname`` can start on: its ``def`` line and, when it is
     decorated, its first decorator's line (what ``co_firstlineno`` holds)."""
-    parts = qualname.split(".")
-    body = ast.parse(text).body
-    node = None
-    for part in parts:
-        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
-                                                       ast.ClassDef)) and n.name == part), None)
-        if node is None:
-            return set()
-        body = node.body
-    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return set()
-    lines = {node.lineno}
-    if node.decorator_list:
-        lines.add(min(d.lineno for d in node.decorator_list))
-    return lines
+    site = find_function(text, qualname)
+    return site.code_first_lines if site is not None else set()
 
 
 def traced_tests(project: Path, rel_file: str, text: str, qualname: str, python: str,

@@ -155,9 +155,15 @@ def server_env(state_dir: Path, **extra: str) -> dict[str, str]:
 
 async def start_editor(state_dir: Path, settings: dict | None = None, *,
                        configuration: dict | None = None,
-                       answer_configuration: bool = True, env: dict | None = None) -> Editor:
-    """``env``: variables the server gets on top of ours."""
+                       answer_configuration: bool = True, env: dict | None = None,
+                       root: Path | None = None) -> Editor:
+    """``env``: variables the server gets on top of ours; ``root``: the workspace folder."""
     client = make_test_lsp_client()
+    registrations: list[types.Registration] = []
+
+    @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+    def register(params: types.RegistrationParams):  # as VS Code does: accepted, remembered
+        registrations.extend(params.registrations)
     if not answer_configuration:
         async def never_answer(params):
             await asyncio.sleep(3600)
@@ -170,7 +176,10 @@ async def start_editor(state_dir: Path, settings: dict | None = None, *,
     capabilities = client_capabilities("visual-studio-code")
     result = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities, initialization_options={"budgetpass": settings or {}},
-        root_uri=None))
+        root_uri=root.as_uri() if root else None,
+        workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name=root.name)] if root
+        else None))
     editor = Editor(client)
     editor.server_capabilities = result.capabilities
+    editor.registrations = registrations
     return editor

@@ -185,3 +185,26 @@ async def test_completion_fallback_is_advertised_only_when_enabled(project, tmp_
             assert item.text_edit is not None and "\n" not in item.text_edit.new_text
     finally:
         await editor.client.shutdown_session()
+
+
+async def test_code_lenses_follow_the_test_files_the_client_reports(project, tmp_path):
+    """The server indexes the workspace's tests at start and watches *.py: a new test file counts
+    once the client reports it (didChangeWatchedFiles), without re-reading every test file."""
+    editor = await start_editor(tmp_path / "state", FAST, root=project)
+    try:
+        uri = editor.open(project / "textkit" / "text.py")
+        assert len(await lenses(editor, uri)) == 3  # initials has no test yet
+        assert [r.method for r in editor.registrations] == ["workspace/didChangeWatchedFiles"]
+        new = project / "tests" / "test_initials.py"
+        new.write_text("from textkit.text import initials\n\n\ndef test_initials():\n"
+                       "    assert initials('ada lovelace') == 'AL'\n")
+        assert len(await lenses(editor, uri)) == 3  # watched: the server waits to be told
+        editor.client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=new.as_uri(), type=types.FileChangeType.Created)]))
+        deadline = time.monotonic() + 10
+        while len(found := await lenses(editor, uri)) != 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert [lens.command.title for lens in found].count(
+            "▶ Generate until tests pass (1 test)") == 1, [lens.command.title for lens in found]
+    finally:
+        await editor.client.shutdown_session()

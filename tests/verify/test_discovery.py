@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from budgetpass.verify import sandbox
-from budgetpass.verify.discovery import find_tests, test_imports
+from budgetpass.verify.discovery import find_tests, module_name, package_root, test_imports
 from budgetpass.verify.runner import WarmWorker
 from budgetpass.verify.session import run_each
 
@@ -99,6 +99,18 @@ def test_no_tests_and_skipped_folders(tmp_path):
     _write(tmp_path, ".venv/lib/test_x.py", "def test_f():\n    f()\n")
     _write(tmp_path, "tests/test_broken.py", "def test_f(:\n")
     assert find_tests(tmp_path, "f").node_ids == ()
+
+
+def test_module_name_is_the_one_pytest_imports_under(tmp_path):
+    _write(tmp_path, "src/calc/__init__.py", "")
+    _write(tmp_path, "src/calc/ops.py", "")
+    _write(tmp_path, "loose/mod.py", "")  # a folder that is not a package
+    assert module_name(tmp_path, tmp_path / "src/calc/ops.py") == "calc.ops"
+    assert module_name(tmp_path, tmp_path / "src/calc/__init__.py") == "calc"
+    assert package_root(tmp_path, tmp_path / "src/calc/ops.py") == tmp_path / "src"
+    assert module_name(tmp_path, tmp_path / "loose/mod.py") == "mod"
+    assert package_root(tmp_path, tmp_path / "loose/mod.py") == tmp_path / "loose"
+    assert module_name(tmp_path, tmp_path / "top.py") == "top"
 
 
 def test_test_imports_lists_what_tests_and_conftests_import(tmp_path):
