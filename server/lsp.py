@@ -327,7 +327,7 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
                 ls.show(f"budgetpass: {state}; completions start when it is ready")
             return None
         model = opened.backend
-        if getattr(model, "busy", False) and ls.board.jobs_running():
+        if model.busy and ls.board.jobs_running():
             return None  # a job holds the model for seconds: ghost text would come far too late
         text = doc.source
         offset = ls.offset(doc, position)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetpass.generation import models
+from budgetpass.generation.backends import BACKENDS
 from budgetpass.generation.budget import BudgetRequest
 from budgetpass.generation.prompts import TEMPLATES
 from budgetpass.verify.job import JobSettings
@@ -101,7 +102,7 @@ class Settings:
 
 ALIASES = {("backend", "llamacpp"): "llama.cpp"}
 CHOICES = {
-    "backend": ("auto", "llama.cpp", "llamacpp", "vllm", "openai"),
+    "backend": (*BACKENDS, "llamacpp"),
     "template": ("", *TEMPLATES),  # "": told by the model's vocabulary or its server's name
     "budget.metric": ("flops", "samples", "time"),
     "sandbox": ("auto", "bwrap", "process"),

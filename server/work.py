@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from budgetpass.generation.engine import ModelSpec, open_model
+from budgetpass.generation.backends import ModelSpec, open_model
 
 log = logging.getLogger("budgetpass.server")
 

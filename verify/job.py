@@ -17,10 +17,14 @@ from pathlib import Path
 
 from budgetpass.generation import calibration, models
 from budgetpass.generation.anytime import anytime_batches
-from budgetpass.generation.backends import choose_backend
+from budgetpass.generation.backends import (
+    BackendError,
+    ModelSpec,
+    choose_backend,
+    model_parameters,
+    open_model,
+)
 from budgetpass.generation.budget import Budget, BudgetRequest, BudgetUsage, plan_budget
-from budgetpass.generation.engine import ModelSpec, model_parameters, open_model
-from budgetpass.generation.llamacpp import BackendError
 from budgetpass.generation.prompts import body_prompt
 from budgetpass.generation.source import (
     SourceError,
@@ -302,8 +306,9 @@ def _candidate(completion: Completion, text: str, site, filename: str) -> Candid
             parses = True
         except SyntaxError as exc:
             problem = f"syntax error: {exc.msg} (line {exc.lineno})"
-    if completion.finish_reason == "length" and not parses:
-        problem += " (hit the token limit)"
+    if completion.finish_reason in ("length", "runaway") and not parses:
+        problem += (" (hit the token limit)" if completion.finish_reason == "length"
+                    else " (cut as a runaway: far longer than the others, or looping)")
     return Candidate(completion.index, body, completion.mean_logprob, completion.token_count,
                      completion.finish_reason, parses, problem)
 

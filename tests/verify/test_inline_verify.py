@@ -5,7 +5,8 @@ import shutil
 
 import pytest
 from budgetpass.generation.budget import BudgetRequest, plan_budget
-from budgetpass.generation.engine import load_model, template_for
+from budgetpass.generation.backends import open_llamacpp
+from budgetpass.generation.prompts import template_for
 from budgetpass.generation.inline import cursor_context
 from budgetpass.verify.inline import inline_completions
 
@@ -31,7 +32,7 @@ def emptied(tmp_path):
 
 
 def complete(qwen_path, path, text, offset, **kwargs):
-    model = load_model(qwen_path)
+    model = open_llamacpp(qwen_path)
     ctx = cursor_context(text, offset)
     assert ctx.multiline
     budget = plan_budget(BudgetRequest(metric="samples", samples=4), 0.5e9, 1.5e9)

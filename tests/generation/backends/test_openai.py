@@ -5,9 +5,9 @@ import threading
 import time
 
 import pytest
-from budgetpass.generation.engine import load_model
-from budgetpass.generation.llamacpp import BackendError
-from budgetpass.generation.openai_http import OpenAICompatibleBackend
+from budgetpass.generation.backends import open_llamacpp
+from budgetpass.generation.backends import BackendError
+from budgetpass.generation.backends.openai import OpenAICompatibleBackend
 from budgetpass.generation.types import SamplingParams
 
 from tests.llama_server import free_port, start_server, stop_server
@@ -46,7 +46,7 @@ def test_backends_agree_greedy_in_process_and_over_http(server, smol_path):
     run can flip at a near-tie: 20 tokens stay clear of the first one on this prompt.)"""
     prompt = "def fibonacci(n):\n    if n < 2:\n        return n\n    return"
     params = SamplingParams(temperature=0, max_tokens=20, seed=0)
-    local = load_model(smol_path).generate(prompt, 1, params).completions[0]
+    local = open_llamacpp(smol_path).generate(prompt, 1, params).completions[0]
     remote = OpenAICompatibleBackend(server).generate(prompt, 1, params).completions[0]
     assert remote.text == local.text
     assert len(remote.logprobs) == len(local.logprobs) == 20

@@ -1,4 +1,4 @@
-"""engine.open_model: one way to get a backend, its prompt template and the budget's parameter
+"""backends.open_model: one way to get a backend, its prompt template and the budget's parameter
 count, whatever the backend (the llama.cpp part loads the real SmolLM2; the rest needs no model)."""
 
 import json
@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 from budgetpass.generation import models
-from budgetpass.generation.engine import (
+from budgetpass.generation.backends import (
+    BackendError,
+    ModelCache,
     ModelSpec,
     model_parameters,
     open_model,
-    template_from_name,
-    template_from_vocabulary,
 )
-from budgetpass.generation.llamacpp import BackendError
+from budgetpass.generation.prompts import template_from_name, template_from_vocabulary
 
 from tests.conftest import vllm_python
 from tests.llama_server import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("name,template", [
@@ -79,7 +79,7 @@ def test_llama_cpp_is_opened_once_with_the_template_its_vocabulary_tells(smol_pa
 VLLM_CHECK = """
 if __name__ == "__main__":
     import json
-    from budgetpass.generation.engine import ModelSpec, open_model
+    from budgetpass.generation.backends import ModelSpec, open_model
     from budgetpass.generation.types import SamplingParams
     opened = open_model(ModelSpec("qwen2.5-coder-0.5b", "vllm"))  # HF folder: converted, cached
     template = opened.template()
