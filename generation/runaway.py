@@ -45,6 +45,9 @@ class RunawayRule:
             raise ValueError("runaway loop_period must be >= 1, loop_repeats and loop_span >= 2")
 
 
+DEFAULT_RUNAWAY = RunawayRule()
+
+
 class RunawayGuard:
     """The rule applied to one request of ``n`` candidates (not thread-safe: one token loop)."""
 

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .runaway import RunawayRule
+from .runaway import DEFAULT_RUNAWAY, RunawayRule
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class SamplingParams:
     ignore_eos: bool = False  # decode exactly max_tokens (benchmarks, calibration)
     # Cut a candidate that runs far past its siblings or loops (finish_reason "runaway"); None:
     # off (benchmarks that must compare with runs made without it). Off with ignore_eos too.
-    runaway: RunawayRule | None = RunawayRule()
+    runaway: RunawayRule | None = DEFAULT_RUNAWAY
 
     def __post_init__(self) -> None:
         if self.temperature < 0:

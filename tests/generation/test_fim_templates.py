@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from budgetpass.generation import prompts
 from budgetpass.generation.backends import open_llamacpp
-from budgetpass.generation.prompts import template_for
 from budgetpass.generation.backends.llamacpp import LlamaCppModel
+from budgetpass.generation.prompts import template_for
 from budgetpass.generation.source import locate_function, normalize_body, splice_body
 from budgetpass.generation.types import SamplingParams
 

@@ -3,9 +3,9 @@
 import pytest
 from budgetpass.generation import calibration, models
 from budgetpass.generation.anytime import anytime_batches
+from budgetpass.generation.backends import open_llamacpp
 from budgetpass.generation.budget import BudgetRequest, plan_budget
 from budgetpass.generation.calibration import ModelSpeed
-from budgetpass.generation.backends import open_llamacpp
 from budgetpass.generation.types import SamplingParams
 
 from tests.conftest import cached_model

@@ -4,10 +4,10 @@ passing ones first, with the user's extra pytest options."""
 import shutil
 
 import pytest
-from budgetpass.generation.budget import BudgetRequest, plan_budget
 from budgetpass.generation.backends import open_llamacpp
-from budgetpass.generation.prompts import template_for
+from budgetpass.generation.budget import BudgetRequest, plan_budget
 from budgetpass.generation.inline import cursor_context
+from budgetpass.generation.prompts import template_for
 from budgetpass.verify.inline import inline_completions
 
 from tests.conftest import EXAMPLE

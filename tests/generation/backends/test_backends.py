@@ -1,7 +1,8 @@
 """Which backend ``auto`` picks, and that every backend has the one interface."""
 
 import pytest
-from budgetpass.generation.backends import Backend, ModelSpec, choice, choose_backend, open_model
+from budgetpass.generation.backends import Backend, ModelSpec, choose_backend, open_model
+from budgetpass.generation.backends import choice as choice_module
 from budgetpass.generation.backends.llamacpp import LlamaCppModel
 from budgetpass.generation.backends.openai import OpenAICompatibleBackend
 from budgetpass.generation.backends.vllm import VLLMBackend
@@ -20,9 +21,9 @@ def test_auto_on_this_machine_is_llama_cpp_with_a_reason(monkeypatch):
                                                    (None, False, "llama.cpp")])
 def test_auto_wants_a_cuda_gpu_and_vllm(monkeypatch, gpu, has_vllm, expected):
     monkeypatch.delenv("BUDGETPASS_BACKEND", raising=False)
-    monkeypatch.setattr(choice, "cuda_gpu", lambda: (gpu, "test"))
-    real = choice.importlib.util.find_spec
-    monkeypatch.setattr(choice.importlib.util, "find_spec",
+    monkeypatch.setattr(choice_module, "cuda_gpu", lambda: (gpu, "test"))
+    real = choice_module.importlib.util.find_spec
+    monkeypatch.setattr(choice_module.importlib.util, "find_spec",
                         lambda name: (object() if has_vllm else None) if name == "vllm"
                         else real(name))
     choice = choose_backend("auto")

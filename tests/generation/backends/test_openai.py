@@ -5,8 +5,7 @@ import threading
 import time
 
 import pytest
-from budgetpass.generation.backends import open_llamacpp
-from budgetpass.generation.backends import BackendError
+from budgetpass.generation.backends import BackendError, open_llamacpp
 from budgetpass.generation.backends.openai import OpenAICompatibleBackend
 from budgetpass.generation.types import SamplingParams
 

@@ -44,8 +44,8 @@ def _completions(result) -> list[dict]:
 
 
 def observe(gguf: Path) -> dict:
-    from budgetpass.generation.types import SamplingParams
     from budgetpass.generation.backends.vllm import VLLMBackend, cached_hf_folder
+    from budgetpass.generation.types import SamplingParams
 
     seen: dict = {}
     t = time.perf_counter()
