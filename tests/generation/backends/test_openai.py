@@ -156,3 +156,64 @@ def test_server_killed_mid_request(smol_path):
         assert len(seen) >= 3
     finally:
         stop_server(proc)
+
+
+LOOPING = "def greet():\n" + "    print('hello')\n" * 6
+
+
+def _looping_server(hung_up: threading.Event):
+    """A scripted server streaming two choices: 0 ends after three tokens, 1 repeats one line
+    until the client hangs up (which ``hung_up`` records)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def chunk(payload: bytes) -> bytes:
+        event = b"data: " + payload + b"\n\n"
+        return f"{len(event):x}\r\n".encode() + event + b"\r\n"
+
+    def piece(index: int, texts: list[str], finish: str | None) -> bytes:
+        import json
+
+        return chunk(json.dumps({"choices": [{
+            "index": index, "text": "".join(texts), "finish_reason": finish,
+            "logprobs": {"tokens": texts, "token_logprobs": [-0.1] * len(texts)}}]}).encode())
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            conn.sendall(piece(0, ["\n", "    ", "pass"], None) + piece(0, [], "stop"))
+            for _ in range(10_000):  # far past any limit: only a hang-up ends it
+                conn.sendall(piece(1, ["    ", "print", "('", "hello", "')", "\n"], None))
+                time.sleep(0.001)
+        except OSError:
+            hung_up.set()
+        finally:
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_a_runaway_choice_is_cut_and_the_request_hung_up():
+    hung_up = threading.Event()
+    listener, url = _looping_server(hung_up)
+    backend = OpenAICompatibleBackend(url, "m", sampler_extensions=False)
+    result = backend.generate(LOOPING, 2, SamplingParams(max_tokens=4000))
+    stop, runaway = result.completions
+    assert (stop.finish_reason, stop.text) == ("stop", "\n    pass")
+    assert runaway.finish_reason == "runaway" and runaway.token_count < 200
+    assert runaway.text.startswith("    print('hello')\n" * 4)
+    assert hung_up.wait(5) and not backend.busy
+    listener.close()
+
+
+@pytest.mark.slow
+def test_a_real_servers_looping_candidate_is_cut(server):
+    result = OpenAICompatibleBackend(server).generate(
+        LOOPING, 1, SamplingParams(temperature=0, max_tokens=256))
+    assert result.completions[0].finish_reason == "runaway"
+    assert result.completions[0].token_count < 128
