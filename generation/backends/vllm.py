@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 from .. import models
 from ..prompts import TemplateHints
@@ -157,8 +158,7 @@ class VLLMBackend:
                 latest = output
                 for completion in output.outputs:
                     if completion.index not in runaway:
-                        by_index[completion.index] = completion
-                        _watch(completion, guard, runaway, stopped)
+                        by_index[completion.index] = _watch(completion, guard, runaway, stopped)
                 done = sum(len(c.token_ids) for c in by_index.values())
                 if done and first_token is None:
                     first_token = time.monotonic()
@@ -193,14 +193,19 @@ class VLLMBackend:
             int(getattr(latest, "num_cached_tokens", 0) or 0) if latest else 0), on_complete)
 
 
-def _watch(completion, guard: RunawayGuard, runaway: set[int], stopped: set[int]) -> None:
-    """Tell the guard of a candidate that ended by itself (once); cut one it calls a runaway."""
+def _watch(completion, guard: RunawayGuard, runaway: set[int], stopped: set[int]):
+    """Tell the guard of a candidate that ended by itself (once); cut one it calls a runaway.
+    Returns the output to keep: a cut one is copied as it stands (vLLM may go on filling it)."""
     if completion.finish_reason == "stop":
         if completion.index not in stopped:
             stopped.add(completion.index)
             guard.finished(len(completion.token_ids))
     elif completion.finish_reason is None and guard.verdict(completion.token_ids):
         runaway.add(completion.index)
+        return SimpleNamespace(index=completion.index, text=completion.text,
+                               token_ids=tuple(completion.token_ids),
+                               logprobs=list(completion.logprobs or []), finish_reason=None)
+    return completion
 
 
 def cached_hf_folder(gguf: str | Path) -> Path:
