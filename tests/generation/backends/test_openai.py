@@ -158,7 +158,7 @@ def test_server_killed_mid_request(smol_path):
         stop_server(proc)
 
 
-LOOPING = "def greet():\n" + "    print('hello')\n" * 6
+LOOPING = "zeros = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,"  # greedy: ", 0" forever
 
 
 def _looping_server(hung_up: threading.Event):
@@ -217,3 +217,10 @@ def test_a_real_servers_looping_candidate_is_cut(server):
         LOOPING, 1, SamplingParams(temperature=0, max_tokens=256))
     assert result.completions[0].finish_reason == "runaway"
     assert result.completions[0].token_count < 128
+
+
+@pytest.mark.slow
+def test_a_server_tokenizes_as_the_model_does(server, smol_path):
+    backend = OpenAICompatibleBackend(server)
+    assert backend.tokenize(PROMPT) == open_llamacpp(smol_path).tokenize(PROMPT)
+    assert backend.template_hints(()).names == (backend.served_model(),)
