@@ -116,12 +116,14 @@ class LlamaCppModel:
             ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value)
 
     def close(self) -> None:
-        if self._ctx:
-            self.llama.llama_free(self._ctx)
-            self._ctx = None
-        if self.model:
-            self.llama.llama_model_free(self.model)
-            self.model = None
+        """Free the model; waits for a running ``generate`` (cancel it first to wait less)."""
+        with self._lock:
+            if self._ctx:
+                self.llama.llama_free(self._ctx)
+                self._ctx = None
+            if self.model:
+                self.llama.llama_model_free(self.model)
+                self.model = None
 
     def __del__(self):  # pragma: no cover - interpreter shutdown order varies
         try:
@@ -250,6 +252,8 @@ class LlamaCppModel:
         if n < 1:
             raise ValueError("n must be at least 1")
         with self._lock:
+            if not self.model:
+                raise BackendError("the llama.cpp model was closed; open it again")
             self._abort_flag[0] = 0
             done = threading.Event()
             watcher = None

@@ -224,6 +224,10 @@ class OpenAICompatibleBackend:
             body["top_k"] = params.top_k or CANDIDATE_POOL
             body["min_p"] = 0.0
             body["repeat_penalty"] = 1.0  # llama-cpp-python's server defaults to 1.1
+            # vLLM checks stop strings against the text it returns, special tokens removed by
+            # default: a special-token stop (<|fim_pad|>, <|file_sep|>) would never fire.
+            # llama.cpp's servers ignore the field (they stop on such end-of-generation tokens).
+            body["skip_special_tokens"] = False
             if params.ignore_eos:
                 body["ignore_eos"] = True
         return body

@@ -105,10 +105,11 @@ class VLLMBackend:
 
     def close(self) -> None:
         """End the engine's process now (vLLM runs its engine core in a child process)."""
-        engine_core = getattr(self.engine, "engine_core", None)
-        if engine_core is not None and hasattr(engine_core, "shutdown"):
-            engine_core.shutdown()
-        self.llm = self.engine = None
+        with self._lock:  # after a running ``generate``
+            engine_core = getattr(self.engine, "engine_core", None)
+            if engine_core is not None and hasattr(engine_core, "shutdown"):
+                engine_core.shutdown()
+            self.llm = self.engine = None
 
     def sampling_params(self, n: int, params: SamplingParams):
         from vllm import SamplingParams as VllmSamplingParams
@@ -134,6 +135,8 @@ class VLLMBackend:
         if n < 1:
             raise ValueError("n must be at least 1")
         with self._lock:
+            if self.engine is None:
+                raise BackendError("the vLLM engine was closed; open it again")
             return self._generate(prompt, n, params, on_token, should_stop, on_complete)
 
     def _generate(self, prompt, n, params, on_token, should_stop, on_complete):

@@ -1,5 +1,7 @@
 """The OpenAI-compatible HTTP backend against a real llama.cpp server started on loopback."""
 
+import http.server
+import json
 import socket
 import threading
 import time
@@ -7,6 +9,7 @@ import time
 import pytest
 from budgetpass.generation.backends import BackendError, open_llamacpp
 from budgetpass.generation.backends.openai import OpenAICompatibleBackend
+from budgetpass.generation.prompts import QWEN_CODER
 from budgetpass.generation.types import SamplingParams
 
 from tests.llama_server import free_port, start_server, stop_server
@@ -14,12 +17,18 @@ from tests.llama_server import free_port, start_server, stop_server
 PROMPT = "def add(a, b):\n    return"
 
 
+def _serve(model_path):
+    port = free_port()
+    proc = start_server(model_path, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(proc)
+
+
 @pytest.fixture(scope="module")
 def server(smol_path):
-    port = free_port()
-    proc = start_server(smol_path, port)
-    yield f"http://127.0.0.1:{port}"
-    stop_server(proc)
+    yield from _serve(smol_path)
 
 
 @pytest.mark.slow
@@ -224,3 +233,81 @@ def test_a_server_tokenizes_as_the_model_does(server, smol_path):
     backend = OpenAICompatibleBackend(server)
     assert backend.tokenize(PROMPT) == open_llamacpp(smol_path).tokenize(PROMPT)
     assert backend.template_hints(()).names == (backend.served_model(),)
+
+
+SCRIPT = ["    return", " a", " +", " b", "<|fim_pad|>", "\n", "def", " sub", "(a", ", b", "):"]
+
+
+class _VllmLikeServer(http.server.BaseHTTPRequestHandler):
+    """Streams SCRIPT as vLLM's OpenAI server does: special tokens left out of the text unless
+    the request says ``skip_special_tokens: false``, and stop strings checked against that text
+    (so a special-token stop can only fire when they are kept)."""
+
+    protocol_version = "HTTP/1.0"
+    bodies: list = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.bodies.append(body)
+        keep_special = body.get("skip_special_tokens") is False
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        text, finish = "", "length"
+        for token in SCRIPT[:body["max_tokens"]]:
+            piece = token if keep_special or not token.startswith("<|") else ""
+            text += piece
+            hit = [s for s in body.get("stop", []) if s in text]
+            if hit:
+                piece, finish = piece[:len(piece) - len(text) + text.index(hit[0])], "stop"
+            self._event(piece, None)
+            if hit:
+                break
+        self._event("", finish)
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _event(self, text, finish):
+        choice = {"index": 0, "text": text, "finish_reason": finish,
+                  "logprobs": {"tokens": [text] if text else [],
+                               "token_logprobs": [-0.1] if text else []}}
+        self.wfile.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
+        self.wfile.flush()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_special_token_stop_fires_on_a_server_that_skips_special_tokens():
+    """vLLM's server drops special tokens from the text it checks stops against by default: the
+    backend asks it to keep them, so the FIM stop <|fim_pad|> ends the body there."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _VllmLikeServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAICompatibleBackend(f"http://127.0.0.1:{server.server_port}", "m")
+        result = backend.generate("<|fim_prefix|>def add(a, b):\n", 1, SamplingParams(
+            temperature=0, max_tokens=len(SCRIPT), stop=("<|fim_pad|>", "<|file_sep|>")))
+        completion = result.completions[0]
+        assert (completion.text, completion.finish_reason) == ("    return a + b", "stop")
+        assert _VllmLikeServer.bodies[-1]["skip_special_tokens"] is False
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def qwen_server(qwen_path):
+    yield from _serve(qwen_path)
+
+
+@pytest.mark.slow
+def test_a_real_server_ends_a_fim_body_at_a_special_token_stop(qwen_server):
+    """llama_cpp.server accepts the request with ``skip_special_tokens`` (it ignores the field)
+    and a FIM body with Qwen's special-token stops ends there, not at the token limit."""
+    backend = OpenAICompatibleBackend(qwen_server)
+    prompt = QWEN_CODER.fill("def add(a, b):\n    \"\"\"Return a plus b.\"\"\"\n", "\n")
+    result = backend.generate(prompt, 2, SamplingParams(temperature=0.2, max_tokens=64,
+                                                        stop=QWEN_CODER.stops))
+    for completion in result.completions:
+        assert completion.finish_reason == "stop" and completion.token_count < 64
+        assert "return" in completion.text
+        assert not any(marker in completion.text for marker in QWEN_CODER.markers)
