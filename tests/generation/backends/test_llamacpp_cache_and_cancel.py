@@ -138,3 +138,28 @@ def test_a_cancelled_request_keeps_its_prompt_cached_for_the_next_one(qwen_path)
     model.reset()
     cold = model.generate(long_prompt, 2, greedy)
     assert [c.token_ids for c in warm.completions] == [c.token_ids for c in cold.completions]
+
+
+def test_close_waits_for_a_running_generate_and_later_ones_are_refused(smol_path):
+    """The server closes its models on shutdown while a cancelled job may still be decoding:
+    ``close`` frees the weights only after that ``generate`` returns, never under it."""
+    from budgetpass.generation.backends import BackendError
+    from budgetpass.generation.backends.llamacpp import LlamaCppModel
+
+    model = LlamaCppModel(smol_path, n_threads=1)  # its own copy: the cache's stays open
+    stop = threading.Event()
+    results = []
+    decoding = threading.Thread(target=lambda: results.append(model.generate(
+        "def add(a, b):\n", 2, SamplingParams(max_tokens=400, ignore_eos=True),
+        on_token=lambda n: n >= 8 and stop.wait(), should_stop=stop.is_set)))
+    decoding.start()
+    while not model.busy:
+        time.sleep(0.01)
+    start = time.monotonic()
+    threading.Timer(0.3, stop.set).start()
+    model.close()
+    assert time.monotonic() - start >= 0.25, "close did not wait for the running generate"
+    decoding.join(5)
+    assert results and all(c.finish_reason == "cancelled" for c in results[0].completions)
+    with pytest.raises(BackendError, match="closed"):
+        model.generate("x", 1, SamplingParams(max_tokens=2))
