@@ -9,7 +9,6 @@ import time
 import pytest
 from budgetpass.generation.backends import BackendError, open_llamacpp
 from budgetpass.generation.backends.openai import OpenAICompatibleBackend
-from budgetpass.generation.prompts import QWEN_CODER
 from budgetpass.generation.types import SamplingParams
 
 from tests.llama_server import free_port, start_server, stop_server
@@ -293,21 +292,3 @@ def test_a_special_token_stop_fires_on_a_server_that_skips_special_tokens():
         server.shutdown()
         server.server_close()
 
-
-@pytest.fixture(scope="module")
-def qwen_server(qwen_path):
-    yield from _serve(qwen_path)
-
-
-@pytest.mark.slow
-def test_a_real_server_ends_a_fim_body_at_a_special_token_stop(qwen_server):
-    """llama_cpp.server accepts the request with ``skip_special_tokens`` (it ignores the field)
-    and a FIM body with Qwen's special-token stops ends there, not at the token limit."""
-    backend = OpenAICompatibleBackend(qwen_server)
-    prompt = QWEN_CODER.fill("def add(a, b):\n    \"\"\"Return a plus b.\"\"\"\n", "\n")
-    result = backend.generate(prompt, 1, SamplingParams(temperature=0, max_tokens=48,
-                                                        stop=QWEN_CODER.stops))
-    for completion in result.completions:
-        assert completion.finish_reason == "stop" and completion.token_count < 48
-        assert "return" in completion.text
-        assert not any(marker in completion.text for marker in QWEN_CODER.markers)
