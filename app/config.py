@@ -18,10 +18,10 @@ from typing import Any
 import attrs
 import cattrs
 from budgetpass.generation import models
-from budgetpass.generation.backends import BACKENDS
+from budgetpass.generation.backends import BACKENDS, ModelSpec
 from budgetpass.generation.budget import METRICS, BudgetRequest
-from budgetpass.generation.engine import ModelSpec
 from budgetpass.generation.prompts import TEMPLATES
+from budgetpass.generation.runaway import DEFAULT_RUNAWAY
 from budgetpass.generation.types import SamplingParams
 from budgetpass.verify.runner import check_pytest_args
 from budgetpass.verify.sandbox import Limits
@@ -130,10 +130,14 @@ class SamplingConfig:
     top_p: float = attrs.field(default=0.95, validator=_probability)
     max_tokens: int = attrs.field(default=256, validator=_at_least(1))
     seed: int = 0
+    # Cut a candidate that runs far past its siblings or loops (generation/runaway.py), so a batch
+    # does not wait on it; off: every candidate decodes to a stop or max_tokens.
+    runaway: bool = True
 
     def params(self, stop: tuple[str, ...] = (), max_tokens: int | None = None) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p,
-                              max_tokens=max_tokens or self.max_tokens, stop=stop, seed=self.seed)
+                              max_tokens=max_tokens or self.max_tokens, stop=stop, seed=self.seed,
+                              runaway=DEFAULT_RUNAWAY if self.runaway else None)
 
 
 @attrs.frozen
@@ -408,6 +412,7 @@ def from_cli(args: Any) -> Config:
     values["budget.anytime"] = bool(getattr(args, "anytime", False) or seconds is not None
                                     or max_samples is not None)
     values["tests.pipeline"] = not getattr(args, "no_pipeline", False)
+    values["sampling.runaway"] = not getattr(args, "no_runaway", False)
     if values.get("project"):
         values["project"] = str(Path(values["project"]))
     # The CLI's anytime without --seconds: a time budget's seconds, else 4 batches.

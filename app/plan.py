@@ -11,9 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 from budgetpass.generation import calibration, models
-from budgetpass.generation.backends import choose_backend
+from budgetpass.generation.backends import ModelSpec, choose_backend, model_parameters
 from budgetpass.generation.budget import K_MAX, Budget, BudgetRequest, BudgetUsage, plan_budget
-from budgetpass.generation.engine import ModelSpec, model_parameters
 from budgetpass.generation.types import (
     Completion,
     CompletionCallback,

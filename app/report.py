@@ -155,7 +155,8 @@ class Report:
                 "given_samples": usage.given_samples, "given_seconds": usage.given_seconds,
                 "tokens": usage.generated_tokens,
                 "decoded": sum(c.decoded for c in self.candidates),
-                "cancelled": sum(not c.decoded for c in self.candidates)}
+                "cancelled": sum(not c.decoded for c in self.candidates),
+                "runaway": sum(c.finish_reason == "runaway" for c in self.candidates)}
 
 
 @dataclass(frozen=True)

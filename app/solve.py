@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from budgetpass.generation import models
-from budgetpass.generation.engine import OpenedModel, open_model
-from budgetpass.generation.llamacpp import BackendError
+from budgetpass.generation.backends import BackendError, OpenedModel, open_model
 from budgetpass.verify.runner import default_python
 from budgetpass.verify.sandbox import SandboxInfo
 from budgetpass.verify.sandbox import probe as probe_sandbox
@@ -67,7 +66,7 @@ def sandbox(config: Config) -> SandboxInfo:
 
 
 def open_configured(config: Config, emit: EventCallback) -> tuple[OpenedModel, object]:
-    """The model and its prompt template (an ``engine.TemplateChoice``)."""
+    """The model and its prompt template (a ``prompts.TemplateChoice``)."""
     emit(Event("load", text=f"{config.model.name} ({config.model.backend})"))
     try:
         opened = open_model(config.model.spec)

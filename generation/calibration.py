@@ -174,7 +174,7 @@ def calibrate(model, name: str, sha256: str, ks: tuple[int, ...] = CALIBRATION_K
 def calibrate_models(names: list[str], threads: int | None = None, force: bool = False,
                      on_model: Callable[[str, str], None] | None = None) -> list[ModelSpeed]:
     """Calibrate each model (a name or path) unless its speed is cached; save the results."""
-    from .engine import load_model
+    from .backends import open_llamacpp
 
     speeds = []
     for name in names:
@@ -187,7 +187,7 @@ def calibrate_models(names: list[str], threads: int | None = None, force: bool =
             continue
         if on_model:
             on_model(resolved.name, "measuring")
-        speed = calibrate(load_model(resolved.path, threads), resolved.name, resolved.sha256)
+        speed = calibrate(open_llamacpp(resolved.path, threads), resolved.name, resolved.sha256)
         save(speed)
         speeds.append(speed)
     return speeds

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import calibration, models
 from .backends import choose_backend
-from .vllm_backend import separate_vllm_python
+from .backends.vllm import separate_vllm_python
 
 # What VLLMBackend needs from vllm; `from vllm import LLM` is where a torch/torchvision mismatch
 # breaks an install that `find_spec` still finds.

@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .runaway import DEFAULT_RUNAWAY, RunawayRule
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -16,6 +18,9 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int = 0
     ignore_eos: bool = False  # decode exactly max_tokens (benchmarks, calibration)
+    # Cut a candidate that runs far past its siblings or loops (finish_reason "runaway"); None:
+    # off (benchmarks that must compare with runs made without it). Off with ignore_eos too.
+    runaway: RunawayRule | None = DEFAULT_RUNAWAY
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -32,7 +37,7 @@ class Completion:
     text: str
     token_ids: tuple[int, ...]
     logprobs: tuple[float, ...]  # the model's log-probability of each generated token (T = 1)
-    finish_reason: str  # stop | length | cancelled
+    finish_reason: str  # stop | length | runaway (see runaway.py) | cancelled
     # Tokens generated. A server that reports token texts but not their ids leaves ``token_ids``
     # empty and gives the count here; by default it is ``len(token_ids)``.
     token_count: int | None = None
@@ -59,8 +64,9 @@ class GenerationResult:
         return sum(c.token_count for c in self.completions)
 
 
-# Called with each candidate as soon as it is finished (stop, end of generation or length), so a
-# caller can test candidate 1 while candidate 2 is still decoding. Never called for cancelled ones.
+# Called with each candidate as soon as it is finished (stop, end of generation, length or
+# runaway), so a caller can test candidate 1 while candidate 2 is still decoding. Never called for
+# cancelled ones.
 CompletionCallback = Callable[[Completion], None]
 
 

@@ -174,6 +174,8 @@ def _budget_used(used: dict, batches: int) -> str:
             f"batch{'es' if batches != 1 else ''}, {used['seconds']:.1f} s of {given}")
     if used["cancelled"]:
         text += f"; {used['cancelled']} not decoded to the end (a candidate had passed)"
+    if used.get("runaway"):
+        text += f"; {used['runaway']} cut as runaways (far longer than the others, or looping)"
     return text
 
 
@@ -271,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-samples", type=int,
                    help="anytime budget: candidates in all (implies --anytime)")
     g.add_argument("--batch-size", type=int, help="anytime: candidates per batch (default: k)")
+    g.add_argument("--no-runaway", action="store_true",
+                   help="let every candidate decode to a stop or --max-tokens (default: cut one "
+                        "that runs far past the others or loops)")
     g.add_argument("--no-pipeline", action="store_true",
                    help="generate every candidate before testing any (default: test each one as "
                         "soon as it is decoded)")

@@ -19,6 +19,7 @@ from budgetpass.app.config import SECTION, Config
 from budgetpass.app.report import Report
 from budgetpass.app.target import tested_functions
 from budgetpass.app.workers import WorkerCache
+from budgetpass.generation.backends import close_models
 from budgetpass.verify import index as indexes
 from budgetpass.verify.runner import find_project_root
 from lsprotocol import types
@@ -278,6 +279,7 @@ def did_close(ls: BudgetpassServer, params: types.DidCloseTextDocumentParams) ->
 def shutdown(ls: BudgetpassServer, params) -> None:
     ls.board.stop_all("server shutting down")
     ls.workers.close()
+    close_models()  # after the jobs just stopped have let go of it
 
 
 # --- inline completion ------------------------------------------------------------------------

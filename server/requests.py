@@ -51,7 +51,7 @@ async def complete_at(ls, uri: str, position: types.Position
         if opened is None:
             ls.not_ready_yet()
             return None
-        if getattr(opened.backend, "busy", False) and ls.board.jobs_running():
+        if opened.backend.busy and ls.board.jobs_running():
             return None  # a job holds the model for seconds: ghost text would come far too late
         call = functools.partial(complete, path, doc.source, convert.offset(doc, position),
                                  config, should_stop=flag, workers=ls.workers)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from budgetpass.generation.engine import ModelSpec, open_model
+from budgetpass.generation.backends import ModelSpec, open_model
 
 log = logging.getLogger("budgetpass.server")
 
@@ -107,8 +107,8 @@ RETRY_FAILED_S = 10.0  # a server that was down may be up now: try again, not on
 
 @dataclass
 class ModelSlot:
-    """The model (an ``engine.OpenedModel``: backend, template, parameters), opened once in the
-    background through ``engine.open_model``, the same cache jobs use; requests never wait."""
+    """The model (a ``backends.OpenedModel``: backend, template, parameters), opened once in the
+    background through ``backends.open_model``, the same cache jobs use; requests never wait."""
 
     spec: ModelSpec | None = None
     state: str = "idle"  # idle | loading | ready | failed

@@ -41,7 +41,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 def vllm_python() -> Path:
     """The vLLM venv's interpreter; skips without one, but fails under CI (`make test` makes it)."""
-    from budgetpass.generation.vllm_backend import SOURCE_VLLM_PYTHON, separate_vllm_python
+    from budgetpass.generation.backends.vllm import SOURCE_VLLM_PYTHON, separate_vllm_python
 
     python = separate_vllm_python()
     if python is None:

@@ -13,6 +13,7 @@ from budgetpass.app.config import (
     lsp_json,
     notes,
 )
+from budgetpass.generation.runaway import DEFAULT_RUNAWAY
 from budgetpass.server.cli import build_parser
 
 
@@ -153,3 +154,12 @@ def test_lsp_json_uses_the_editors_names():
     shown = lsp_json(from_lsp({"inline": {"debounceMs": 3}, "tests": {"extraArgs": ["-x"]}})[0])
     assert shown["inline"]["debounceMs"] == 3 and shown["tests"]["extraArgs"] == ["-x"]
     assert shown["referenceModel"] == "qwen2.5-coder-1.5b" and shown["ranking"] == "combined"
+
+
+def test_runaway_control_is_on_by_default_and_can_be_turned_off():
+    assert Config().sampling.params().runaway == DEFAULT_RUNAWAY
+    off, problems = from_lsp({"sampling": {"runaway": False}})
+    assert problems == [] and off.sampling.params().runaway is None
+    cli_off = from_cli(build_parser().parse_args(["generate", "m.py::f", "--no-runaway"]))
+    assert cli_off.sampling.params().runaway is None
+    assert from_cli(build_parser().parse_args(["generate", "m.py::f"])).sampling.runaway

@@ -15,10 +15,9 @@ from budgetpass.app import solve as solving
 from budgetpass.app.complete import complete
 from budgetpass.app.config import ConfigError, build
 from budgetpass.app.solve import Request, solve
-from budgetpass.generation.backends import BackendChoice
+from budgetpass.generation.backends import BackendChoice, ModelSpec, OpenedModel
 from budgetpass.generation.budget import plan_budget
-from budgetpass.generation.engine import ModelSpec, OpenedModel, TemplateChoice
-from budgetpass.generation.prompts import LEFT_TO_RIGHT
+from budgetpass.generation.prompts import LEFT_TO_RIGHT, TemplateChoice
 from budgetpass.generation.types import Completion, GenerationResult
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 from budgetpass.generation import prompts
-from budgetpass.generation.engine import load_model, template_for
-from budgetpass.generation.llamacpp import LlamaCppModel
+from budgetpass.generation.backends import open_llamacpp
+from budgetpass.generation.backends.llamacpp import LlamaCppModel
+from budgetpass.generation.prompts import template_for
 from budgetpass.generation.source import locate_function, normalize_body, splice_body
 from budgetpass.generation.types import SamplingParams
 
@@ -84,7 +85,7 @@ def test_no_fim_tokens_means_plain():
 
 @pytest.mark.slow
 def test_qwen_fim_body_ends_cleanly_at_a_stop(qwen_path):
-    model = load_model(qwen_path)
+    model = open_llamacpp(qwen_path)
     template = template_for(model)
     assert template.name == "qwen2.5-coder"
     site = locate_function(SOURCE, "words")

@@ -3,9 +3,9 @@
 import pytest
 from budgetpass.app.plan import anytime_batches
 from budgetpass.generation import calibration, models
+from budgetpass.generation.backends import open_llamacpp
 from budgetpass.generation.budget import BudgetRequest, plan_budget
 from budgetpass.generation.calibration import ModelSpeed
-from budgetpass.generation.engine import load_model
 from budgetpass.generation.types import SamplingParams
 
 from tests.conftest import cached_model
@@ -49,9 +49,9 @@ def test_uncalibrated_time_budget_falls_back_to_flops_and_says_so():
 def test_budgets_for_05b_vs_15b_by_flops_time_and_samples(qwen_path, tmp_path, monkeypatch):
     small_path, large_path = qwen_path, cached_model("qwen2.5-coder-1.5b")
     monkeypatch.setattr(models, "cache_dir", lambda: tmp_path / "models")  # scratch calibration
-    small = calibration.calibrate(load_model(small_path), "qwen2.5-coder-0.5b", "a" * 64,
+    small = calibration.calibrate(open_llamacpp(small_path), "qwen2.5-coder-0.5b", "a" * 64,
                                   ks=(1, 4), prompt_tokens=128, new_tokens=12, reps=1)
-    large = calibration.calibrate(load_model(large_path), "qwen2.5-coder-1.5b", "b" * 64,
+    large = calibration.calibrate(open_llamacpp(large_path), "qwen2.5-coder-1.5b", "b" * 64,
                                   ks=(1, 4), prompt_tokens=128, new_tokens=12, reps=1)
     calibration.save(small)
     assert calibration.lookup("a" * 64, "llama.cpp", small.threads) == small
@@ -71,7 +71,7 @@ def test_budgets_for_05b_vs_15b_by_flops_time_and_samples(qwen_path, tmp_path, m
 
 @pytest.mark.slow
 def test_anytime_stops_when_the_consumer_has_a_pass_or_the_budget_is_spent(smol_path):
-    model = load_model(smol_path)
+    model = open_llamacpp(smol_path)
     params = SamplingParams(max_tokens=8, seed=2)
     seen = []
     for batch in anytime_batches(model, "def add(a, b):\n    return", params, max_samples=12,
@@ -99,7 +99,7 @@ def test_time_budget_is_capped_at_twice_the_largest_calibrated_batch():
 
 @pytest.mark.slow
 def test_anytime_announces_candidates_with_their_index_across_batches(smol_path):
-    model = load_model(smol_path)
+    model = open_llamacpp(smol_path)
     announced, tokens = [], []
     batches = list(anytime_batches(model, "x = ", SamplingParams(max_tokens=6, seed=4),
                                    max_samples=5, batch_size=2, on_token=tokens.append,

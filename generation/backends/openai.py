@@ -8,6 +8,10 @@ seed each, so the caller always gets ``n``.
 
 Servers report each generated token's text and log-probability, not its id: completions carry the
 count (``Completion.token_count``, from ``logprobs.tokens``) and no ids.
+
+Runaway control (``runaway.py``) sees the streamed token texts: a candidate it cuts is no longer
+read (the server cannot stop one choice of a request), and once every candidate is finished or
+cut the connection is closed, which stops the server generating the runaway.
 """
 
 from __future__ import annotations
@@ -22,14 +26,17 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .llamacpp import CANDIDATE_POOL, BackendError
-from .types import (
+from ..prompts import TemplateHints
+from ..runaway import RunawayGuard
+from ..types import (
     Completion,
     CompletionCallback,
     GenerationResult,
     SamplingParams,
     deliver_completions,
 )
+from .base import BackendError
+from .sampler import CANDIDATE_POOL
 
 _POLL_SECONDS = 0.02
 
@@ -40,6 +47,7 @@ class _Choice:
     logprobs: list[float] = field(default_factory=list)
     tokens: int = 0  # generated tokens, as the server reports them (stop tokens included)
     finish_reason: str | None = None
+    pieces: list = field(default_factory=list)  # the token texts, for runaway control
 
 
 class OpenAICompatibleBackend:
@@ -74,9 +82,44 @@ class OpenAICompatibleBackend:
         # repeat penalty of 1.1 in llama-cpp-python's), so candidates would not match the
         # in-process sampler.
         self.sampler_extensions = sampler_extensions
+        self._running = 0
+        self._running_lock = threading.Lock()
 
     def close(self) -> None:
         return None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a ``generate`` runs now (the server may serve others too: this says ours)."""
+        return self._running > 0
+
+    def template_hints(self, markers) -> TemplateHints:
+        """A server tells its model's name, not its vocabulary."""
+        return TemplateHints(names=(self.served_model(),), source="the server")
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids from the server's tokenize endpoint (vLLM and llama.cpp's server have
+        ``/tokenize``, llama-cpp-python's ``/extras/tokenize``); BackendError if it has none."""
+        root = self._v1[: -len("/v1")]
+        body = json.dumps({"model": self.served_model(), "prompt": text, "content": text,
+                           "input": text, "add_special": False,
+                           "add_special_tokens": False}).encode()
+        headers = self._headers(**{"Content-Type": "application/json"})
+        tried = []
+        for path in (root + "/tokenize", root + "/extras/tokenize"):
+            conn = self._connect()
+            try:
+                answer = self._send(conn, "POST", path, body, headers).read(1 << 24)
+                return [int(t) for t in json.loads(answer)["tokens"]]
+            except BackendError as exc:
+                tried.append(str(exc))
+            except (ValueError, KeyError, TypeError):
+                tried.append(f"{self.url}{path} answered without a token list")
+            except (OSError, http.client.HTTPException) as exc:
+                raise BackendError(f"cannot reach {self.url}: {exc}") from None
+            finally:
+                conn.close()
+        raise BackendError(f"{self.url} offers no tokenize endpoint ({'; '.join(tried)})")
 
     @property
     def url(self) -> str:
@@ -122,16 +165,27 @@ class OpenAICompatibleBackend:
                  on_complete: CompletionCallback | None = None) -> GenerationResult:
         if n < 1:
             raise ValueError("n must be at least 1")
+        with self._running_lock:
+            self._running += 1
+        try:
+            return self._generate(prompt, n, params, on_token, should_stop, on_complete)
+        finally:
+            with self._running_lock:
+                self._running -= 1
+
+    def _generate(self, prompt, n, params, on_token, should_stop, on_complete):
         start = time.monotonic()
         choices: list[_Choice] = []
         first_piece: float | None = None
+        guard = RunawayGuard.for_params(params, n)
         while len(choices) < n:
             # A server that honours n answers in one round; one that ignores it, in n rounds.
             missing = n - len(choices)
             seed = params.seed + len(choices)
             earlier = sum(len(c.logprobs) for c in choices)
             progress = (lambda done, base=earlier: on_token(base + done)) if on_token else None
-            got, first = self._request(prompt, missing, params, seed, should_stop, progress)
+            got, first = self._request(prompt, missing, params, seed, should_stop, progress,
+                                       guard)
             first_piece = first_piece if first_piece is not None else first
             if any(c.finish_reason == "cancelled" for c in got):
                 choices.extend(got)
@@ -170,6 +224,10 @@ class OpenAICompatibleBackend:
             body["top_k"] = params.top_k or CANDIDATE_POOL
             body["min_p"] = 0.0
             body["repeat_penalty"] = 1.0  # llama-cpp-python's server defaults to 1.1
+            # vLLM checks stop strings against the text it returns, special tokens removed by
+            # default: a special-token stop (<|fim_pad|>, <|file_sep|>) would never fire.
+            # llama.cpp's servers ignore the field (they stop on such end-of-generation tokens).
+            body["skip_special_tokens"] = False
             if params.ignore_eos:
                 body["ignore_eos"] = True
         return body
@@ -199,7 +257,7 @@ class OpenAICompatibleBackend:
         cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
         return cls(self._host, self._port, timeout=self.timeout)
 
-    def _request(self, prompt, n, params, seed, should_stop, progress):
+    def _request(self, prompt, n, params, seed, should_stop, progress, guard: RunawayGuard):
         """Stream one request; returns (choices by index, monotonic time of the first piece)."""
         body = json.dumps(self._body(prompt, n, params, seed)).encode()
         headers = self._headers(**{"Content-Type": "application/json",
@@ -234,17 +292,13 @@ class OpenAICompatibleBackend:
                 first_piece = first_piece or time.monotonic()
                 for item in payload.get("choices", []):
                     choice = choices.setdefault(int(item.get("index", 0)), _Choice())
-                    choice.text += item.get("text") or ""
-                    reported = item.get("logprobs") or {}
-                    logprobs = reported.get("token_logprobs") or []
-                    choice.logprobs.extend(float(x) for x in logprobs if x is not None)
-                    count = len(reported.get("tokens") or logprobs)
-                    choice.tokens += count
-                    generated += count
-                    if item.get("finish_reason"):
-                        choice.finish_reason = item["finish_reason"]
+                    if choice.finish_reason == "runaway":
+                        continue  # cut: the rest of it is not read
+                    generated += _take(choice, item, guard)
                 if progress:
                     progress(generated)
+                if len(choices) >= n and all(c.finish_reason for c in choices.values()):
+                    break  # hanging up stops a runaway the server is still generating
         finally:
             _hang_up(conn)
         ordered = [choices[i] for i in sorted(choices)]
@@ -293,6 +347,24 @@ class OpenAICompatibleBackend:
             events.put(("error", BackendError(
                 f"{url}: the connection failed mid-response ({exc.__class__.__name__}: {exc}); "
                 "did the server crash or restart?")))
+
+
+def _take(choice: _Choice, item: dict, guard: RunawayGuard) -> int:
+    """Add one streamed piece to its choice; returns its token count."""
+    choice.text += item.get("text") or ""
+    reported = item.get("logprobs") or {}
+    logprobs = reported.get("token_logprobs") or []
+    choice.logprobs.extend(float(x) for x in logprobs if x is not None)
+    texts = reported.get("tokens") or [object() for _ in logprobs]  # no texts: no loop check
+    choice.tokens += len(texts)
+    choice.pieces.extend(texts)
+    if item.get("finish_reason"):
+        choice.finish_reason = item["finish_reason"]
+        if choice.finish_reason == "stop":
+            guard.finished(choice.tokens)
+    elif guard.verdict(choice.pieces):
+        choice.finish_reason = "runaway"
+    return len(texts)
 
 
 def _hang_up(conn: http.client.HTTPConnection) -> None:

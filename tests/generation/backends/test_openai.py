@@ -1,13 +1,14 @@
 """The OpenAI-compatible HTTP backend against a real llama.cpp server started on loopback."""
 
+import http.server
+import json
 import socket
 import threading
 import time
 
 import pytest
-from budgetpass.generation.engine import load_model
-from budgetpass.generation.llamacpp import BackendError
-from budgetpass.generation.openai_http import OpenAICompatibleBackend
+from budgetpass.generation.backends import BackendError, open_llamacpp
+from budgetpass.generation.backends.openai import OpenAICompatibleBackend
 from budgetpass.generation.types import SamplingParams
 
 from tests.llama_server import free_port, start_server, stop_server
@@ -15,12 +16,18 @@ from tests.llama_server import free_port, start_server, stop_server
 PROMPT = "def add(a, b):\n    return"
 
 
+def _serve(model_path):
+    port = free_port()
+    proc = start_server(model_path, port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_server(proc)
+
+
 @pytest.fixture(scope="module")
 def server(smol_path):
-    port = free_port()
-    proc = start_server(smol_path, port)
-    yield f"http://127.0.0.1:{port}"
-    stop_server(proc)
+    yield from _serve(smol_path)
 
 
 @pytest.mark.slow
@@ -46,7 +53,7 @@ def test_backends_agree_greedy_in_process_and_over_http(server, smol_path):
     run can flip at a near-tie: 20 tokens stay clear of the first one on this prompt.)"""
     prompt = "def fibonacci(n):\n    if n < 2:\n        return n\n    return"
     params = SamplingParams(temperature=0, max_tokens=20, seed=0)
-    local = load_model(smol_path).generate(prompt, 1, params).completions[0]
+    local = open_llamacpp(smol_path).generate(prompt, 1, params).completions[0]
     remote = OpenAICompatibleBackend(server).generate(prompt, 1, params).completions[0]
     assert remote.text == local.text
     assert len(remote.logprobs) == len(local.logprobs) == 20
@@ -157,3 +164,131 @@ def test_server_killed_mid_request(smol_path):
         assert len(seen) >= 3
     finally:
         stop_server(proc)
+
+
+LOOPING = "zeros = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,"  # greedy: ", 0" forever
+
+
+def _looping_server(hung_up: threading.Event):
+    """A scripted server streaming two choices: 0 ends after three tokens, 1 repeats one line
+    until the client hangs up (which ``hung_up`` records)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def chunk(payload: bytes) -> bytes:
+        event = b"data: " + payload + b"\n\n"
+        return f"{len(event):x}\r\n".encode() + event + b"\r\n"
+
+    def piece(index: int, texts: list[str], finish: str | None) -> bytes:
+        import json
+
+        return chunk(json.dumps({"choices": [{
+            "index": index, "text": "".join(texts), "finish_reason": finish,
+            "logprobs": {"tokens": texts, "token_logprobs": [-0.1] * len(texts)}}]}).encode())
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        try:
+            conn.sendall(piece(0, ["\n", "    ", "pass"], None) + piece(0, [], "stop"))
+            for _ in range(10_000):  # far past any limit: only a hang-up ends it
+                conn.sendall(piece(1, ["    ", "print", "('", "hello", "')", "\n"], None))
+                time.sleep(0.001)
+        except OSError:
+            hung_up.set()
+        finally:
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+
+def test_a_runaway_choice_is_cut_and_the_request_hung_up():
+    hung_up = threading.Event()
+    listener, url = _looping_server(hung_up)
+    backend = OpenAICompatibleBackend(url, "m", sampler_extensions=False)
+    result = backend.generate(LOOPING, 2, SamplingParams(max_tokens=4000))
+    stop, runaway = result.completions
+    assert (stop.finish_reason, stop.text) == ("stop", "\n    pass")
+    assert runaway.finish_reason == "runaway" and runaway.token_count < 200
+    assert runaway.text.startswith("    print('hello')\n" * 4)
+    assert hung_up.wait(5) and not backend.busy
+    listener.close()
+
+
+@pytest.mark.slow
+def test_a_real_servers_looping_candidate_is_cut(server):
+    result = OpenAICompatibleBackend(server).generate(
+        LOOPING, 1, SamplingParams(temperature=0, max_tokens=256))
+    assert result.completions[0].finish_reason == "runaway"
+    assert result.completions[0].token_count < 128
+
+
+@pytest.mark.slow
+def test_a_server_tokenizes_as_the_model_does(server, smol_path):
+    backend = OpenAICompatibleBackend(server)
+    assert backend.tokenize(PROMPT) == open_llamacpp(smol_path).tokenize(PROMPT)
+    assert backend.template_hints(()).names == (backend.served_model(),)
+
+
+SCRIPT = ["    return", " a", " +", " b", "<|fim_pad|>", "\n", "def", " sub", "(a", ", b", "):"]
+
+
+class _VllmLikeServer(http.server.BaseHTTPRequestHandler):
+    """Streams SCRIPT as vLLM's OpenAI server does: special tokens left out of the text unless
+    the request says ``skip_special_tokens: false``, and stop strings checked against that text
+    (so a special-token stop can only fire when they are kept)."""
+
+    protocol_version = "HTTP/1.0"
+    bodies: list = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.bodies.append(body)
+        keep_special = body.get("skip_special_tokens") is False
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        text, finish = "", "length"
+        for token in SCRIPT[:body["max_tokens"]]:
+            piece = token if keep_special or not token.startswith("<|") else ""
+            text += piece
+            hit = [s for s in body.get("stop", []) if s in text]
+            if hit:
+                piece, finish = piece[:len(piece) - len(text) + text.index(hit[0])], "stop"
+            self._event(piece, None)
+            if hit:
+                break
+        self._event("", finish)
+        self.wfile.write(b"data: [DONE]\n\n")
+
+    def _event(self, text, finish):
+        choice = {"index": 0, "text": text, "finish_reason": finish,
+                  "logprobs": {"tokens": [text] if text else [],
+                               "token_logprobs": [-0.1] if text else []}}
+        self.wfile.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
+        self.wfile.flush()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_special_token_stop_fires_on_a_server_that_skips_special_tokens():
+    """vLLM's server drops special tokens from the text it checks stops against by default: the
+    backend asks it to keep them, so the FIM stop <|fim_pad|> ends the body there."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _VllmLikeServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAICompatibleBackend(f"http://127.0.0.1:{server.server_port}", "m")
+        result = backend.generate("<|fim_prefix|>def add(a, b):\n", 1, SamplingParams(
+            temperature=0, max_tokens=len(SCRIPT), stop=("<|fim_pad|>", "<|file_sep|>")))
+        completion = result.completions[0]
+        assert (completion.text, completion.finish_reason) == ("    return a + b", "stop")
+        assert _VllmLikeServer.bodies[-1]["skip_special_tokens"] is False
+    finally:
+        server.shutdown()
+        server.server_close()
+

@@ -1,11 +1,11 @@
 """Which backend ``auto`` picks, and that every backend has the one interface."""
 
 import pytest
-from budgetpass.generation import backends
-from budgetpass.generation.backends import Backend, choose_backend
-from budgetpass.generation.llamacpp import LlamaCppModel
-from budgetpass.generation.openai_http import OpenAICompatibleBackend
-from budgetpass.generation.vllm_backend import VLLMBackend
+from budgetpass.generation.backends import Backend, ModelSpec, choose_backend, open_model
+from budgetpass.generation.backends import choice as choice_module
+from budgetpass.generation.backends.llamacpp import LlamaCppModel
+from budgetpass.generation.backends.openai import OpenAICompatibleBackend
+from budgetpass.generation.backends.vllm import VLLMBackend
 
 
 def test_auto_on_this_machine_is_llama_cpp_with_a_reason(monkeypatch):
@@ -21,9 +21,9 @@ def test_auto_on_this_machine_is_llama_cpp_with_a_reason(monkeypatch):
                                                    (None, False, "llama.cpp")])
 def test_auto_wants_a_cuda_gpu_and_vllm(monkeypatch, gpu, has_vllm, expected):
     monkeypatch.delenv("BUDGETPASS_BACKEND", raising=False)
-    monkeypatch.setattr(backends, "cuda_gpu", lambda: (gpu, "test"))
-    real = backends.importlib.util.find_spec
-    monkeypatch.setattr(backends.importlib.util, "find_spec",
+    monkeypatch.setattr(choice_module, "cuda_gpu", lambda: (gpu, "test"))
+    real = choice_module.importlib.util.find_spec
+    monkeypatch.setattr(choice_module.importlib.util, "find_spec",
                         lambda name: (object() if has_vllm else None) if name == "vllm"
                         else real(name))
     choice = choose_backend("auto")
@@ -42,17 +42,15 @@ def test_explicit_and_environment_settings(monkeypatch):
 
 def test_backends_share_the_interface():
     for cls in (LlamaCppModel, OpenAICompatibleBackend, VLLMBackend):
-        for method in ("generate", "close"):
-            assert callable(getattr(cls, method))
-    assert isinstance(OpenAICompatibleBackend("http://127.0.0.1:9"), Backend)
+        for method in ("generate", "tokenize", "template_hints", "close"):
+            assert callable(getattr(cls, method)), (cls, method)
+        assert isinstance(cls.busy, property), cls
+    backend = OpenAICompatibleBackend("http://127.0.0.1:9")
+    assert isinstance(backend, Backend) and backend.busy is False
 
 
-def test_open_backend_refuses_incomplete_settings(tmp_path):
-    from budgetpass.generation.backends import open_backend
-
-    with pytest.raises(ValueError, match="server URL"):
-        open_backend("openai", tmp_path / "m.gguf")
-    with pytest.raises(ValueError, match="Hugging Face model folder"):
-        open_backend("vllm", tmp_path / "m.gguf")
-    backend = open_backend("openai", None, server_url="http://127.0.0.1:9")
-    assert isinstance(backend, OpenAICompatibleBackend)
+def test_open_model_refuses_incomplete_settings(tmp_path):
+    with pytest.raises(ValueError, match="needs the server's URL"):
+        open_model(ModelSpec("0.5B", "openai"))
+    with pytest.raises(ValueError, match="unknown backend"):
+        open_model(ModelSpec("0.5B", "tensorrt"))

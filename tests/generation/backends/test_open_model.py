@@ -1,4 +1,4 @@
-"""engine.open_model: one way to get a backend, its prompt template and the budget's parameter
+"""backends.open_model: one way to get a backend, its prompt template and the budget's parameter
 count, whatever the backend (the llama.cpp part loads the real SmolLM2; the rest needs no model)."""
 
 import json
@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 from budgetpass.generation import models
-from budgetpass.generation.engine import (
+from budgetpass.generation.backends import (
+    BackendError,
+    ModelCache,
     ModelSpec,
     model_parameters,
     open_model,
-    template_from_name,
-    template_from_vocabulary,
 )
-from budgetpass.generation.llamacpp import BackendError
+from budgetpass.generation.prompts import template_from_name, template_from_vocabulary
 
 from tests.conftest import vllm_python
 from tests.llama_server import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("name,template", [
@@ -79,7 +79,7 @@ def test_llama_cpp_is_opened_once_with_the_template_its_vocabulary_tells(smol_pa
 VLLM_CHECK = """
 if __name__ == "__main__":
     import json
-    from budgetpass.generation.engine import ModelSpec, open_model
+    from budgetpass.generation.backends import ModelSpec, open_model
     from budgetpass.generation.types import SamplingParams
     opened = open_model(ModelSpec("qwen2.5-coder-0.5b", "vllm"))  # HF folder: converted, cached
     template = opened.template()
@@ -114,3 +114,47 @@ def test_vllm_is_opened_with_the_template_its_tokenizer_tells(qwen_path, tmp_pat
     assert "tokenizer" in report["reason"] and report["parameters"] == 494_032_768
     assert Path(report["vllm_model"], "config.json").is_file()
     assert len(report["tokens"]) == 2 and all(n >= 1 for n in report["tokens"])
+
+
+class CountingServer:
+    """Stands in for a loaded backend (the cache's bookkeeping only; nothing is generated)."""
+
+    loads = 0
+
+    def __init__(self, spec):
+        CountingServer.loads += 1
+        self.model, self.closed = spec.model, False
+
+    def template_hints(self, markers):
+        from budgetpass.generation.prompts import TemplateHints
+
+        return TemplateHints(names=(self.model,), source="the server")
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_cache_keeps_the_newest_reuses_what_is_alive_and_closes_all(monkeypatch):
+    import gc
+
+    from budgetpass.generation.backends import opening
+
+    monkeypatch.setattr(opening, "_load", lambda spec, choice: CountingServer(spec))
+    CountingServer.loads = 0
+    cache = ModelCache(keep=2)
+    specs = [ModelSpec(f"qwen2.5-coder-{size}", "openai", "http://127.0.0.1:9")
+             for size in ("0.5b", "1.5b")] + [ModelSpec("7B", "openai", "http://127.0.0.1:9")]
+    first = cache.open(specs[0])
+    assert cache.open(specs[0]) is first and CountingServer.loads == 1
+    assert first.template().template.name == "qwen2.5-coder"
+    cache.open(specs[1])
+    cache.open(specs[2])  # evicts specs[0]; a job still holds ``first``
+    again = cache.open(specs[0])
+    assert again.backend is first.backend and CountingServer.loads == 3  # not loaded twice
+    gc.collect()  # specs[1] dropped out when specs[0] came back, and nobody holds it
+    cache.open(specs[1])
+    assert CountingServer.loads == 4  # freed, so loaded again
+    alive = [cache.open(s).backend for s in specs]
+    cache.close_all()
+    assert all(b.closed for b in alive)
+    assert cache.open(specs[0]).backend is not alive[0]  # closed ones are never handed out

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 REPORT_KEY = '{"vllm_observations"'
 GREEDY_TOKENS = 48
 
@@ -44,8 +44,8 @@ def _completions(result) -> list[dict]:
 
 
 def observe(gguf: Path) -> dict:
+    from budgetpass.generation.backends.vllm import VLLMBackend, cached_hf_folder
     from budgetpass.generation.types import SamplingParams
-    from budgetpass.generation.vllm_backend import VLLMBackend, cached_hf_folder
 
     seen: dict = {}
     t = time.perf_counter()
@@ -176,7 +176,7 @@ def test_greedy_stops_on_template_tokens_and_stop_strings(observed):
 
 @pytest.mark.slow
 def test_greedy_matches_llama_cpp_on_the_same_gguf(observed, qwen_path):
-    from budgetpass.generation.llamacpp import LlamaCppModel
+    from budgetpass.generation.backends.llamacpp import LlamaCppModel
     from budgetpass.generation.types import SamplingParams
 
     short, stops, _ = prompts_under_test()

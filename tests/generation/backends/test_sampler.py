@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from budgetpass.generation.llamacpp import CANDIDATE_POOL, sample_rows, sample_token
+from budgetpass.generation.backends.sampler import CANDIDATE_POOL, sample_rows, sample_token
 from budgetpass.generation.types import SamplingParams
 
 

@@ -3,7 +3,9 @@
 The prompt is evaluated once, its KV cells are shared with every sequence
 (``llama_memory_seq_cp``), and each step decodes one token for every unfinished sequence in a single
 ``llama_batch``. Sampling (temperature, top-p) and per-token log-probabilities are computed here from
-the logits, with one seeded generator per candidate, so results are reproducible for a given seed.
+the logits (``sampler.py``), with one seeded generator per candidate, so results are reproducible
+for a given seed. A candidate that runs far past its siblings or loops is cut (``runaway.py``): its
+cells are freed and the batch goes on without it.
 """
 
 from __future__ import annotations
@@ -18,18 +20,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .types import Completion, CompletionCallback, GenerationResult, SamplingParams
+from ..prompts import TemplateHints
+from ..runaway import RunawayGuard
+from ..types import Completion, CompletionCallback, GenerationResult, SamplingParams
+from .base import BackendError
+from .sampler import sample_rows
 
-CANDIDATE_POOL = 128  # sampling considers the most likely tokens only; the rest carry ~no mass
-POOL_REACH = 12.0  # x temperature: nats below the best logit where the sampling pool is sought
 PROMPT_CHUNK = 512
 MIN_CONTEXT = 4096  # tokens; the KV cache of 4096 tokens is ~50 MB for the 0.5B model
 MIN_SEQUENCES = 16
 ABORT_POLL_SECONDS = 0.01  # how often should_stop() is asked while a decode runs
-
-
-class BackendError(RuntimeError):
-    pass
 
 
 def _llama():
@@ -78,7 +78,7 @@ def _announce(seqs: list[_Sequence], on_complete: CompletionCallback | None) -> 
     if on_complete is None:
         return
     for seq in seqs:
-        if seq.finish_reason in ("stop", "length") and not seq.announced:
+        if seq.finish_reason in ("stop", "length", "runaway") and not seq.announced:
             seq.announced = True
             on_complete(seq.completion())
 
@@ -86,7 +86,7 @@ def _announce(seqs: list[_Sequence], on_complete: CompletionCallback | None) -> 
 class LlamaCppModel:
     """One loaded GGUF model. Not thread-safe: one ``generate`` at a time (a lock enforces it)."""
 
-    name = "llama.cpp"  # the backend, for reports (see backends.Backend)
+    name = "llama.cpp"  # the backend, for reports (see base.Backend)
 
     def __init__(self, path: str | Path, n_threads: int | None = None, vocab_only: bool = False):
         """``vocab_only``: load the tokenizer alone (vocabulary GGUFs, template detection)."""
@@ -116,12 +116,14 @@ class LlamaCppModel:
             ctypes.cast(ctypes.CDLL(None).strlen, ctypes.c_void_p).value)
 
     def close(self) -> None:
-        if self._ctx:
-            self.llama.llama_free(self._ctx)
-            self._ctx = None
-        if self.model:
-            self.llama.llama_model_free(self.model)
-            self.model = None
+        """Free the model; waits for a running ``generate`` (cancel it first to wait less)."""
+        with self._lock:
+            if self._ctx:
+                self.llama.llama_free(self._ctx)
+                self._ctx = None
+            if self.model:
+                self.llama.llama_model_free(self.model)
+                self.model = None
 
     def __del__(self):  # pragma: no cover - interpreter shutdown order varies
         try:
@@ -157,6 +159,12 @@ class LlamaCppModel:
             return False
         attr = self.llama.llama_vocab_get_attr(self.vocab, tokens[0])
         return bool(attr & (self.llama.LLAMA_TOKEN_ATTR_CONTROL | self.llama.LLAMA_TOKEN_ATTR_USER_DEFINED))
+
+    def template_hints(self, markers) -> TemplateHints:
+        """The markers that are single control tokens here, plus the FIM tokens the GGUF
+        declares (``fim_marker_texts``)."""
+        special = {m for m in markers if self.is_special_token(m)} | self.fim_marker_texts()
+        return TemplateHints(special=frozenset(special), source="the model's vocabulary")
 
     def fim_marker_texts(self) -> set[str]:
         """Texts of the FIM tokens the GGUF declares (metadata or llama.cpp's own detection),
@@ -244,6 +252,8 @@ class LlamaCppModel:
         if n < 1:
             raise ValueError("n must be at least 1")
         with self._lock:
+            if not self.model:
+                raise BackendError("the llama.cpp model was closed; open it again")
             self._abort_flag[0] = 0
             done = threading.Event()
             watcher = None
@@ -340,6 +350,7 @@ class LlamaCppModel:
         mem = lib.llama_get_memory(ctx)
         reused = self._reuse_prefix(mem, prompt_tokens, n_seq_max)
         seqs = [_Sequence(s, np.random.default_rng([params.seed, s])) for s in range(n)]
+        guard = RunawayGuard.for_params(params, n)
         batch = lib.llama_batch_init(max(PROMPT_CHUNK, n), 0, 1)
         try:
             # The prompt's new tokens, once, for sequence 0; logits only at its last position.
@@ -361,7 +372,7 @@ class LlamaCppModel:
             prompt_seconds = time.monotonic() - start
             for s in range(1, n):
                 lib.llama_memory_seq_cp(mem, 0, s, -1, -1)
-            self._accept_all(seqs, first_rows, params)
+            self._accept_all(seqs, first_rows, params, guard)
             _announce(seqs, on_complete)
             generated = n
             if on_token:
@@ -387,7 +398,7 @@ class LlamaCppModel:
                         seq.finish_reason = "cancelled"
                     break
                 step += 1
-                self._accept_all(active, self._rows(ctx, len(active)), params)
+                self._accept_all(active, self._rows(ctx, len(active)), params, guard)
                 _announce(active, on_complete)
                 for seq in active:  # a finished sequence's cells are free for the others
                     if seq.finish_reason is not None and seq.index != 0:
@@ -433,11 +444,16 @@ class LlamaCppModel:
         ptr = self.llama.llama_get_logits_ith(ctx, -count)
         return np.ctypeslib.as_array(ptr, shape=(count, self.n_vocab))
 
-    def _accept_all(self, seqs: list[_Sequence], rows: np.ndarray, params: SamplingParams) -> None:
+    def _accept_all(self, seqs: list[_Sequence], rows: np.ndarray, params: SamplingParams,
+                    guard: RunawayGuard) -> None:
         """Sample the next token of every sequence (row i for seqs[i]) and update its state."""
         picks = sample_rows(rows, params, [seq.rng for seq in seqs])
         for seq, (token, logprob) in zip(seqs, picks):
             self._accept(seq, token, logprob, params)
+            if seq.finish_reason == "stop":
+                guard.finished(len(seq.tokens))
+            elif seq.finish_reason is None and guard.verdict(seq.tokens):
+                seq.finish_reason = "runaway"
 
     def _accept(self, seq: _Sequence, token: int, logprob: float, params: SamplingParams) -> None:
         """Append ``token`` to ``seq`` and decide whether it is finished."""
@@ -466,62 +482,3 @@ class LlamaCppModel:
     def is_control(self, token: int) -> bool:
         attr = self.llama.llama_vocab_get_attr(self.vocab, token)
         return bool(attr & self.llama.LLAMA_TOKEN_ATTR_CONTROL)
-
-
-def sample_token(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator) -> tuple[int, float]:
-    """(token, the model's log-probability of it at temperature 1) for one row of logits."""
-    return sample_rows(logits[None, :], params, [rng])[0]
-
-
-def _pool(shifted_row: np.ndarray, wanted: int, reach: float) -> np.ndarray:
-    """Ids of a small superset of the ``wanted`` most likely tokens (all within ``reach`` nats
-    of the best if fewer qualify). Counting above a threshold is ~50x cheaper than a partition
-    of the whole row; halving the threshold keeps the superset small."""
-    low = -reach
-    while True:
-        count = int(np.count_nonzero(shifted_row >= low / 2)) if low < -0.5 else 0
-        if count < wanted:
-            break
-        low /= 2
-    return np.flatnonzero(shifted_row >= low)
-
-
-def sample_rows(rows: np.ndarray, params: SamplingParams,
-                rngs: list) -> list[tuple[int, float]]:
-    """One (token, log-probability at T = 1) per row of logits, row i drawn with ``rngs[i]``.
-
-    Full-vocabulary work (152k logits per row for Qwen) is done once for all rows in float32:
-    the max, the normalisers at T = 1 (log-probabilities) and at T (so top-p keeps its meaning
-    relative to the whole vocabulary). The pool of the ``CANDIDATE_POOL`` most likely tokens is
-    looked for only among tokens within ``POOL_REACH`` x T nats of the best (each one outside has
-    < 1e-5 of the best token's probability), not by partitioning the whole row.
-    """
-    rows = np.asarray(rows, dtype=np.float32)
-    tops = rows.max(axis=1)
-    shifted = rows - tops[:, None]
-    log_norms = tops.astype(np.float64) + np.log(np.exp(shifted).sum(axis=1, dtype=np.float64))
-    temperature = params.temperature
-    if temperature <= 0:
-        tokens = shifted.argmax(axis=1)
-        return [(int(t), float(rows[r, t]) - float(log_norms[r])) for r, t in enumerate(tokens)]
-    if temperature == 1.0:
-        totals = np.exp(log_norms - tops)
-    else:
-        totals = np.exp(shifted / np.float32(temperature)).sum(axis=1, dtype=np.float64)
-    wanted = min(params.top_k or CANDIDATE_POOL, CANDIDATE_POOL)
-    picks = []
-    for r, rng in enumerate(rngs):
-        ids = _pool(shifted[r], wanted, POOL_REACH * temperature)
-        scaled = shifted[r, ids].astype(np.float64) / temperature
-        if wanted < len(ids):
-            keep = np.argpartition(-scaled, wanted - 1)[:wanted]
-            ids, scaled = ids[keep], scaled[keep]
-        order = np.argsort(-scaled, kind="stable")
-        ids, probs = ids[order], np.exp(scaled[order]) / totals[r]
-        if params.top_p < 1.0:
-            keep = int(np.searchsorted(np.cumsum(probs), params.top_p) + 1)
-            ids, probs = ids[:keep], probs[:keep]
-        probs = probs / probs.sum()
-        token = int(ids[rng.choice(len(ids), p=probs)])
-        picks.append((token, float(rows[r, token]) - float(log_norms[r])))
-    return picks

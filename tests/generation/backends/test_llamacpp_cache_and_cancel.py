@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from budgetpass.generation.engine import load_model
+from budgetpass.generation.backends import open_llamacpp
 from budgetpass.generation.types import SamplingParams
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,7 @@ PROMPT = "<|fim_prefix|>" + FILE * 3 + "<|fim_suffix|><|fim_middle|>"
 
 
 def test_extended_prompt_evaluates_only_the_new_tokens(qwen_path):
-    model = load_model(qwen_path)
+    model = open_llamacpp(qwen_path)
     greedy = SamplingParams(temperature=0, max_tokens=1)
     ratios = []
     for _ in range(3):  # median of 3: the machine is shared
@@ -46,7 +46,7 @@ def test_extended_prompt_evaluates_only_the_new_tokens(qwen_path):
 
 
 def test_reused_prefix_gives_the_same_candidates_as_a_cold_start(qwen_path):
-    model = load_model(qwen_path)
+    model = open_llamacpp(qwen_path)
     params = SamplingParams(temperature=0.8, max_tokens=16, seed=5)
     model.reset()
     model.generate(PROMPT[:-40], 2, params)  # leaves a shared prefix and dirty sequences
@@ -60,7 +60,7 @@ def test_reused_prefix_gives_the_same_candidates_as_a_cold_start(qwen_path):
 
 
 def test_cancel_stops_within_100_ms_and_frees_the_slot(qwen_path):
-    model = load_model(qwen_path)
+    model = open_llamacpp(qwen_path)
     stop = threading.Event()
     fired = []
 
@@ -90,7 +90,7 @@ def test_cancel_stops_within_100_ms_and_frees_the_slot(qwen_path):
 
 
 def test_cancel_during_a_long_prompt_evaluation(qwen_path):
-    model = load_model(qwen_path)
+    model = open_llamacpp(qwen_path)
     model.reset()
     long_prompt = "<|fim_prefix|>" + FILE * 12 + "<|fim_suffix|><|fim_middle|>"  # > 1 chunk
     stop = threading.Event()
@@ -107,7 +107,7 @@ def test_a_cancelled_request_keeps_its_prompt_cached_for_the_next_one(qwen_path)
     """Typing cancels the previous keystroke's request mid-decode: the next one must still reuse
     the prompt prefix (re-evaluating it made inline completion ~5x slower), and get the same
     tokens as a cold start."""
-    model = load_model(qwen_path)
+    model = open_llamacpp(qwen_path)
     greedy = SamplingParams(temperature=0, max_tokens=6)
     # Aborted inside a generation step.
     model.reset()
@@ -138,3 +138,28 @@ def test_a_cancelled_request_keeps_its_prompt_cached_for_the_next_one(qwen_path)
     model.reset()
     cold = model.generate(long_prompt, 2, greedy)
     assert [c.token_ids for c in warm.completions] == [c.token_ids for c in cold.completions]
+
+
+def test_close_waits_for_a_running_generate_and_later_ones_are_refused(smol_path):
+    """The server closes its models on shutdown while a cancelled job may still be decoding:
+    ``close`` frees the weights only after that ``generate`` returns, never under it."""
+    from budgetpass.generation.backends import BackendError
+    from budgetpass.generation.backends.llamacpp import LlamaCppModel
+
+    model = LlamaCppModel(smol_path, n_threads=1)  # its own copy: the cache's stays open
+    stop = threading.Event()
+    results = []
+    decoding = threading.Thread(target=lambda: results.append(model.generate(
+        "def add(a, b):\n", 2, SamplingParams(max_tokens=400, ignore_eos=True),
+        on_token=lambda n: n >= 8 and stop.wait(), should_stop=stop.is_set)))
+    decoding.start()
+    while not model.busy:
+        time.sleep(0.01)
+    start = time.monotonic()
+    threading.Timer(0.3, stop.set).start()
+    model.close()
+    assert time.monotonic() - start >= 0.25, "close did not wait for the running generate"
+    decoding.join(5)
+    assert results and all(c.finish_reason == "cancelled" for c in results[0].completions)
+    with pytest.raises(BackendError, match="closed"):
+        model.generate("x", 1, SamplingParams(max_tokens=2))

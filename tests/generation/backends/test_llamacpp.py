@@ -3,7 +3,8 @@
 import math
 
 import pytest
-from budgetpass.generation.engine import load_model, template_for
+from budgetpass.generation.backends import open_llamacpp
+from budgetpass.generation.prompts import template_for
 from budgetpass.generation.types import SamplingParams
 
 pytestmark = pytest.mark.slow
@@ -12,7 +13,7 @@ PROMPT = "def add(a, b):\n    return"
 
 
 def test_k_candidates_with_logprobs_are_reproducible(smol_path):
-    model = load_model(smol_path)
+    model = open_llamacpp(smol_path)
     params = SamplingParams(temperature=0.8, max_tokens=24, seed=7)
     first = model.generate(PROMPT, 4, params)
     again = model.generate(PROMPT, 4, params)
@@ -26,7 +27,7 @@ def test_k_candidates_with_logprobs_are_reproducible(smol_path):
 
 
 def test_max_tokens_and_stop_sequences(smol_path):
-    model = load_model(smol_path)
+    model = open_llamacpp(smol_path)
     capped = model.generate(PROMPT, 2, SamplingParams(max_tokens=3, seed=1, temperature=0))
     assert all(len(c.token_ids) <= 3 for c in capped.completions)
     assert any(c.finish_reason == "length" for c in capped.completions)
@@ -36,19 +37,19 @@ def test_max_tokens_and_stop_sequences(smol_path):
 
 
 def test_greedy_is_the_same_for_every_sequence(smol_path):
-    model = load_model(smol_path)
+    model = open_llamacpp(smol_path)
     result = model.generate(PROMPT, 3, SamplingParams(temperature=0, max_tokens=16))
     assert len({c.text for c in result.completions}) == 1
 
 
 def test_cancel_stops_generation(smol_path):
-    model = load_model(smol_path)
+    model = open_llamacpp(smol_path)
     result = model.generate(PROMPT, 2, SamplingParams(max_tokens=200), should_stop=lambda: True)
     assert all(c.finish_reason == "cancelled" for c in result.completions)
 
 
 def test_qwen_fim_markers_are_single_special_tokens(qwen_path):
-    model = load_model(qwen_path)
+    model = open_llamacpp(qwen_path)
     assert template_for(model).name == "qwen2.5-coder"
     for marker in ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"):
         assert len(model.tokenize(marker)) == 1
@@ -56,15 +57,15 @@ def test_qwen_fim_markers_are_single_special_tokens(qwen_path):
 
 
 def test_smollm_has_no_fim_and_gets_the_plain_template(smol_path):
-    assert template_for(load_model(smol_path)).name == "plain"
+    assert template_for(open_llamacpp(smol_path)).name == "plain"
 
 
 def test_a_prompt_sharing_the_previous_ones_start_reuses_it_with_the_same_result(smol_path, tmp_path):
-    from budgetpass.generation.llamacpp import LlamaCppModel
+    from budgetpass.generation.backends.llamacpp import LlamaCppModel
 
     params = SamplingParams(temperature=0, max_tokens=12)
     base = "def fibonacci(n):\n    \"\"\"The n-th Fibonacci number.\"\"\"\n" * 20
-    warm = load_model(smol_path)
+    warm = open_llamacpp(smol_path)
     warm.generate(base + "    if n < 2:", 3, params)  # leaves other sequences and tokens behind
     reused = warm.generate(base + "    if n <= 1:", 1, params)
     fresh = LlamaCppModel(smol_path).generate(base + "    if n <= 1:", 1, params)
@@ -73,7 +74,7 @@ def test_a_prompt_sharing_the_previous_ones_start_reuses_it_with_the_same_result
 
 
 def test_each_candidate_is_announced_the_step_it_finishes(smol_path):
-    model = load_model(smol_path)
+    model = open_llamacpp(smol_path)
     params = SamplingParams(temperature=1.0, max_tokens=24, seed=3, stop=(".",))
     announced, tokens_then = [], []
     counted = []
@@ -92,7 +93,7 @@ def test_each_candidate_is_announced_the_step_it_finishes(smol_path):
 
 
 def test_cancelled_candidates_are_not_announced(smol_path):
-    model = load_model(smol_path)
+    model = open_llamacpp(smol_path)
     announced = []
     steps = []
     result = model.generate("x =", 3, SamplingParams(max_tokens=200, seed=1, ignore_eos=True),

@@ -1,11 +1,5 @@
-"""One interface over every place a model can run, and the choice ``backend: auto`` makes.
-
-Every backend takes a prompt, a number of candidates and ``SamplingParams`` and returns a
-``GenerationResult`` (candidates with per-token log-probabilities); ``should_stop`` cancels it;
-``on_complete`` hears of each candidate once it is finished, so tests can start before the rest.
-``LlamaCppModel`` (in-process, the CPU default), ``OpenAICompatibleBackend`` (a server speaking
-``/v1/completions``) and ``VLLMBackend`` (in-process vLLM, the GPU path) all satisfy it.
-"""
+"""Which backend runs the model: ``backend: auto`` picks vLLM on a CUDA GPU with vllm installed,
+else llama.cpp in-process; ``openai`` (a server) is only ever chosen explicitly."""
 
 from __future__ import annotations
 
@@ -13,26 +7,9 @@ import importlib.util
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol, runtime_checkable
 
-from .types import CompletionCallback, GenerationResult, SamplingParams
-
-BACKENDS = ("auto", "llama.cpp", "vllm", "openai")
-
-
-@runtime_checkable
-class Backend(Protocol):
-    name: str
-
-    def generate(self, prompt: str, n: int, params: SamplingParams,
-                 on_token: Callable[[int], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None,
-                 on_complete: CompletionCallback | None = None) -> GenerationResult:
-        """``on_complete`` gets each finished candidate: as it finishes (llama.cpp) or at the end."""
-
-    def close(self) -> None: ...
+BACKENDS = ("auto", "llama.cpp", "vllm", "openai")  # the setting's choices, defined only here
 
 
 @dataclass(frozen=True)
@@ -93,31 +70,3 @@ def choose_backend(setting: str = "auto") -> BackendChoice:
     if has_vllm:
         why = f"vllm is installed but {why}"
     return BackendChoice("llama.cpp", why)
-
-
-def open_backend(choice: BackendChoice | str, model_path, server_url: str | None = None,
-                 server_model: str | None = None, threads: int | None = None,
-                 vllm_model: str | None = None) -> Backend:
-    """A ready backend for a choice: llama.cpp loads ``model_path`` (a GGUF); openai needs
-    ``server_url`` (``server_model``: the name to request; default: the one the server lists);
-    vllm needs a Hugging Face folder (``vllm_model``), not a GGUF.
-
-    The product opens models through ``engine.open_model``, which caches them and picks the
-    prompt template; this is the factory under it."""
-    name = choice.name if isinstance(choice, BackendChoice) else choose_backend(choice).name
-    if name == "llama.cpp":
-        from .engine import load_model
-
-        return load_model(model_path, threads)
-    if name == "openai":
-        if not server_url:
-            raise ValueError("backend openai needs a server URL, e.g. http://127.0.0.1:8000")
-        from .openai_http import OpenAICompatibleBackend
-
-        return OpenAICompatibleBackend(server_url, server_model)
-    if not vllm_model:
-        raise ValueError("backend vllm needs a Hugging Face model folder (vllm_model); "
-                         "vllm_backend.hf_folder_from_gguf makes one from a GGUF")
-    from .vllm_backend import VLLMBackend
-
-    return VLLMBackend(vllm_model)
