@@ -1,5 +1,6 @@
-"""Completions at a cursor while the user types: which shape (one line or a whole body), the prompt,
-and the tidy-up of what the model wrote.
+"""Completions at a cursor while the user types: which shape (one line or a whole body), its request
+to the prompt builder (generation.prompts.build_prompt), and the tidy-up of what the model wrote
+(generation.source.normalize_body for a whole body).
 
 The buffer is usually not valid Python mid-keystroke, so the structure comes from tree-sitter, which
 parses broken code into a tree with error nodes instead of refusing it.
@@ -9,9 +10,17 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
-from .prompts import PromptTemplate
-from .source import is_stub
+from .prompts import (
+    DEFAULT_MAX_CONTEXT_TOKENS,
+    BodyRequest,
+    LineRequest,
+    ModelPromptInfo,
+    Prompt,
+    build_prompt,
+)
+from .source import FunctionSite, is_stub, normalize_body
 
 # Prompt windows, in characters, around the cursor: bounded so a 50k-line file costs what a small one
 # does (prompt evaluation dominates single-line latency on a CPU).
@@ -162,39 +171,30 @@ def cursor_context(text: str, offset: int, prefix_chars: int = PREFIX_CHARS,
                          before if multiline else "")
 
 
-@dataclass(frozen=True)
-class InlinePrompt:
-    text: str
-    stops: tuple[str, ...]
-
-
-def inline_prompt(ctx: CursorContext, template: PromptTemplate) -> InlinePrompt:
+def inline_prompt(ctx: CursorContext, model: ModelPromptInfo, style: str = "auto", *,
+                  text: str, path: Path | None = None, project: Path | None = None,
+                  max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS) -> Prompt:
+    """A whole body is the same request the generate job makes (so the same prompt); one line
+    is the windowed prefix and suffix around the cursor."""
     if ctx.multiline:
-        def_indent = " " * ctx.function.def_column
-        stops = tuple(f"\n{def_indent}{w}" for w in ("def ", "class ", "@", "if __name__"))
-    else:
-        stops = ("\n",)
-    if template.is_fim:
-        return InlinePrompt(f"{template.prefix}{ctx.prefix}{template.suffix}{ctx.suffix}"
-                            f"{template.middle}", template.stops + stops)
-    return InlinePrompt(ctx.prefix, stops)
+        request = BodyRequest(text, ctx.function.qualname, path, project, cursor=ctx.offset)
+        return build_prompt(request, model, style, max_context_tokens)
+    return build_prompt(LineRequest(ctx.prefix, ctx.suffix), model, style, max_context_tokens)
 
 
-def tidy_inline(generated: str, ctx: CursorContext) -> str:
+def tidy_inline(generated: str, ctx: CursorContext, prompt: Prompt | None = None) -> str:
     """The text to insert at the cursor, or "" when there is nothing worth showing."""
     if not ctx.multiline:
         line = generated.split("\n", 1)[0].rstrip()
         return line if line.strip() else ""
-    def_column = ctx.function.def_column
-    kept: list[str] = []
-    for number, line in enumerate(generated.split("\n")):
-        full = (ctx.typed_indent + line) if number == 0 else line
-        if full.strip() and len(full) - len(full.lstrip()) <= def_column:
-            break  # back at the def's level: the function is over
-        kept.append(full.rstrip())
-    while kept and not kept[-1].strip():
-        kept.pop()
-    body = "\n".join(kept)
-    if not body.strip() or is_stub(body):
+    site = prompt.site if prompt is not None and prompt.site is not None else FunctionSite(
+        ctx.function.qualname, 0, " " * ctx.function.def_column, ctx.typed_indent, 0, 0, None)
+    # The builder's prompt ends at a line's start: the reply carries its own indentation.
+    # Without it (a bare FIM continuation after the typed indentation) the typed one counts.
+    body = normalize_body(generated, site)
+    if not body.usable:
         return ""
-    return body[len(ctx.typed_indent):]  # the typed indentation stays; insert after the cursor
+    first = body.text.split("\n", 1)[0]
+    if first.startswith(ctx.typed_indent):
+        return body.text.rstrip("\n")[len(ctx.typed_indent):]
+    return body.text.rstrip("\n").lstrip(" \t")  # the typed indentation stays; insert after it

@@ -14,7 +14,7 @@ from pathlib import Path
 from budgetpass.generation import models
 from budgetpass.generation.backends import BACKENDS
 from budgetpass.generation.budget import METRICS, BudgetRequest
-from budgetpass.generation.prompts import TEMPLATES
+from budgetpass.generation.prompts import DEFAULT_MAX_CONTEXT_TOKENS, PROMPT_STYLES, TEMPLATES
 from budgetpass.generation.types import SamplingParams
 from budgetpass.verify import job as jobs
 from budgetpass.verify.sandbox import Limits
@@ -128,6 +128,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             endpoint=args.endpoint or "",
             vllm_model=args.vllm_model or "",
             template=args.template,
+            prompt_style=args.prompt_style,
+            max_context_tokens=args.max_context_tokens,
             pipeline=not args.no_pipeline,
             trace_tests=args.trace_tests,
             anytime=args.anytime or args.seconds is not None or args.max_samples is not None,
@@ -317,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "from the GGUF)")
     g.add_argument("--template", choices=sorted(TEMPLATES),
                    help="prompt template (default: told by the model's vocabulary or name)")
+    g.add_argument("--prompt-style", choices=PROMPT_STYLES, default="auto",
+                   help="how the model is asked: chat (its own chat template), fim, plain; auto: "
+                        "chat when the model has a chat template, else fim")
+    g.add_argument("--max-context-tokens", type=int, default=DEFAULT_MAX_CONTEXT_TOKENS,
+                   help="tokens of code around the body shown to the model (imports, "
+                        "signatures, the code just above)")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--write", action="store_true", help="write the selected body into the file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

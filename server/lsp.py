@@ -20,6 +20,7 @@ from typing import Any
 from budgetpass.generation import inline as cursor
 from budgetpass.generation import models
 from budgetpass.generation.budget import plan_budget
+from budgetpass.generation.prompts import prompt_info_for
 from budgetpass.verify import job as jobs
 from budgetpass.verify.discovery import find_tests, iter_test_files
 from budgetpass.verify.inline import inline_completions
@@ -336,7 +337,8 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
         budget = _plan(settings.budget_request(), opened.parameters)
         job_limits = settings.job_settings().limits
         call = functools.partial(
-            inline_completions, model, opened.template(settings.template or None).template, ctx,
+            inline_completions, model,
+            prompt_info_for(opened, opened.template(settings.template or None).template), ctx,
             budget, settings.inline.maxTokens,
             text=text, path=file_path(uri), verify_within_ms=settings.inline.verifyWithinMs,
             sandbox=settings.sandbox, limits=job_limits, should_stop=flag,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from budgetpass.generation.budget import Budget
 from budgetpass.generation.inline import CursorContext, inline_prompt, tidy_inline
-from budgetpass.generation.prompts import PromptTemplate
+from budgetpass.generation.prompts import ModelPromptInfo, PromptError
 from budgetpass.generation.types import SamplingParams
 
 from .discovery import find_tests
@@ -51,19 +51,24 @@ class InlineResult:
     notes: list[str] = field(default_factory=list)
 
 
-def inline_completions(model, template: PromptTemplate, ctx: CursorContext, budget: Budget,
+def inline_completions(model, prompt_info: ModelPromptInfo, ctx: CursorContext, budget: Budget,
                        max_tokens: int, *, text: str, path: Path | None = None,
                        verify_within_ms: int = 0, sandbox: str = "auto",
                        limits: Limits | None = None, seed: int = 0,
                        should_stop: Callable[[], bool] | None = None,
-                       pytest_args: tuple[str, ...] = ()) -> InlineResult:
+                       pytest_args: tuple[str, ...] = (),
+                       prompt_style: str = "auto") -> InlineResult:
     """Candidates for the cursor in ``ctx`` (made from ``text``, the editor's buffer)."""
     start = time.monotonic()
     if ctx.multiline:
         k, tokens = budget.samples, max_tokens
     else:
         k, tokens = min(budget.samples, SINGLE_LINE_MAX_SAMPLES), min(max_tokens, SINGLE_LINE_MAX_TOKENS)
-    prompt = inline_prompt(ctx, template)
+    try:
+        prompt = inline_prompt(ctx, prompt_info, prompt_style, text=text, path=path,
+                               project=find_project_root(path) if path is not None else None)
+    except PromptError as exc:
+        return InlineResult([], ctx.multiline, 0, False, time.monotonic() - start, notes=[str(exc)])
     sampling = SamplingParams(temperature=0.6 if k > 1 else 0.0, top_p=0.95, max_tokens=tokens,
                               stop=prompt.stops, seed=seed)
     generation = model.generate(prompt.text, k, sampling, should_stop=should_stop)
@@ -72,12 +77,13 @@ def inline_completions(model, template: PromptTemplate, ctx: CursorContext, budg
         return InlineResult([], ctx.multiline, k, True, time.monotonic() - start)
     unique: dict[str, InlineCandidate] = {}
     for completion in generation.completions:
-        body = tidy_inline(completion.text, ctx)
+        body = tidy_inline(completion.text, ctx, prompt)
         if body and (body not in unique or unique[body].mean_logprob < completion.mean_logprob):
             unique[body] = InlineCandidate(body, completion.mean_logprob)
     items = rank_by_mean_logprob(list(unique.values()), lambda c: c.mean_logprob,
                                  lambda c: len(c.text))
-    result = InlineResult(items, ctx.multiline, k, False, 0.0)
+    result = InlineResult(items, ctx.multiline, k, False, 0.0,
+                          notes=[f"{prompt.style} prompt", *prompt.notes])
     if ctx.multiline and items and path is not None and verify_within_ms > 0:
         _verify(result, ctx, text, path, start + verify_within_ms / 1000, sandbox, limits or Limits(),
                 should_stop, pytest_args)

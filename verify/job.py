@@ -21,14 +21,18 @@ from budgetpass.generation.backends import choose_backend
 from budgetpass.generation.budget import Budget, BudgetRequest, BudgetUsage, plan_budget
 from budgetpass.generation.engine import ModelSpec, model_parameters, open_model
 from budgetpass.generation.llamacpp import BackendError
-from budgetpass.generation.prompts import body_prompt
+from budgetpass.generation.prompts import (
+    DEFAULT_MAX_CONTEXT_TOKENS,
+    BodyRequest,
+    PromptError,
+    build_prompt,
+    prompt_info_for,
+)
 from budgetpass.generation.source import (
     SourceError,
-    is_stub,
     locate_function,
     normalize_body,
     splice_body,
-    without_stub_bodies,
 )
 from budgetpass.generation.types import Completion, SamplingParams
 
@@ -70,6 +74,8 @@ class JobSettings:
     python: str | None = None  # interpreter for the project's tests; default: its venv or ours
     project: Path | None = None  # default: nearest folder with pyproject.toml, setup.py, .git, ...
     template: str | None = None  # prompt template override
+    prompt_style: str = "auto"  # generation.prompts.PROMPT_STYLES
+    max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS  # code context around the body
     threads: int | None = None
     # Without tests: which rankers run; the first one that can rank picks the candidate. Log-prob
     # first: on HumanEval (bench/ranking.py) it picked a passing candidate as often as execution
@@ -290,13 +296,9 @@ def _read(path: Path) -> str:
 
 
 def _candidate(completion: Completion, text: str, site, filename: str) -> Candidate:
-    body = normalize_body(completion.text, site)
-    problem, parses = "", False
-    if not body.strip():
-        problem = "empty body"
-    elif is_stub(body):
-        problem = "a stub, not an implementation"
-    else:
+    tidied = normalize_body(completion.text, site)
+    body, problem, parses = tidied.text, tidied.problem, False
+    if tidied.usable:
         try:
             ast.parse(splice_body(text, site, body), filename=filename)
             parses = True
@@ -363,10 +365,9 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
     if template.fallback:
         warnings.append(template.reason)
     model = opened.backend
-    # Other stubs in the file would teach the model to write one more stub: show their signatures
-    # and docstrings only.
-    context = without_stub_bodies(text, keep=function)
-    prompt = body_prompt(context, locate_function(context, function), template.template)
+    prompt = body_prompt(text, function, path, project,
+                         prompt_info_for(opened, template.template), settings)
+    warnings.extend(prompt.notes)
     sampling = SamplingParams(**{**settings.sampling.__dict__,
                                  "stop": tuple(settings.sampling.stop) + prompt.stops})
     plan = plan_sampling(budget.samples, bool(node_ids), settings.anytime, settings.seconds,
@@ -382,8 +383,8 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
         file=str(path),
         function=function,
         project=str(project),
-        model={**opened.to_json(), "template": prompt.template.name,
-               "template_reason": template.reason},
+        model={**opened.to_json(), "template": prompt.template,
+               "template_reason": template.reason, "prompt": prompt.to_json()},
         budget=budget,
         tests=node_ids,
         candidates=job.candidates,
@@ -404,6 +405,15 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
     )
     emit(JobEvent("done", text=status, seconds=time.monotonic() - start))
     return report
+
+
+def body_prompt(text: str, function: str, path: Path, project: Path, info, settings: JobSettings):
+    """The job's prompt (``info``: the model's ``prompts.ModelPromptInfo``)."""
+    try:
+        return build_prompt(BodyRequest(text, function, path, project), info,
+                            settings.prompt_style, settings.max_context_tokens)
+    except (PromptError, SourceError) as exc:
+        raise JobError(str(exc)) from None
 
 
 def _calibrated_speeds(settings: JobSettings) -> dict:
