@@ -342,7 +342,8 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
             budget, settings.inline.maxTokens,
             text=text, path=file_path(uri), verify_within_ms=settings.inline.verifyWithinMs,
             sandbox=settings.sandbox, limits=job_limits, should_stop=flag,
-            pytest_args=settings.tests.extraArgs)
+            pytest_args=settings.tests.extraArgs, prompt_style=settings.prompt.style,
+            max_context_tokens=settings.prompt.maxContextTokens)
         try:
             result = await asyncio.get_running_loop().run_in_executor(ls.pool, call)
         except asyncio.CancelledError:

@@ -15,7 +15,7 @@ from typing import Any
 
 from budgetpass.generation import models
 from budgetpass.generation.budget import BudgetRequest
-from budgetpass.generation.prompts import TEMPLATES
+from budgetpass.generation.prompts import DEFAULT_MAX_CONTEXT_TOKENS, PROMPT_STYLES, TEMPLATES
 from budgetpass.verify.job import JobSettings
 from budgetpass.verify.runner import check_pytest_args
 from budgetpass.verify.sandbox import Limits
@@ -53,6 +53,12 @@ class CompletionSettings:
     enable: bool = False  # textDocument/completion fallback for clients without inline completion
 
 
+@dataclass(frozen=True)
+class PromptSettings:
+    style: str = "auto"  # generation.prompts.PROMPT_STYLES
+    maxContextTokens: int = DEFAULT_MAX_CONTEXT_TOKENS  # code shown around a whole body
+
+
 # Without tests the first ranker that can rank picks; the others are computed for the report.
 # Log-prob first by default: on HumanEval it picked a passing candidate as often as execution
 # agreement (bench/results/ranking.json: 53.0% vs 51.2%).
@@ -73,6 +79,7 @@ class Settings:
     inline: InlineSettings = field(default_factory=InlineSettings)
     tests: TestSettings = field(default_factory=TestSettings)
     completion: CompletionSettings = field(default_factory=CompletionSettings)
+    prompt: PromptSettings = field(default_factory=PromptSettings)
     sandbox: str = "auto"
     ranking: str = "logprob"  # without tests, which ranker picks: see RANKING_ORDER
 
@@ -89,7 +96,8 @@ class Settings:
                            backend=self.backend, endpoint=self.endpoint,
                            vllm_model=self.vllmModel, template=self.template or None,
                            pytest_args=self.tests.extraArgs, trace_tests=self.tests.trace,
-                           rankers=RANKING_ORDER[self.ranking])
+                           rankers=RANKING_ORDER[self.ranking], prompt_style=self.prompt.style,
+                           max_context_tokens=self.prompt.maxContextTokens)
 
     def to_json(self) -> dict:
         def plain(obj):
@@ -106,6 +114,7 @@ CHOICES = {
     "budget.metric": ("flops", "samples", "time"),
     "sandbox": ("auto", "bwrap", "process"),
     "ranking": ("logprob", "execution", "doctest"),
+    "prompt.style": PROMPT_STYLES,
 }
 
 
@@ -136,6 +145,8 @@ def _check(name: str, value: Any, default: Any) -> Any:
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
             raise ValueError("expected a whole number")
+        if name == "prompt.maxContextTokens" and value < 64:
+            raise ValueError("expected 64 or more")
         if value < (1 if name in ("budget.samples", "inline.maxTokens") else 0):
             raise ValueError("expected a positive number" if name in ("budget.samples", "inline.maxTokens")
                              else "expected zero or more")

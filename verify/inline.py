@@ -14,7 +14,7 @@ from pathlib import Path
 
 from budgetpass.generation.budget import Budget
 from budgetpass.generation.inline import CursorContext, inline_prompt, tidy_inline
-from budgetpass.generation.prompts import ModelPromptInfo, PromptError
+from budgetpass.generation.prompts import DEFAULT_MAX_CONTEXT_TOKENS, ModelPromptInfo, PromptError
 from budgetpass.generation.types import SamplingParams
 
 from .discovery import find_tests
@@ -57,7 +57,8 @@ def inline_completions(model, prompt_info: ModelPromptInfo, ctx: CursorContext, 
                        limits: Limits | None = None, seed: int = 0,
                        should_stop: Callable[[], bool] | None = None,
                        pytest_args: tuple[str, ...] = (),
-                       prompt_style: str = "auto") -> InlineResult:
+                       prompt_style: str = "auto",
+                       max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS) -> InlineResult:
     """Candidates for the cursor in ``ctx`` (made from ``text``, the editor's buffer)."""
     start = time.monotonic()
     if ctx.multiline:
@@ -66,7 +67,8 @@ def inline_completions(model, prompt_info: ModelPromptInfo, ctx: CursorContext, 
         k, tokens = min(budget.samples, SINGLE_LINE_MAX_SAMPLES), min(max_tokens, SINGLE_LINE_MAX_TOKENS)
     try:
         prompt = inline_prompt(ctx, prompt_info, prompt_style, text=text, path=path,
-                               project=find_project_root(path) if path is not None else None)
+                               project=find_project_root(path) if path is not None else None,
+                               max_context_tokens=max_context_tokens)
     except PromptError as exc:
         return InlineResult([], ctx.multiline, 0, False, time.monotonic() - start, notes=[str(exc)])
     sampling = SamplingParams(temperature=0.6 if k > 1 else 0.0, top_p=0.95, max_tokens=tokens,

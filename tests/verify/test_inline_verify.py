@@ -7,6 +7,7 @@ import pytest
 from budgetpass.generation.budget import BudgetRequest, plan_budget
 from budgetpass.generation.engine import load_model, template_for
 from budgetpass.generation.inline import cursor_context
+from budgetpass.generation.prompts import model_prompt_info
 from budgetpass.verify.inline import inline_completions
 
 from tests.conftest import EXAMPLE
@@ -35,7 +36,8 @@ def complete(qwen_path, path, text, offset, **kwargs):
     ctx = cursor_context(text, offset)
     assert ctx.multiline
     budget = plan_budget(BudgetRequest(metric="samples", samples=4), 0.5e9, 1.5e9)
-    return inline_completions(model, template_for(model), ctx, budget, 64, text=text, path=path,
+    info = model_prompt_info(model, "qwen2.5-coder-0.5b", template_for(model))
+    return inline_completions(model, info, ctx, budget, 64, text=text, path=path,
                               verify_within_ms=30000, **kwargs)
 
 
