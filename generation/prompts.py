@@ -670,6 +670,7 @@ class _Context:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \
                     node.name in wanted:
                 found.append((node.name, _summary(node, self.lines)))
+        found += self._stub_signatures(wanted)
         found += self._project_signatures(wanted)
         out, spent = [], 0
         for _, text in found:
@@ -679,6 +680,17 @@ class _Context:
             out.append(text if text.endswith("\n") else text + "\n")
             spent += cost
         return "".join(t + "\n\n" for t in out)
+
+    def _stub_signatures(self, wanted: set[str]) -> list[tuple[str, str]]:
+        """Other stubs of the file are left out of the code; the ones the signature or docstring
+        mention are shown by signature and docstring only."""
+        if self.text == self.request.text:
+            return []
+        lines = self.request.text.splitlines(keepends=True)
+        kept = {n.name for n in self.tree.body if hasattr(n, "name")}
+        return [(node.name, _summary(node, lines)) for node in parse_python(self.request.text).body
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.name in wanted and node.name not in kept]
 
     def _project_signatures(self, wanted: set[str]) -> list[tuple[str, str]]:
         """``from module import name`` of a project module, for the names the signature or
