@@ -34,11 +34,13 @@ from pathlib import Path
 
 from budgetpass.generation import models
 from budgetpass.generation.prompts import (
+    AUTO_BODY_STYLE,
     DEFAULT_MAX_CONTEXT_TOKENS,
     BodyRequest,
     ModelPromptInfo,
     PromptError,
     build_prompt,
+    chat_template_from_gguf,
     model_prompt_info,
 )
 from budgetpass.generation.source import locate_function, normalize_body
@@ -65,6 +67,14 @@ def default_cache() -> Path:
     return models.cache_dir().parent / "bench" / "prompt_styles"
 
 
+class _Resolved(dict):
+    """role -> models.resolve(its model), on first use (the large one may still be fetching)."""
+
+    def __missing__(self, role):
+        self[role] = models.resolve(ROLES[role])
+        return self[role]
+
+
 class Bench:
     def __init__(self, cache: Path, limit: int | None, threads: int | None, test_timeout: float):
         self.cache = Cache(cache)
@@ -72,10 +82,11 @@ class Bench:
         self.threads = threads
         self.info = sandbox.probe("auto")
         self.limits = sandbox.Limits(wall_seconds=test_timeout, cpu_seconds=int(test_timeout) + 1)
-        self.resolved = {role: models.resolve(name) for role, name in ROLES.items()}
+        self.resolved = _Resolved()
         self._models: dict[str, object] = {}
         self._infos: dict[str, ModelPromptInfo] = {}
         self.counters = {"generated": 0, "cached": 0, "sandbox_runs": 0}
+        self.on_progress = lambda role, style, kind, rows: None  # every 10 tasks
 
     def model(self, role: str):
         if role not in self._models:
@@ -146,6 +157,7 @@ class Bench:
                          "notes": record["notes"], "samples": samples,
                          "seconds": record["seconds"], "prompt_tokens": record["prompt_tokens"]})
             if number % 10 == 0 or number == len(self.tasks):
+                self.on_progress(role, style, "greedy" if greedy else "sampled", rows)
                 passed = sum(s["passed"] for r in rows for s in r["samples"])
                 total = sum(len(r["samples"]) for r in rows)
                 print(f"{role} {style} {'greedy' if greedy else 'sampled'} "
@@ -255,26 +267,46 @@ def main(argv: list[str] | None = None) -> int:
     for entry in previous.get("runs", []):
         rows_by_phase[(entry["role"], entry["style"], entry["kind"])] = entry["rows"]
     first = previous.get("first_candidate")
+
+    def write():
+        write_results(args, bench, rows_by_phase, first, started)
+
+    def progress(role, style, kind, rows):
+        rows_by_phase[(role, style, kind)] = list(rows)
+        write()  # a partial style shows as such in tasks_measured
+
+    bench.on_progress = progress
+
     for phase in args.phases:
         if phase == "first-candidate":
             first = bench.first_candidate(sympy_folder(args.sympy), args.repeats,
                                           args.max_context_tokens)
+            write()
             continue
         role, kind = phase.split("-")
         for style in args.styles:
             if style == "auto":
-                continue  # its prompts are those of the style it resolves to (below)
+                continue  # its prompts are those of the style it resolves to
             try:
                 rows_by_phase[(role, style, kind)] = bench.run_style(role, style, kind == "greedy")
             except PromptError as exc:
                 print(f"{role} {style}: {exc}", file=sys.stderr)
+            write()  # after each style: an interrupted run keeps what it measured
+    write()
+    return 0
+
+
+def write_results(args, bench: Bench, rows_by_phase: dict, first: dict | None,
+                  started: float) -> None:
+    rows_by_phase = {k: v for k, v in rows_by_phase.items() if k[1] != "auto"}
     # auto: the style build_prompt picks for these models, and its rows.
     for role in ROLES:
+        # build_prompt's rule for auto, read from the GGUF without loading the model
         try:
-            auto = build_prompt(BodyRequest(bench.tasks[0].prompt, bench.tasks[0].entry_point),
-                                bench.prompt_info(role), "auto").style
-        except Exception:  # noqa: BLE001 - a model that cannot load: no auto rows
+            has_chat = chat_template_from_gguf(bench.resolved[role].path) is not None
+        except models.ModelError:
             continue
+        auto = AUTO_BODY_STYLE if has_chat else "fim"
         for kind in ("greedy", "sampled"):
             if (role, auto, kind) in rows_by_phase:
                 rows_by_phase[(role, "auto", kind)] = rows_by_phase[(role, auto, kind)]
@@ -294,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                       "extra_stops": list(EXTRA_STOPS),
                       "max_context_tokens": args.max_context_tokens,
                       "models": {r: {"name": m.name, "sha256": m.sha256}
-                                 for r, m in bench.resolved.items()},
+                                 for r, m in list(bench.resolved.items())},
                       "execution": f"budgetpass.verify.sandbox ({bench.info.kind}), hidden test "
                                    f"only, {args.test_timeout:g} s wall"},
            "first_candidate": first,
@@ -305,8 +337,7 @@ def main(argv: list[str] | None = None) -> int:
            "run": {"seconds": round(time.time() - started, 1), **bench.counters}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(summary, indent=1))
-    return 0
+    print(json.dumps({k: v for k, v in summary.items() if k != "styles"}), file=sys.stderr)
 
 
 if __name__ == "__main__":
