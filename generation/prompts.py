@@ -229,11 +229,13 @@ def build_prompt(request: BodyRequest | LineRequest, model: ModelPromptInfo, sty
         raise PromptError(f"max context tokens must be at least 64, not {max_context_tokens}")
     if isinstance(request, LineRequest):
         return _line_prompt(request, model, style)
-    code, site, used, notes = body_context(request, model, max_context_tokens)
     chosen = style
     if style == "auto":
         chosen = AUTO_BODY_STYLE if model.chat else ("fim" if model.fim.is_fim else "plain")
     _check_supported(model, chosen)
+    # A chat prompt holds the code twice (the user's turn, the prefilled reply): half each.
+    code, site, used, notes = body_context(
+        request, model, max_context_tokens // 2 if chosen == "chat" else max_context_tokens)
     stops = _dedent_stops(site.def_indent)
     if chosen == "chat":
         try:
