@@ -20,7 +20,7 @@ from .prompts import (
     Prompt,
     build_prompt,
 )
-from .source import FunctionSite, is_stub, normalize_body
+from .source import Body, FunctionSite, is_stub, normalize_body
 
 # Prompt windows, in characters, around the cursor: bounded so a 50k-line file costs what a small one
 # does (prompt evaluation dominates single-line latency on a CPU).
@@ -164,7 +164,7 @@ def cursor_context(text: str, offset: int, prefix_chars: int = PREFIX_CHARS,
     if window:
         window = text.find("\n", window) + 1 or window
     prefix = text[window:offset]
-    # A whole body is asked for like the generate job does (generation.prompts.body_prompt): no
+    # A whole body is asked for like the generate job does (generation.prompts.build_prompt): no
     # suffix, so the model does not borrow the next function's names; one line sees what follows.
     suffix = "" if multiline else text[offset:offset + suffix_chars]
     return CursorContext(offset, prefix, suffix, multiline, function, line_start,
@@ -182,19 +182,24 @@ def inline_prompt(ctx: CursorContext, model: ModelPromptInfo, style: str = "auto
     return build_prompt(LineRequest(ctx.prefix, ctx.suffix), model, style, max_context_tokens)
 
 
-def tidy_inline(generated: str, ctx: CursorContext, prompt: Prompt | None = None) -> str:
-    """The text to insert at the cursor, or "" when there is nothing worth showing."""
+def inline_body(generated: str, ctx: CursorContext, prompt: Prompt | None = None) -> Body:
+    """What the model wrote, as text to insert at the cursor (``source.normalize_body`` for a whole
+    body), with the reason it is unusable if it is."""
     if not ctx.multiline:
         line = generated.split("\n", 1)[0].rstrip()
-        return line if line.strip() else ""
+        return Body(line, "" if line.strip() else "nothing on the line")
     site = prompt.site if prompt is not None and prompt.site is not None else FunctionSite(
         ctx.function.qualname, 0, " " * ctx.function.def_column, ctx.typed_indent, 0, 0, None)
     # The builder's prompt ends at a line's start: the reply carries its own indentation.
     # Without it (a bare FIM continuation after the typed indentation) the typed one counts.
     body = normalize_body(generated, site)
-    if not body.usable:
-        return ""
-    first = body.text.split("\n", 1)[0]
-    if first.startswith(ctx.typed_indent):
-        return body.text.rstrip("\n")[len(ctx.typed_indent):]
-    return body.text.rstrip("\n").lstrip(" \t")  # the typed indentation stays; insert after it
+    text = body.text.rstrip("\n")
+    if text.split("\n", 1)[0].startswith(ctx.typed_indent):
+        return Body(text[len(ctx.typed_indent):], body.problem)
+    return Body(text.lstrip(" \t"), body.problem)  # the typed indentation stays; insert after it
+
+
+def tidy_inline(generated: str, ctx: CursorContext, prompt: Prompt | None = None) -> str:
+    """The text to insert at the cursor, or "" when there is nothing worth showing."""
+    body = inline_body(generated, ctx, prompt)
+    return body.text if body.usable else ""

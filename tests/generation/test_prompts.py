@@ -198,18 +198,21 @@ def test_a_method_keeps_its_class_header():
 # --- one builder for every path ----------------------------------------------------------------
 
 def test_inline_and_the_job_build_the_same_prompt_for_the_same_whole_body(tmp_path):
-    from budgetpass.verify.job import JobSettings, body_prompt
+    from budgetpass.app.config import Config
+    from budgetpass.app.target import prompt, resolve
 
     path = tmp_path / "shapes.py"
     text = SOURCE.replace("    raise NotImplementedError\n", "    \n", 1)
     path.write_text(text)
     offset = text.index('radius ``r``."""\n    ') + len('radius ``r``."""\n    ')
-    ctx = cursor_context(text, offset)
-    assert ctx.multiline
     for style in ("auto", "fim", "plain", "chat"):
-        inline = inline_prompt(ctx, CHAT, style, text=text, path=path, project=tmp_path)
-        job = body_prompt(text, "area", path, tmp_path, CHAT, JobSettings(prompt_style=style))
-        assert inline == job
+        config = Config().evolve(**{"prompt.style": style, "project": str(tmp_path)})
+        by_name = resolve(path, text, "area", None, "whole_body", config)
+        at_cursor = resolve(path, text, None, offset, "at_cursor", config)
+        assert at_cursor.kind == "whole_body" and at_cursor.cursor is not None
+        made = prompt(at_cursor, CHAT, config)
+        assert made == prompt(by_name, CHAT, config)
+        assert made.style == (style if style != "auto" else "chat")
 
 
 def test_vocabulary_fixtures_have_no_chat_template_so_chat_is_refused():
