@@ -20,7 +20,7 @@ import cattrs
 from budgetpass.generation import models
 from budgetpass.generation.backends import BACKENDS, ModelSpec
 from budgetpass.generation.budget import METRICS, BudgetRequest
-from budgetpass.generation.prompts import TEMPLATES
+from budgetpass.generation.prompts import DEFAULT_MAX_CONTEXT_TOKENS, PROMPT_STYLES, TEMPLATES
 from budgetpass.generation.runaway import DEFAULT_RUNAWAY
 from budgetpass.generation.types import SamplingParams
 from budgetpass.verify.runner import check_pytest_args
@@ -186,6 +186,23 @@ class CompletionConfig:
     enable: bool = False  # textDocument/completion fallback for clients without inline completion
 
 
+def _context_tokens(_inst, attribute, value):
+    if value < 64:
+        raise ValueError("expected 64 or more (tokens of code shown around the body)")
+
+
+@attrs.frozen
+class PromptConfig:
+    # How the model is asked for a body (generation.prompts.PROMPT_STYLES): chat (its own chat
+    # template), fim, plain; auto: chat when the model has a chat template, else fim. The rest of a
+    # line is always asked with fim (or plain).
+    style: str = attrs.field(default="auto", validator=_one_of(*PROMPT_STYLES))
+    # Tokens of code around a whole body (imports, signatures, the code just above): a function
+    # deep in a large module costs about what one in a small file does.
+    max_context_tokens: int = attrs.field(default=DEFAULT_MAX_CONTEXT_TOKENS,
+                                          validator=_context_tokens)
+
+
 @attrs.frozen
 class Config:
     model: ModelConfig = ModelConfig()
@@ -195,6 +212,7 @@ class Config:
     ranking: RankingConfig = RankingConfig()
     inline: InlineConfig = InlineConfig()
     completion: CompletionConfig = CompletionConfig()
+    prompt: PromptConfig = PromptConfig()
     project: str | None = None  # the project's root; default: the nearest folder with a marker
 
     def to_json(self) -> dict:
@@ -265,6 +283,7 @@ EDITOR_NAMES = {
     "inline.verifyWithinMs": "inline.verify_within_ms", "completion.enable": "completion.enable",
     "tests.extraArgs": "tests.extra_args", "tests.timeoutSeconds": "tests.timeout_seconds",
     "tests.trace": "tests.trace", "sandbox": "tests.sandbox", "ranking": "ranking.prefer",
+    "prompt.style": "prompt.style", "prompt.maxContextTokens": "prompt.max_context_tokens",
 }
 # Every accepted spelling -> the field: snake_case, its camelCase, and the editors' names.
 ALIASES = {**{name: name for name in FIELDS},
@@ -273,7 +292,8 @@ ALIASES = {**{name: name for name in FIELDS},
 # The choices editors offer, by their names (VS Code's enums must be exactly these).
 EDITOR_CHOICES = {"backend": ("auto", "llama.cpp", *VALUE_ALIASES, "vllm", "openai"),
                   "template": ("", *TEMPLATES), "budget.metric": tuple(sorted(METRICS)),
-                  "sandbox": SANDBOXES, "ranking": tuple(RANKING_ORDER)}
+                  "sandbox": SANDBOXES, "ranking": tuple(RANKING_ORDER),
+                  "prompt.style": PROMPT_STYLES}
 
 
 def check(name: str, value: Any) -> Any:
@@ -397,7 +417,8 @@ CLI_NAMES = {
     "batch_size": "budget.batch_size", "temperature": "sampling.temperature",
     "top_p": "sampling.top_p", "max_tokens": "sampling.max_tokens", "seed": "sampling.seed",
     "sandbox": "tests.sandbox", "test_timeout": "tests.timeout_seconds", "python": "tests.python",
-    "trace_tests": "tests.trace", "project": "project",
+    "trace_tests": "tests.trace", "prompt_style": "prompt.style",
+    "max_context_tokens": "prompt.max_context_tokens", "project": "project",
 }
 
 

@@ -210,8 +210,9 @@ STATUS_WORDS = {"passed": "PASSED", "partial": "PARTIAL (some tests fail)",
 def summary(report: Report, applied: bool = False, note: str = "", apply: bool = False) -> str:
     """One line for a notification: status, message, tests, budget, and what was applied."""
     status = STATUS_WORDS.get(report.status, report.status.upper())
+    style = report.model.get("prompt", {}).get("style")
     parts = [f"budgetpass: {report.function}: {status}", report.message,
-             f"tests: {len(report.tests)}",
+             f"tests: {len(report.tests)}", *([f"{style} prompt"] if style else []),
              (f"budget: k={report.budget.samples} ({report.budget.metric}, "
               f"{report.budget.calls:g} x {report.budget.reference}), {report.seconds:.1f} s")]
     used = report.to_json()["budget_used"]

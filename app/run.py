@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from budgetpass.generation.budget import BudgetUsage
+from budgetpass.generation.prompts import Prompt
 from budgetpass.generation.types import Completion, SamplingParams
 from budgetpass.verify.runner import WarmWorker
 from budgetpass.verify.session import Finished, TestSession
@@ -28,7 +29,7 @@ class GenerateAndTest:
     ``deadline``: no test starts or counts after it (``time.monotonic()``), the rest are untested.
     """
 
-    def __init__(self, model, prompt: str, sampling: SamplingParams, plan: SamplingPlan,
+    def __init__(self, model, prompt: Prompt, sampling: SamplingParams, plan: SamplingPlan,
                  target: Target, node_ids: tuple[str, ...], worker: Callable[[], WarmWorker],
                  *, pipeline: bool, stop_at_first_pass: bool, deadline: float | None,
                  emit, should_stop, start: float):
@@ -59,7 +60,7 @@ class GenerateAndTest:
         put = self.events.put
         try:
             for batch in anytime_batches(
-                    self.model, self.prompt, self.sampling, self.plan.max_samples,
+                    self.model, self.prompt.text, self.sampling, self.plan.max_samples,
                     self.plan.batch_size, self.plan.max_seconds,
                     should_stop=lambda: self.halt.is_set() or self._cancelled(),
                     on_token=lambda n: put(("tokens", n, time.monotonic())),
@@ -177,7 +178,7 @@ class GenerateAndTest:
                 ended = True
 
     def _decoded(self, completion: Completion, at: float) -> None:
-        cand = self.target.candidate(completion)
+        cand = self.target.candidate(completion, self.prompt)
         if not cand.decoded:
             cand.problem = "not decoded to the end " + (
                 "(another candidate had passed)" if self.halt.is_set()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from budgetpass.generation import models
 from budgetpass.generation.backends import BackendError, OpenedModel, open_model
+from budgetpass.generation.prompts import prompt_info_for
 from budgetpass.verify.runner import default_python
 from budgetpass.verify.sandbox import SandboxInfo
 from budgetpass.verify.sandbox import probe as probe_sandbox
@@ -127,9 +128,10 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
     opened, template = open_configured(config, emit)
     if template.fallback:
         warnings.append(template.reason)
-    made = prompt(target, template.template)
+    made = prompt(target, prompt_info_for(opened, template.template), config)
     if not made.text:
         raise SolveError("nothing to complete from: no text before the cursor")
+    warnings.extend(made.notes)  # e.g. auto fell back to fim: the template failed to render
     at_cursor = request.offset is not None
     k, params = planning.sampling(config, target.kind, budget.samples, made.stops, at_cursor)
     anytime = config.budget.anytime and not at_cursor
@@ -137,7 +139,7 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
                                   config.budget.max_samples, config.budget.batch_size,
                                   budget.seconds)
     lender = _Lender(target, node_ids, config, info, workers)
-    job = GenerateAndTest(opened.backend, made.text, params, plan, target, node_ids, lender,
+    job = GenerateAndTest(opened.backend, made, params, plan, target, node_ids, lender,
                           pipeline=config.tests.pipeline,
                           stop_at_first_pass=config.tests.stop_at_first_pass,
                           deadline=request.deadline, emit=emit, should_stop=should_stop,
@@ -161,7 +163,8 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
     report = Report(
         status=choice.status, kind=target.kind, file=str(path), function=target.function,
         project=str(target.project),
-        model={**opened.to_json(), "template": made.template, "template_reason": template.reason},
+        model={**opened.to_json(), "template": made.template, "template_reason": template.reason,
+               "prompt": made.to_json()},
         budget=budget, tests=node_ids, candidates=job.candidates, selected=choice.selected,
         sandbox=info.kind, warnings=warnings, seconds=time.monotonic() - start,
         generation_seconds=busy_seconds(job.decoding), message=choice.message, source_text=text,

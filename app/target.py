@@ -3,8 +3,8 @@ the prompt, and how a generated text becomes a candidate module.
 
 The one place the application layer calls the function locator (``generation.locate``: by
 qualified name, or the function holding a cursor), the project index (``verify.index``: the tests
-that select a function, what they import) and the prompt builders (``body_prompt``,
-``inline_prompt``): when the prompt module replaces them, only the function marked SWAP changes.
+that select a function, what they import), the prompt builder (``prompts.build_prompt``, through
+``prompt`` below) and the body normaliser (``source.normalize_body``, through ``Target.candidate``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,15 @@ from pathlib import Path
 
 from budgetpass.generation import inline as cursor
 from budgetpass.generation import locate as locator
-from budgetpass.generation.locate import FunctionSite, SourceError, is_stub, locate_function
-from budgetpass.generation.prompts import PromptTemplate, body_prompt
-from budgetpass.generation.source import normalize_body, splice_body, without_stub_bodies
+from budgetpass.generation.locate import FunctionSite, SourceError, locate_function
+from budgetpass.generation.prompts import (
+    BodyRequest,
+    ModelPromptInfo,
+    Prompt,
+    PromptError,
+    build_prompt,
+)
+from budgetpass.generation.source import normalize_body, splice_body
 from budgetpass.verify import tracing
 from budgetpass.verify.index import project_index
 from budgetpass.verify.runner import default_python, find_project_root
@@ -29,13 +35,6 @@ KINDS = ("whole_body", "rest_of_line", "at_cursor")
 # Why a candidate that does not parse may have been cut short, by its finish_reason.
 CUT_SHORT = {"length": "hit the token limit",
              "runaway": "cut as a runaway: far longer than the others, or looping"}
-
-
-@dataclass(frozen=True)
-class Prompt:
-    text: str
-    stops: tuple[str, ...]
-    template: str  # its name, for the report
 
 
 @dataclass(frozen=True)
@@ -57,29 +56,29 @@ class Target:
             return self.text[:self.cursor.offset] + candidate + self.text[self.cursor.offset:]
         return splice_body(self.text, self.site, candidate)
 
-    def candidate(self, completion) -> Candidate:
-        """A generated completion, tidied, with the reason it cannot be used if it cannot."""
+    def candidate(self, completion, prompt: Prompt) -> Candidate:
+        """A generated completion through the one normaliser (``prompt``: the one it answers, which
+        says where a reply at a cursor starts), with the reason it cannot be used if it cannot:
+        empty, a stub, only comments, a syntax error."""
         if self.cursor is not None:
-            body = cursor.tidy_inline(completion.text, self.cursor)
+            body = cursor.inline_body(completion.text, self.cursor, prompt)
         else:
             body = normalize_body(completion.text, self.site)
-        problem, parses = "", False
-        if not body.strip():
-            problem = "empty body"
-        elif self.kind == "whole_body" and is_stub(body):
-            problem = "a stub, not an implementation"
+        problem, parses = body.problem, False
+        if not body.usable:
+            pass  # the normaliser said why
         elif self.kind == "rest_of_line":
             parses = True  # one line of a buffer mid-edit: nothing to parse it against
         else:
             try:
-                ast.parse(self.compose(body), filename=str(self.path))
+                ast.parse(self.compose(body.text), filename=str(self.path))
                 parses = True
             except SyntaxError as exc:
                 problem = f"syntax error: {exc.msg} (line {exc.lineno})"
         cut = CUT_SHORT.get(completion.finish_reason)
         if cut and not parses:
             problem += f" ({cut})"
-        return Candidate(completion.index, body, completion.mean_logprob, completion.token_count,
+        return Candidate(completion.index, body.text, completion.mean_logprob, completion.token_count,
                          completion.finish_reason, parses, problem)
 
 
@@ -134,16 +133,19 @@ def resolve(path: Path, text: str, function: str | None, offset: int | None, kin
     return Target(path, text, project, rel_file, name, shape, None, ctx)
 
 
-def prompt(target: Target, template: PromptTemplate) -> Prompt:
-    """SWAP (prompts): the prompt for the target, from the one prompt builder."""
-    if target.cursor is not None:
-        made = cursor.inline_prompt(target.cursor, template)
-        return Prompt(made.text, made.stops, template.name)
-    # Other stubs in the file would teach the model to write one more stub: show their
-    # signatures and docstrings only.
-    context = without_stub_bodies(target.text, keep=target.function)
-    made = body_prompt(context, locate_function(context, target.function), template)
-    return Prompt(made.text, made.stops, made.template.name)
+def prompt(target: Target, model: ModelPromptInfo, config: Config) -> Prompt:
+    """The target's prompt from the one prompt builder, in ``config.prompt``'s style; a whole
+    body asked at a cursor is the same request (and prompt) as one asked by name."""
+    style, budget = config.prompt.style, config.prompt.max_context_tokens
+    try:
+        if target.cursor is not None:
+            return cursor.inline_prompt(target.cursor, model, style, text=target.text,
+                                        path=target.path, project=target.project,
+                                        max_context_tokens=budget)
+        return build_prompt(BodyRequest(target.text, target.function, target.path,
+                                        target.project), model, style, budget)
+    except (PromptError, SourceError) as exc:
+        raise SolveError(str(exc)) from None
 
 
 def tests_for(target: Target, config: Config, sandbox_info, warnings: list[str],

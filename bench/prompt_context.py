@@ -1,6 +1,6 @@
-"""How much of the file to show the model for a whole-body hole: pass counts per prompt variant.
+"""Whole-body prompts on the example projects: pass counts per prompt style (build_prompt).
 
-Samples k candidates per function with Qwen2.5-Coder 0.5B under each variant and runs every
+Samples k candidates per function with Qwen2.5-Coder 0.5B in each style and runs every
 candidate through the project's selected tests in the sandbox (the product's own path).
 Writes bench/results/prompt_context.json.
 
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from budgetpass.generation import models, prompts, source
 from budgetpass.generation.backends import open_llamacpp
+from budgetpass.generation.prompts import template_for
 from budgetpass.generation.types import SamplingParams
 from budgetpass.verify import sandbox
 from budgetpass.verify.discovery import find_tests
@@ -26,23 +27,13 @@ from budgetpass.verify.session import run_each
 
 REPO = Path(__file__).resolve().parents[1]
 
-def variants(text: str, function: str):
-    """name -> (context text, template, include_suffix)."""
-    trimmed = source.without_stub_bodies(text, keep=function)
-    return {
-        "fim_file_suffix_with_stubs": (text, prompts.QWEN_CODER, True),
-        "fim_file_suffix_no_stubs": (trimmed, prompts.QWEN_CODER, True),
-        "fim_empty_suffix_no_stubs (default)": (trimmed, prompts.QWEN_CODER, False),
-        "left_to_right_no_stubs": (trimmed, prompts.LEFT_TO_RIGHT, False),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     args = parser.parse_args()
     model = open_llamacpp(models.resolve("qwen2.5-coder-0.5b").path)
+    info = prompts.model_prompt_info(model, "qwen2.5-coder-0.5b", template_for(model))
     info = sandbox.probe()
     example = REPO / "examples" / "textkit"
     shop = REPO / "examples" / "shop"
@@ -54,9 +45,9 @@ def main() -> None:
         text = (root / rel).read_text()
         site = source.locate_function(text, function)
         tests = find_tests(root, function).node_ids
-        for name, (context, template, with_suffix) in variants(text, function).items():
-            prompt = prompts.body_prompt(context, source.locate_function(context, function),
-                                         template, include_suffix=with_suffix)
+        for name in prompts.PROMPT_STYLES:
+            prompt = prompts.build_prompt(prompts.BodyRequest(text, function, root / rel, root),
+                                          info, name)
             counts = table.setdefault(name, {}).setdefault(function, {"samples": 0, "usable": 0,
                                                                       "passed": 0})
             for seed in args.seeds:
@@ -65,8 +56,9 @@ def main() -> None:
                 for c in result.completions:
                     counts["samples"] += 1
                     body = source.normalize_body(c.text, site)
-                    if not body.strip() or source.is_stub(body):
+                    if not body.usable:
                         continue
+                    body = body.text
                     counts["usable"] += 1
                     with WarmWorker(root, info, sandbox.Limits(wall_seconds=20), sys.executable,
                                     parallel=1, warm=False) as worker:

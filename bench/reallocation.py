@@ -26,7 +26,7 @@ from pathlib import Path
 
 from budgetpass.generation import models
 from budgetpass.generation.budget import BudgetRequest, plan_budget
-from budgetpass.generation.prompts import body_prompt
+from budgetpass.generation.prompts import BodyRequest, ModelPromptInfo, build_prompt
 from budgetpass.generation.runaway import RunawayRule
 from budgetpass.generation.source import is_stub, normalize_body
 from budgetpass.generation.types import GenerationResult, SamplingParams
@@ -183,7 +183,7 @@ def _samples(task: Task, record: dict, cache: Cache, info, limits, counters: dic
     total_tokens = sum(len(c["token_ids"]) for c in completions) or 1
     out = []
     for index, c in enumerate(completions):
-        body = normalize_body(c["text"], site) if site is not None else c["text"]
+        body = normalize_body(c["text"], site).text if site is not None else c["text"]
         program = task.program(body)
         key = outcome_key(task, program)
         cached = cache.get("outcomes", key)
@@ -261,7 +261,9 @@ class Runner:
         template = self.template(role)
         site = task.site()
         if site is not None:
-            prompt = body_prompt(task.prompt, site, template)
+            # The FIM style its cached generations were drawn with (the template names it).
+            prompt = build_prompt(BodyRequest(task.prompt, task.entry_point),
+                                  ModelPromptInfo(self.resolved[role].name, template), "fim")
             text, stops = prompt.text, prompt.stops
         else:  # not a parseable function: plain left-to-right completion of the prompt
             text, stops = task.prompt, ()
@@ -500,8 +502,8 @@ def run(config: ReallocationConfig, cache_dir: Path, out_dir: Path, name: str = 
         "summary": {**results.pop("summary"), "suite_tasks": suite_size},
         "config": asdict(config),
         "protocol": {
-            "prompt": "the product's body prompt (generation.prompts.body_prompt; FIM template "
-                      "when the model has the markers) for the entry point's body",
+            "prompt": "the product's body prompt (generation.prompts.build_prompt, style fim: "
+                      "the FIM template when the model has the markers) for the entry point's body",
             "extra_stops": list(EXTRA_STOPS),
             "sampling": "LlamaCppModel.generate: n samples in one batched request; greedy n=1",
             "execution": f"budgetpass.verify.sandbox ({runner.info.kind}), "

@@ -28,7 +28,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from budgetpass.generation import models, prompts, source
+from budgetpass.generation import models, prompts
 from budgetpass.generation.backends.llamacpp import LlamaCppModel
 from budgetpass.generation.backends.vllm import separate_vllm_python
 from budgetpass.generation.types import SamplingParams
@@ -40,10 +40,9 @@ GOAL_K8_OVER_K1 = 3.0
 
 def bench_prompt(function: str = "reading_time", path: Path = DEMO) -> str:
     """The product's own FIM prompt for a function (the same text every row)."""
-    text = path.read_text()
-    context = source.without_stub_bodies(text, keep=function)
-    return prompts.body_prompt(context, source.locate_function(context, function),
-                               prompts.QWEN_CODER).text
+    return prompts.build_prompt(prompts.BodyRequest(path.read_text(), function),
+                                prompts.ModelPromptInfo("qwen2.5-coder", prompts.QWEN_CODER),
+                                "fim").text
 
 
 def timed(fn) -> float:

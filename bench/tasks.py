@@ -174,8 +174,9 @@ def outcome_key(task: Task, program: str) -> str:
 
 
 def evaluate(task: Task, program: str, info: sandbox.SandboxInfo, limits: sandbox.Limits,
-             python: str = sys.executable) -> Outcome:
-    """Run ``program`` (prompt + candidate body) against the hidden test and the doctests."""
+             python: str = sys.executable, doctests: bool = True) -> Outcome:
+    """Run ``program`` (prompt + candidate body) against the hidden test and (``doctests``) the
+    docstring's examples."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": sandbox.SANDBOX_OUTDIR,
            "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
     seconds = 0.0
@@ -191,7 +192,7 @@ def evaluate(task: Task, program: str, info: sandbox.SandboxInfo, limits: sandbo
         passed = run.returncode == 0 and not run.timed_out and (out / "check.ok").is_file()
         timed_out = run.timed_out
         doctest_results = None
-        if task.doctest_examples():
+        if doctests and task.doctest_examples():
             (work / "candidate.py").write_text(program, encoding="utf-8")
             (work / "doctests.py").write_text(DOCTEST_SCRIPT, encoding="utf-8")
             run = sandbox.run([python, "-I", f"{sandbox.SANDBOX_WORKDIR}/doctests.py",

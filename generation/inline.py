@@ -1,5 +1,6 @@
-"""Completions at a cursor while the user types: which shape (one line or a whole body), the prompt,
-and the tidy-up of what the model wrote.
+"""Completions at a cursor while the user types: which shape (one line or a whole body), its request
+to the prompt builder (generation.prompts.build_prompt), and the tidy-up of what the model wrote
+(generation.source.normalize_body for a whole body).
 
 The buffer is usually not valid Python mid-keystroke, so the structure comes from tree-sitter, which
 parses broken code into a tree with error nodes instead of refusing it.
@@ -8,11 +9,20 @@ parses broken code into a tree with error nodes instead of refusing it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from .locate import FunctionSite, function_at, functions, is_stub
-from .prompts import PromptTemplate
+from .locate import FunctionSite, function_at, functions
+from .prompts import (
+    DEFAULT_MAX_CONTEXT_TOKENS,
+    BodyRequest,
+    LineRequest,
+    ModelPromptInfo,
+    Prompt,
+    build_prompt,
+)
+from .source import Body, normalize_body
 
-__all__ = ["CursorContext", "InlinePrompt", "cursor_context", "function_at", "functions",
+__all__ = ["CursorContext", "cursor_context", "function_at", "functions", "inline_body",
            "inline_prompt", "tidy_inline"]
 
 # Prompt windows, in characters, around the cursor: bounded so a 50k-line file costs what a small one
@@ -53,46 +63,42 @@ def cursor_context(text: str, offset: int, prefix_chars: int = PREFIX_CHARS,
     if window:
         window = text.find("\n", window) + 1 or window
     prefix = text[window:offset]
-    # A whole body is asked for like the generate job does (generation.prompts.body_prompt): no
+    # A whole body is asked for like the generate job does (generation.prompts.build_prompt): no
     # suffix, so the model does not borrow the next function's names; one line sees what follows.
     suffix = "" if multiline else text[offset:offset + suffix_chars]
     return CursorContext(offset, prefix, suffix, multiline, function, line_start,
                          before if multiline else "")
 
 
-@dataclass(frozen=True)
-class InlinePrompt:
-    text: str
-    stops: tuple[str, ...]
-
-
-def inline_prompt(ctx: CursorContext, template: PromptTemplate) -> InlinePrompt:
+def inline_prompt(ctx: CursorContext, model: ModelPromptInfo, style: str = "auto", *,
+                  text: str, path: Path | None = None, project: Path | None = None,
+                  max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS) -> Prompt:
+    """A whole body is the same request the generate job makes (so the same prompt); one line
+    is the windowed prefix and suffix around the cursor."""
     if ctx.multiline:
-        def_indent = " " * ctx.function.def_column
-        stops = tuple(f"\n{def_indent}{w}" for w in ("def ", "class ", "@", "if __name__"))
-    else:
-        stops = ("\n",)
-    if template.is_fim:
-        return InlinePrompt(f"{template.prefix}{ctx.prefix}{template.suffix}{ctx.suffix}"
-                            f"{template.middle}", template.stops + stops)
-    return InlinePrompt(ctx.prefix, stops)
+        request = BodyRequest(text, ctx.function.qualname, path, project, cursor=ctx.offset)
+        return build_prompt(request, model, style, max_context_tokens)
+    return build_prompt(LineRequest(ctx.prefix, ctx.suffix), model, style, max_context_tokens)
 
 
-def tidy_inline(generated: str, ctx: CursorContext) -> str:
-    """The text to insert at the cursor, or "" when there is nothing worth showing."""
+def inline_body(generated: str, ctx: CursorContext, prompt: Prompt | None = None) -> Body:
+    """What the model wrote, as text to insert at the cursor (``source.normalize_body`` for a whole
+    body), with the reason it is unusable if it is."""
     if not ctx.multiline:
         line = generated.split("\n", 1)[0].rstrip()
-        return line if line.strip() else ""
-    def_column = ctx.function.def_column
-    kept: list[str] = []
-    for number, line in enumerate(generated.split("\n")):
-        full = (ctx.typed_indent + line) if number == 0 else line
-        if full.strip() and len(full) - len(full.lstrip()) <= def_column:
-            break  # back at the def's level: the function is over
-        kept.append(full.rstrip())
-    while kept and not kept[-1].strip():
-        kept.pop()
-    body = "\n".join(kept)
-    if not body.strip() or is_stub(body):
-        return ""
-    return body[len(ctx.typed_indent):]  # the typed indentation stays; insert after the cursor
+        return Body(line, "" if line.strip() else "nothing on the line")
+    site = prompt.site if prompt is not None and prompt.site is not None else FunctionSite(
+        ctx.function.qualname, 0, " " * ctx.function.def_column, ctx.typed_indent, 0, 0, None)
+    # The builder's prompt ends at a line's start: the reply carries its own indentation.
+    # Without it (a bare FIM continuation after the typed indentation) the typed one counts.
+    body = normalize_body(generated, site)
+    text = body.text.rstrip("\n")
+    if text.split("\n", 1)[0].startswith(ctx.typed_indent):
+        return Body(text[len(ctx.typed_indent):], body.problem)
+    return Body(text.lstrip(" \t"), body.problem)  # the typed indentation stays; insert after it
+
+
+def tidy_inline(generated: str, ctx: CursorContext, prompt: Prompt | None = None) -> str:
+    """The text to insert at the cursor, or "" when there is nothing worth showing."""
+    body = inline_body(generated, ctx, prompt)
+    return body.text if body.usable else ""

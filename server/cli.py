@@ -17,7 +17,7 @@ from budgetpass.app.solve import Request, solve
 from budgetpass.generation import models
 from budgetpass.generation.backends import BACKENDS
 from budgetpass.generation.budget import METRICS
-from budgetpass.generation.prompts import TEMPLATES
+from budgetpass.generation.prompts import PROMPT_STYLES, TEMPLATES
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -135,11 +135,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
 
 
+def _prompt_used(model: dict) -> str:
+    """The style, and the FIM template when that is what was used."""
+    style = model.get("prompt", {}).get("style", "")
+    return f"{style} {model['template']}" if style == "fim" else style or model["template"]
+
+
 def render_report(report: Report) -> str:
     lines = [f"{report.function} in {report.file}: {report.status.upper()}", f"  {report.message}",
              f"  budget: {report.budget.derivation} "
              f"(metric {report.budget.metric}, reference {report.budget.reference})",
-             f"  model: {report.model['name']} ({report.model['template']} prompt, "
+             f"  model: {report.model['name']} ({_prompt_used(report.model)} prompt, "
              f"{report.model.get('backend', 'llama.cpp')}), sandbox: "
              f"{report.sandbox}, {report.seconds:.1f} s ({report.generation_seconds:.1f} s sampling, "
              f"{report.testing_seconds:.1f} s testing, {report.overlap_seconds:.1f} s of both)",
@@ -298,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "from the GGUF)")
     g.add_argument("--template", choices=sorted(TEMPLATES),
                    help="prompt template (default: told by the model's vocabulary or name)")
+    g.add_argument("--prompt-style", choices=PROMPT_STYLES, default=DEFAULTS.prompt.style,
+                   help="how the model is asked: chat (its own chat template), fim, plain; auto: "
+                        "chat when the model has a chat template, else fim")
+    g.add_argument("--max-context-tokens", type=int, default=DEFAULTS.prompt.max_context_tokens,
+                   help="tokens of code around the body shown to the model (imports, "
+                        "signatures, the code just above)")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--write", action="store_true", help="write the selected body into the file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

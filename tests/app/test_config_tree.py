@@ -163,3 +163,23 @@ def test_runaway_control_is_on_by_default_and_can_be_turned_off():
     cli_off = from_cli(build_parser().parse_args(["generate", "m.py::f", "--no-runaway"]))
     assert cli_off.sampling.params().runaway is None
     assert from_cli(build_parser().parse_args(["generate", "m.py::f"])).sampling.runaway
+
+
+def test_prompt_settings_by_every_name_and_flag():
+    config, problems = from_lsp({"prompt": {"style": "fim", "maxContextTokens": 512}})
+    assert problems == [] and config.prompt.style == "fim"
+    assert config.prompt.max_context_tokens == 512
+    assert build({"prompt.max_context_tokens": 256}).prompt.max_context_tokens == 256
+    kept, problems = from_lsp({"prompt": {"style": "chatty", "maxContextTokens": 10}}, config)
+    assert kept.prompt == config.prompt and len(problems) == 2
+    assert "prompt.style: expected one of auto, fim, chat, plain" in problems[0]
+    assert "prompt.maxContextTokens: expected 64 or more" in problems[1]
+    args = build_parser().parse_args(["generate", "m.py::f", "--prompt-style", "plain",
+                                      "--max-context-tokens", "300"])
+    assert from_cli(args).prompt == build({"prompt.style": "plain",
+                                           "prompt.maxContextTokens": 300}).prompt
+    assert from_cli(build_parser().parse_args(["generate", "m.py::f"])).prompt == Config().prompt
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["generate", "m.py::f", "--prompt-style", "chatty"])
+    with pytest.raises(ConfigError, match=r"prompt.max_context_tokens \(--max-context-tokens\)"):
+        from_cli(argparse.Namespace(max_context_tokens=8))

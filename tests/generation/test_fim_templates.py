@@ -8,7 +8,7 @@ from budgetpass.generation import prompts
 from budgetpass.generation.backends import open_llamacpp
 from budgetpass.generation.backends.llamacpp import LlamaCppModel
 from budgetpass.generation.prompts import template_for
-from budgetpass.generation.source import locate_function, normalize_body, splice_body
+from budgetpass.generation.source import normalize_body, splice_body
 from budgetpass.generation.types import SamplingParams
 
 VOCABS = Path(__file__).parent / "fixtures" / "vocab"
@@ -52,8 +52,8 @@ def test_fim_markers_and_stops_are_single_special_tokens(vocab):
 def test_prompt_tokenizes_with_markers_at_the_right_places(vocab):
     model, family = vocab
     template = prompts.TEMPLATES[family]
-    site = locate_function(SOURCE, "words")
-    text = prompts.body_prompt(SOURCE, site, template, include_suffix=True).text
+    text = prompts.build_prompt(prompts.BodyRequest(SOURCE, "words"),
+                                prompts.ModelPromptInfo(family, template), "fim").text
     tokens = model.tokenize(text)
     ids = [model.tokenize(m)[0] for m in template.markers]
     positions = [tokens.index(i) for i in ids]
@@ -76,6 +76,10 @@ def test_codellama_keeps_its_spaces():
 
 def test_codestral_puts_the_suffix_first():
     assert prompts.CODESTRAL.fill("BEFORE", "AFTER") == "[SUFFIX]AFTER[PREFIX]BEFORE"
+    # The rest of a line (inline completion) goes through the same builder, in the same order.
+    line = prompts.build_prompt(prompts.LineRequest("x = fo", "\nprint(x)"),
+                                prompts.ModelPromptInfo("codestral", prompts.CODESTRAL))
+    assert line.text == "[SUFFIX]\nprint(x)[PREFIX]x = fo" and line.style == "fim"
 
 
 def test_no_fim_tokens_means_plain():
@@ -88,8 +92,8 @@ def test_qwen_fim_body_ends_cleanly_at_a_stop(qwen_path):
     model = open_llamacpp(qwen_path)
     template = template_for(model)
     assert template.name == "qwen2.5-coder"
-    site = locate_function(SOURCE, "words")
-    prompt = prompts.body_prompt(SOURCE, site, template, include_suffix=True)
+    prompt = prompts.build_prompt(prompts.BodyRequest(SOURCE, "words"),
+                                  prompts.ModelPromptInfo("qwen", template), "fim")
     result = model.generate(prompt.text, 4, SamplingParams(temperature=0.6, max_tokens=96,
                                                            stop=prompt.stops, seed=1))
     finished = [c for c in result.completions if c.finish_reason == "stop"]
@@ -97,4 +101,5 @@ def test_qwen_fim_body_ends_cleanly_at_a_stop(qwen_path):
     for c in finished:
         assert not any(m in c.text for m in template.markers + template.stops)
         body = normalize_body(c.text, site)
-        ast.parse(splice_body(SOURCE, site, body))  # a whole body, not a cut-off one
+        assert body.usable, body
+        ast.parse(splice_body(SOURCE, site, body.text))  # a whole body, not a cut-off one

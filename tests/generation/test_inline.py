@@ -8,7 +8,9 @@ from budgetpass.generation.inline import (
     inline_prompt,
     tidy_inline,
 )
-from budgetpass.generation.prompts import QWEN_CODER
+from budgetpass.generation.prompts import QWEN_CODER, ModelPromptInfo
+
+QWEN = ModelPromptInfo("qwen", QWEN_CODER)
 
 SOURCE = '''import math
 
@@ -39,7 +41,7 @@ def test_blank_line_of_a_docstring_only_body_asks_for_the_whole_body():
     ctx = cursor_context(SOURCE, offset)
     assert ctx.multiline and ctx.function.qualname == "area"
     assert ctx.suffix == "" and ctx.prefix.endswith('"""Area of a circle."""\n    ')
-    prompt = inline_prompt(ctx, QWEN_CODER)
+    prompt = inline_prompt(ctx, QWEN, text=SOURCE)
     assert prompt.text.startswith("<|fim_prefix|>") and "\ndef " in prompt.stops
 
 
@@ -54,7 +56,7 @@ def test_typing_inside_a_statement_is_single_line():
     offset = at(SOURCE, 'return "shape"', len("return "))
     ctx = cursor_context(SOURCE, offset)
     assert not ctx.multiline and ctx.function.qualname == "Shape.name"
-    assert inline_prompt(ctx, QWEN_CODER).stops[-1] == "\n"
+    assert inline_prompt(ctx, QWEN, text=SOURCE).stops[-1] == "\n"
     assert ctx.suffix.startswith('"shape"')
 
 

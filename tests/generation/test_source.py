@@ -62,12 +62,13 @@ def test_splice_replaces_only_the_body():
 def test_normalize_body_stops_at_dedent():
     site = locate_function(SOURCE, "area")
     generated = "    x = r * r\n\n    return math.pi * x\n\ndef other():\n    pass\n"
-    assert normalize_body(generated, site) == "    x = r * r\n\n    return math.pi * x\n"
+    assert normalize_body(generated, site).text == "    x = r * r\n\n    return math.pi * x\n"
 
 
 def test_normalize_method_body_stops_at_next_method():
     site = locate_function(SOURCE, "Shape.scale")
-    assert normalize_body("        return k\n    def more(self):\n", site) == "        return k\n"
+    assert normalize_body("        return k\n    def more(self):\n", site).text == \
+        "        return k\n"
 
 
 def test_stub_detection():

@@ -106,7 +106,7 @@ def test_score_gives_the_log_probabilities_generation_saw(smol_path):
     """Scoring a greedy continuation after its prompt reproduces the per-token log-probabilities
     the sampler recorded; a continuation the model finds unlikely scores lower; the model still
     generates as before afterwards (its prompt cache was reset)."""
-    model = load_model(smol_path)
+    model = open_llamacpp(smol_path)
     params = SamplingParams(temperature=0, max_tokens=12)
     before = model.generate(PROMPT, 1, params).completions[0]
     scored = model.score(PROMPT, before.text)

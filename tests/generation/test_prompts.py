@@ -1,0 +1,307 @@
+"""The one prompt builder (styles, chat templates, bounded context) and the one body normaliser."""
+
+import ast
+from pathlib import Path
+
+import pytest
+from budgetpass.generation import prompts
+from budgetpass.generation.prompts import (
+    BodyRequest,
+    ChatTemplate,
+    ModelPromptInfo,
+    PromptError,
+    build_prompt,
+)
+from budgetpass.generation.source import locate_function, normalize_body, splice_body
+
+VOCABS = Path(__file__).parent / "fixtures" / "vocab"
+# ChatML as Qwen2.5 writes it (the bundled GGUFs carry the full template; the slow tests read it).
+CHATML = ("{%- for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHAT = ModelPromptInfo("chatty", prompts.QWEN_CODER, ChatTemplate(CHATML, "", "<|im_end|>", "x"))
+FIM_ONLY = ModelPromptInfo("fim-only", prompts.QWEN_CODER)
+SOURCE = '''import math
+
+
+def area(r: float) -> float:
+    """Area of a circle of radius ``r``."""
+    raise NotImplementedError
+
+
+def perimeter(r: float) -> float:
+    """Uses ``area``? No: 2 pi r."""
+    pass
+'''
+
+
+# --- the normaliser, on every unusable shape ---------------------------------------------------
+
+@pytest.fixture
+def site():
+    return locate_function(SOURCE, "area")
+
+
+@pytest.mark.parametrize("reply, problem", [
+    ("", "empty body"),
+    ("\n\n   \n", "empty body"),
+    ("    pass\n", "a stub, not an implementation"),
+    ("pass\n", "a stub, not an implementation"),
+    ("    raise NotImplementedError\n", "a stub, not an implementation"),
+    ("    # Your code here\n", "only comments"),
+    ("# Your code here\n", "only comments"),
+    ("```python\n    ...\n```\n", "a stub, not an implementation"),
+])
+def test_unusable_bodies_are_dropped_with_a_reason(site, reply, problem):
+    assert normalize_body(reply, site).problem == problem
+
+
+def test_a_body_at_column_0_is_reindented(site):
+    body = normalize_body("if r < 0:\n    raise ValueError(r)\nreturn math.pi * r ** 2\n", site)
+    assert body.usable
+    assert body.text == "    if r < 0:\n        raise ValueError(r)\n    return math.pi * r ** 2\n"
+    ast.parse(splice_body(SOURCE, site, body.text))
+
+
+def test_a_column_0_body_ends_at_the_next_definition(site):
+    body = normalize_body("x = r * r\nreturn math.pi * x\n\ndef other():\n    pass\n", site)
+    assert body.text == "    x = r * r\n    return math.pi * x\n"
+
+
+def test_fences_and_chatter_are_stripped(site):
+    fenced = "Here is the body:\n```python\n    return math.pi * r ** 2\n```\nHope it helps!"
+    assert normalize_body(fenced, site).text == "    return math.pi * r ** 2\n"
+    # A prefilled chat reply continues inside the block and closes it.
+    assert normalize_body("    return math.pi * r * r\n```\n", site).text == \
+        "    return math.pi * r * r\n"
+
+
+def test_a_rewritten_whole_function_gives_its_body(site):
+    reply = ('```python\nimport math\n\ndef area(r: float) -> float:\n    """Area."""\n'
+             "    return math.pi * r ** 2\n```")
+    assert normalize_body(reply, site).text == "    return math.pi * r ** 2\n"
+
+
+def test_the_body_is_cut_at_the_dedent(site):
+    body = normalize_body("    return 1\n\ndef other():\n    return 2\n", site)
+    assert body.text == "    return 1\n" and body.usable
+
+
+# --- styles and bad input ----------------------------------------------------------------------
+
+def test_auto_asks_a_whole_body_through_the_chat_template_and_the_reply_is_the_body():
+    prompt = build_prompt(BodyRequest(SOURCE, "area"), CHAT)
+    assert prompt.style == "chat"
+    assert prompt.text.startswith("<|im_start|>user\n")
+    assert prompt.text.endswith('<|im_start|>assistant\n```python\n' + prompt.prefill)
+    assert prompt.prefill.endswith('"""Area of a circle of radius ``r``."""\n')
+    assert "\n```" in prompt.stops and "<|im_end|>" in prompt.stops and "\ndef " in prompt.stops
+
+
+def test_auto_without_a_chat_template_is_fim_and_the_rest_of_a_line_is_fim():
+    assert build_prompt(BodyRequest(SOURCE, "area"), FIM_ONLY).style == "fim"
+    line = build_prompt(prompts.LineRequest("x = ", "\n"), CHAT)
+    assert line.style == "fim" and line.stops[-1] == "\n"
+
+
+def test_chat_for_a_model_without_a_template_names_the_model_and_its_styles():
+    with pytest.raises(PromptError, match=r"model fim-only has no chat template.*"
+                                          r"supports: auto, fim, plain"):
+        build_prompt(BodyRequest(SOURCE, "area"), FIM_ONLY, "chat")
+    with pytest.raises(PromptError, match="unknown prompt style"):
+        build_prompt(BodyRequest(SOURCE, "area"), FIM_ONLY, "sonnet")
+
+
+def test_a_template_that_fails_names_its_line_and_auto_falls_back_to_fim():
+    broken = ModelPromptInfo("broken", prompts.QWEN_CODER, ChatTemplate(
+        "{% for m in messages %}\n{{ m.content }}\n"
+        "{{ raise_exception('only system turns') }}\n{% endfor %}", origin="test"))
+    with pytest.raises(PromptError, match=r"model broken .*failed to render at line 3: only "
+                                          r"system turns"):
+        build_prompt(BodyRequest(SOURCE, "area"), broken, "chat")
+    fell_back = build_prompt(BodyRequest(SOURCE, "area"), broken, "auto")
+    assert fell_back.style == "fim" and "fell back to fim" in fell_back.notes[0]
+    syntax = ModelPromptInfo("bad", prompts.QWEN_CODER, ChatTemplate("ok\n{% if %}"))
+    with pytest.raises(PromptError, match="at line 2"):
+        build_prompt(BodyRequest(SOURCE, "area"), syntax, "chat")
+
+
+def test_the_template_runs_sandboxed():
+    sneaky = ModelPromptInfo("sneaky", prompts.QWEN_CODER, ChatTemplate(
+        "{{ messages.append(1) }}{{ ''.__class__.__mro__ }}"))
+    with pytest.raises(PromptError, match="sneaky"):
+        build_prompt(BodyRequest(SOURCE, "area"), sneaky, "chat")
+
+
+def test_plain_is_the_code_up_to_the_body():
+    prompt = build_prompt(BodyRequest(SOURCE, "area"), CHAT, "plain")
+    assert prompt.style == "plain" and prompt.text == prompt.prefill
+    assert SOURCE.startswith(prompt.text.rstrip("\n").split("\n\n\n")[0])
+
+
+# --- context: bounded, relevant, stable --------------------------------------------------------
+
+def _big_module(n: int = 2000) -> str:
+    parts = ["import itertools\nfrom collections import Counter\n\n\n",
+             'def tokenize(text: str) -> list[str]:\n    """Split ``text`` into words."""\n'
+             "    return text.split()\n\n\n"]
+    parts += [f"def filler_{i}(x):\n    return x + {i}\n\n\n" for i in range(n)]
+    parts.append("def stubbed(y):\n    raise NotImplementedError\n\n\n")
+    parts.append('def count_words(text: str) -> Counter:\n    """Counts of tokenize(text)."""\n'
+                 "    raise NotImplementedError\n")
+    return "".join(parts)
+
+
+def test_a_function_deep_in_a_large_module_gets_a_bounded_relevant_context():
+    text = _big_module()
+    prompt = build_prompt(BodyRequest(text, "count_words"), FIM_ONLY, "plain",
+                          max_context_tokens=400)
+    assert prompt.context_tokens <= 400
+    assert prompt.text.startswith("import itertools\nfrom collections import Counter\n")
+    assert "def tokenize(text: str) -> list[str]:" in prompt.text  # named by the docstring
+    assert "filler_1999" in prompt.text and "filler_3(" not in prompt.text  # the code just above
+    assert "stubbed" not in prompt.text and "NotImplementedError" not in prompt.text
+    assert len(text) > 20 * len(prompt.text)
+
+
+def test_the_prompt_does_not_change_while_the_body_is_typed():
+    text = _big_module(50)
+    typed = _big_module(50).rsplit("    raise NotImplementedError\n", 1)[0] + \
+        "    counts = Counter()\n"
+    first = build_prompt(BodyRequest(text, "count_words"), CHAT)
+    second = build_prompt(BodyRequest(typed, "count_words"), CHAT)
+    assert first.text == second.text
+
+
+def test_signatures_come_from_the_project_modules_the_file_imports(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "util.py").write_text(
+        'def normalise(word: str) -> str:\n    """Lower-case, no accents."""\n'
+        "    return word.lower()\n\n\ndef unrelated():\n    return 1\n")
+    main = tmp_path / "pkg" / "main.py"
+    main.write_text("from .util import normalise, unrelated\n\n\n"
+                    'def key(word):\n    """The sort key: normalise(word)."""\n    pass\n')
+    prompt = build_prompt(BodyRequest(main.read_text(), "key", main, tmp_path), FIM_ONLY, "plain")
+    assert "# pkg/util.py\ndef normalise(word: str) -> str:\n    \"\"\"Lower-case" in prompt.text
+    assert "return word.lower()" not in prompt.text and "def unrelated" not in prompt.text
+
+
+def test_a_method_keeps_its_class_header():
+    text = ("class Shape:\n    \"\"\"A shape.\"\"\"\n\n    sides = 0\n\n"
+            "    def scale(self, k):\n        \"\"\"Scaled copy.\"\"\"\n        pass\n")
+    prompt = build_prompt(BodyRequest(text, "Shape.scale"), FIM_ONLY, "plain")
+    assert prompt.text == text.replace("        pass\n", "")
+    assert prompt.site.def_indent == "    " and prompt.site.body_indent == "        "
+
+
+# --- one builder for every path ----------------------------------------------------------------
+
+def test_inline_and_the_job_build_the_same_prompt_for_the_same_whole_body(tmp_path):
+    from budgetpass.app.config import Config
+    from budgetpass.app.target import prompt, resolve
+
+    path = tmp_path / "shapes.py"
+    text = SOURCE.replace("    raise NotImplementedError\n", "    \n", 1)
+    path.write_text(text)
+    offset = text.index('radius ``r``."""\n    ') + len('radius ``r``."""\n    ')
+    for style in ("auto", "fim", "plain", "chat"):
+        config = Config().evolve(**{"prompt.style": style, "project": str(tmp_path)})
+        by_name = resolve(path, text, "area", None, "whole_body", config)
+        at_cursor = resolve(path, text, None, offset, "at_cursor", config)
+        assert at_cursor.kind == "whole_body" and at_cursor.cursor is not None
+        made = prompt(at_cursor, CHAT, config)
+        assert made == prompt(by_name, CHAT, config)
+        assert made.style == (style if style != "auto" else "chat")
+
+
+def test_vocabulary_fixtures_have_no_chat_template_so_chat_is_refused():
+    for name in ("ggml-vocab-deepseek-coder.gguf", "ggml-vocab-starcoder.gguf"):
+        assert prompts.chat_template_from_gguf(VOCABS / name) is None
+    meta = prompts.gguf_metadata(VOCABS / "ggml-vocab-deepseek-coder.gguf",
+                                 {"tokenizer.ggml.bos_token_id", "general.architecture"})
+    assert meta["general.architecture"] == "llama" and isinstance(
+        meta["tokenizer.ggml.bos_token_id"], int)
+
+
+# --- the real bundled model --------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def qwen(qwen_path):
+    from budgetpass.generation.engine import load_model, template_for
+
+    model = load_model(qwen_path)
+    return model, prompts.model_prompt_info(model, "qwen2.5-coder-0.5b", template_for(model))
+
+
+@pytest.mark.slow
+def test_the_chat_template_renders_as_the_gguf_declares(qwen):
+    model, info = qwen
+    assert info.chat is not None and info.chat.eos_token == "<|im_end|>"
+    assert "<|im_start|>" in info.chat.source  # read from the GGUF, not typed here
+    messages = [{"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "Write f."}]
+    ours = prompts.render_chat(info.chat, messages, info.name)
+    # llama.cpp's own renderer of the template the GGUF declares (ChatML for Qwen2.5)
+    assert ours == ("<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nWrite f."
+                    "<|im_end|>\n<|im_start|>assistant\n") == _llama_cpp_chat(model, messages)
+    tokens = model.tokenize(ours)
+    start, end = model.tokenize("<|im_start|>"), model.tokenize("<|im_end|>")
+    assert len(start) == len(end) == 1  # special tokens as single tokens
+    assert tokens.count(start[0]) == 3 and tokens.count(end[0]) == 2
+    # The default system prompt comes from the template itself when none is given.
+    assert prompts.render_chat(info.chat, messages[1:], info.name).startswith(
+        "<|im_start|>system\nYou are Qwen")
+
+
+def _llama_cpp_chat(model, messages) -> str:
+    import ctypes
+
+    lib = model.llama
+    template = lib.llama_model_chat_template(model.model, None)
+    array = (lib.llama_chat_message * len(messages))(*[
+        lib.llama_chat_message(m["role"].encode(), m["content"].encode()) for m in messages])
+    buf = ctypes.create_string_buffer(4096)
+    n = lib.llama_chat_apply_template(template, array, len(messages), True, buf, 4096)
+    return buf.raw[:n].decode()
+
+
+WORDS = '''import re
+
+
+def words(text: str) -> list[str]:
+    """The words of ``text``: runs of letters, lower-cased.
+
+    >>> words("Hello, World")
+    ['hello', 'world']
+    """
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("style", ["chat", "fim", "plain"])
+def test_every_style_ends_cleanly_with_a_body(qwen, style):
+    from budgetpass.generation.types import SamplingParams
+
+    model, info = qwen
+    prompt = build_prompt(BodyRequest(WORDS, "words"), info, style)
+    assert prompt.style == style
+    result = model.generate(prompt.text, 2, SamplingParams(temperature=0.0 if style == "chat"
+                                                           else 0.4, max_tokens=160,
+                                                           stop=prompt.stops, seed=3))
+    site = locate_function(WORDS, "words")
+    for c in result.completions:
+        assert c.finish_reason == "stop", (style, c.text)
+        assert not any(stop in c.text for stop in prompt.stops)
+        body = normalize_body(c.text, site)
+        if style == "chat":  # the prefilled turn continues with the body itself
+            assert body.usable and c.text.startswith("    "), c.text
+        if body.usable:
+            ast.parse(splice_body(WORDS, site, body.text))
+
+
+def test_a_stub_the_docstring_names_shows_its_signature_but_never_its_body():
+    text = ('def helper(x: int) -> int:\n    """Twice x."""\n    raise NotImplementedError\n\n\n'
+            'def main(x):\n    """helper(x) plus one."""\n    pass\n')
+    prompt = build_prompt(BodyRequest(text, "main"), FIM_ONLY, "plain")
+    assert 'def helper(x: int) -> int:\n    """Twice x."""\n' in prompt.text
+    assert "NotImplementedError" not in prompt.text
