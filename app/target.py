@@ -56,7 +56,7 @@ class Target:
             return self.text[:self.cursor.offset] + candidate + self.text[self.cursor.offset:]
         return splice_body(self.text, self.site, candidate)
 
-    def candidate(self, completion, prompt: Prompt) -> Candidate:
+    def candidate(self, completion, prompt: Prompt | None = None) -> Candidate:
         """A generated completion through the one normaliser (``prompt``: the one it answers, which
         says where a reply at a cursor starts), with the reason it cannot be used if it cannot:
         empty, a stub, only comments, a syntax error."""

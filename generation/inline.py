@@ -87,8 +87,8 @@ def inline_body(generated: str, ctx: CursorContext, prompt: Prompt | None = None
     if not ctx.multiline:
         line = generated.split("\n", 1)[0].rstrip()
         return Body(line, "" if line.strip() else "nothing on the line")
-    site = prompt.site if prompt is not None and prompt.site is not None else FunctionSite(
-        ctx.function.qualname, 0, " " * ctx.function.def_column, ctx.typed_indent, 0, 0, None)
+    site = prompt.site if prompt is not None and prompt.site is not None else FunctionSite.bare(
+        ctx.function.qualname, " " * ctx.function.def_column, ctx.typed_indent)
     # The builder's prompt ends at a line's start: the reply carries its own indentation.
     # Without it (a bare FIM continuation after the typed indentation) the typed one counts.
     body = normalize_body(generated, site)

@@ -59,6 +59,13 @@ class FunctionSite:
     body_is_empty: bool  # only a docstring and/or stub statements
     body_shares_signature_line: bool  # ``def f(): return 1``
 
+    @classmethod
+    def bare(cls, qualname: str, def_indent: str, body_indent: str) -> FunctionSite:
+        """A site known only by its indentation (a buffer that does not parse): enough for the
+        normaliser to re-indent and cut a generated body."""
+        return cls(qualname, False, 0, 0, len(def_indent), 0, "", 0, 0, 0, def_indent, body_indent,
+                   None, None, 0, 0, 0, True, False)
+
     @property
     def name(self) -> str:
         return self.qualname.rsplit(".", 1)[-1]

@@ -527,7 +527,7 @@ def _window_context(request: BodyRequest, model: ModelPromptInfo, budget: int):
             break
         kept.insert(0, line)
         used += cost
-    site = FunctionSite(request.function, 0, def_indent, body_indent, 0, 0, None)
+    site = FunctionSite.bare(request.function, def_indent, body_indent)
     return "".join(kept), site, used, ("the buffer does not parse: context is the lines above",)
 
 
@@ -645,7 +645,7 @@ class _Context:
     def _chain(self):
         """[(statements of the scope, the node in it)] from the module down to the function."""
         chain, scope = [], self.tree.body
-        target = self.site.def_line
+        target = self.site.def_line + 1  # the locator's lines are 0-based, ast's 1-based
         while True:
             for node in scope:
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \

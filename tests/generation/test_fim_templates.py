@@ -8,7 +8,7 @@ from budgetpass.generation import prompts
 from budgetpass.generation.backends import open_llamacpp
 from budgetpass.generation.backends.llamacpp import LlamaCppModel
 from budgetpass.generation.prompts import template_for
-from budgetpass.generation.source import normalize_body, splice_body
+from budgetpass.generation.source import locate_function, normalize_body, splice_body
 from budgetpass.generation.types import SamplingParams
 
 VOCABS = Path(__file__).parent / "fixtures" / "vocab"
@@ -98,6 +98,7 @@ def test_qwen_fim_body_ends_cleanly_at_a_stop(qwen_path):
                                                            stop=prompt.stops, seed=1))
     finished = [c for c in result.completions if c.finish_reason == "stop"]
     assert finished
+    site = locate_function(SOURCE, "words")
     for c in finished:
         assert not any(m in c.text for m in template.markers + template.stops)
         body = normalize_body(c.text, site)
