@@ -1,0 +1,95 @@
+"""The one prompt builder, ``build_prompt`` (the package's docstring describes the styles)."""
+
+from __future__ import annotations
+
+from ..source import FunctionSite
+from .base import BodyRequest, LineRequest, ModelPromptInfo, Prompt, PromptError
+from .chat import render_chat
+from .context import body_context
+
+PROMPT_STYLES = ("auto", "fim", "chat", "plain")
+# What ``auto`` uses for a whole body when the model has a chat template: on HumanEval (all 164,
+# bench/results/prompt_styles.json) the bundled Instruct models answer far better through their
+# own chat template than through FIM.
+AUTO_BODY_STYLE = "chat"
+# Tokens of code context around a whole body. A function deep in a large module then costs about
+# what one in a small file does before the first candidate token (bench/prompt_styles.py measures
+# the ratio); HumanEval-sized files fit whole.
+DEFAULT_MAX_CONTEXT_TOKENS = 1024
+CHAT_INSTRUCTION = ("Complete the Python function `{name}` below: write the rest of its body. "
+                    "Reply with the code in one ```python block.")
+
+
+def build_prompt(request: BodyRequest | LineRequest, model: ModelPromptInfo, style: str = "auto",
+                 max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS) -> Prompt:
+    """The prompt for ``request`` in ``style`` (one of ``PROMPT_STYLES``).
+
+    Raises PromptError for a style the model cannot do (naming the styles it can) and for a chat
+    template that fails to render (naming its line); ``auto`` then falls back to FIM and notes it.
+    """
+    if style not in PROMPT_STYLES:
+        raise PromptError(f"unknown prompt style {style!r}; choose one of {', '.join(PROMPT_STYLES)}")
+    if max_context_tokens < 64:
+        raise PromptError(f"max context tokens must be at least 64, not {max_context_tokens}")
+    if isinstance(request, LineRequest):
+        return _line_prompt(request, model, style)
+    chosen = style
+    if style == "auto":
+        chosen = AUTO_BODY_STYLE if model.chat else ("fim" if model.fim.is_fim else "plain")
+    _check_supported(model, chosen)
+    # A chat prompt holds the code twice (the user's turn, the prefilled reply): half each.
+    code, site, used, notes = body_context(
+        request, model, max_context_tokens // 2 if chosen == "chat" else max_context_tokens)
+    stops = _dedent_stops(site.def_indent)
+    if chosen == "chat":
+        try:
+            return _chat_prompt(code, site, model, stops, used, notes)
+        except PromptError as exc:
+            if style != "auto":
+                raise
+            chosen = "fim" if model.fim.is_fim else "plain"
+            notes = notes + (f"auto: {exc}; fell back to {chosen}",)
+    if chosen == "fim":
+        return Prompt(model.fim.fill(code, ""), "fim", model.fim.stops + stops, code,
+                      model.fim.name, notes, used, site)
+    return Prompt(code, "plain", stops, code, "plain", notes, used, site)
+
+
+def _check_supported(model: ModelPromptInfo, style: str) -> None:
+    if style in model.styles:
+        return
+    why = ("has no chat template (tokenizer.chat_template)" if style == "chat"
+           else "has no fill-in-the-middle tokens")
+    raise PromptError(f"model {model.name} {why}, so it cannot take {style} prompts; styles it "
+                      f"supports: {', '.join(model.styles)}")
+
+
+def _line_prompt(request: LineRequest, model: ModelPromptInfo, style: str) -> Prompt:
+    """The rest of a line is always asked left to right or fill-in-the-middle: a chat turn is for
+    whole bodies (a ``chat`` setting still applies to those)."""
+    notes: tuple[str, ...] = ()
+    if style == "chat":
+        notes = ("the rest of a line is asked with fim; the chat style applies to whole bodies",)
+    chosen = "plain" if style == "plain" or not model.fim.is_fim else "fim"
+    if style == "fim":
+        _check_supported(model, "fim")
+    if chosen == "fim":
+        return Prompt(model.fim.fill(request.prefix, request.suffix), "fim",
+                      model.fim.stops + ("\n",), request.prefix, model.fim.name, notes)
+    return Prompt(request.prefix, "plain", ("\n",), request.prefix, "plain", notes)
+
+
+def _dedent_stops(def_indent: str) -> tuple[str, ...]:
+    """A new statement at the def's indentation ends a body in every style."""
+    return tuple(f"\n{def_indent}{word}" for word in ("def ", "class ", "@", "if __name__"))
+
+
+def _chat_prompt(code: str, site: FunctionSite, model: ModelPromptInfo, stops, used, notes):
+    """The model's own template around one user turn; the assistant's turn is opened on a code
+    block holding the code up to the body, so the reply continues with the body."""
+    name = site.qualname.rsplit(".", 1)[-1]
+    user = f"{CHAT_INSTRUCTION.format(name=name)}\n\n```python\n{code.rstrip()}\n```"
+    rendered = render_chat(model.chat, [{"role": "user", "content": user}], model.name)
+    prefill = "```python\n" + code
+    chat_stops = ("\n```",) + tuple(t for t in (model.chat.eos_token,) if t)
+    return Prompt(rendered + prefill, "chat", chat_stops + stops, code, "chat", notes, used, site)

@@ -1,0 +1,282 @@
+"""The context around a whole body, bounded by tokens and chosen by relevance: the file's imports,
+enclosing classes, signatures of what the body likely uses, then the code just above."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import re
+from pathlib import Path
+
+from ..source import FunctionSite, SourceError, locate_function, parse_python, without_stub_bodies
+from .base import BodyRequest, ModelPromptInfo
+
+
+def body_context(request: BodyRequest, model: ModelPromptInfo,
+                 budget: int) -> tuple[str, FunctionSite, int, tuple[str, ...]]:
+    """(code up to the body, the body's site, its tokens, notes): the file's imports, the enclosing
+    classes, signatures and docstrings of what the body likely uses (same file; project modules
+    the file imports), then the code just above, within ``budget`` tokens. Other stubs' bodies
+    never appear (a small model imitates them)."""
+    try:
+        site = locate_function(request.text, request.function)
+    except SourceError:
+        if request.cursor is None:
+            raise
+        return _window_context(request, model, budget)
+    text = without_stub_bodies(request.text, keep=request.function)
+    site = locate_function(text, request.function)
+    tree = parse_python(text)
+    return _Context(text, tree, site, request, model, budget).build()
+
+
+def _window_context(request: BodyRequest, model: ModelPromptInfo, budget: int):
+    """A buffer that does not parse: the lines above the cursor that fit, up to the cursor line."""
+    text = request.text
+    line_start = text.rfind("\n", 0, request.cursor) + 1
+    lines = text[:line_start].splitlines(keepends=True)
+    name = request.function.rsplit(".", 1)[-1]
+    def_re = re.compile(rf"^([ \t]*)(async[ \t]+)?def[ \t]+{re.escape(name)}\b")
+    def_indent = next((m.group(1) for ln in reversed(lines) if (m := def_re.match(ln))), "")
+    typed = text[line_start:request.cursor]
+    body_indent = typed if typed.strip() == "" and len(typed) > len(def_indent) else def_indent + "    "
+    kept: list[str] = []
+    used = 0
+    for line in reversed(lines):
+        cost = model.tokens(line)
+        if used + cost > budget and kept:
+            break
+        kept.insert(0, line)
+        used += cost
+    site = FunctionSite.bare(request.function, def_indent, body_indent)
+    return "".join(kept), site, used, ("the buffer does not parse: context is the lines above",)
+
+
+def _stmt_start(node) -> int:
+    return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+
+
+def _summary(node, lines: list[str], indent: str = "") -> str:
+    """A def's or class's signature and docstring, without its body."""
+    start = _stmt_start(node)
+    body = node.body
+    doc = ast.get_docstring(node, clean=False) is not None
+    header_end = body[0].lineno - 1 if body else node.end_lineno
+    head = "".join(lines[start - 1:header_end])
+    if not head.rstrip().endswith(":"):  # body on the signature's line: keep the line whole
+        return "".join(lines[start - 1:node.lineno])
+    if doc:
+        head += "".join(lines[body[0].lineno - 1:body[0].end_lineno])
+        if isinstance(node, ast.ClassDef):
+            for item in body[1:]:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    head += _summary(item, lines)
+        return head
+    inner = lines[body[0].lineno - 1] if body else indent + "    "
+    pad = inner[: len(inner) - len(inner.lstrip())]
+    if isinstance(node, ast.ClassDef):
+        methods = [_summary(item, lines) for item in body
+                   if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        return head + ("".join(methods) if methods else f"{pad}...\n")
+    return head + f"{pad}...\n"
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[A-Za-z_]\w*", text))
+
+
+class _Context:
+    """One body's context, assembled from line ranges of the (stub-free) file."""
+
+    def __init__(self, text, tree, site, request, model, budget):
+        self.text, self.tree, self.site, self.request = text, tree, site, request
+        self.model, self.budget = model, budget
+        self.lines = text.splitlines(keepends=True)
+
+    def build(self):
+        lines, site = self.lines, self.site
+        chain = self._chain()
+        func = chain[-1][1]
+        offsets = [0]
+        for line in lines:
+            offsets.append(offsets[-1] + len(line))
+        header = self.text[offsets[_stmt_start(func) - 1]:site.body_start]
+        imports = [n for n in self.tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        first = self.tree.body[0] if self.tree.body else None
+        has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and \
+            isinstance(first.value.value, str)
+        if has_doc:
+            imports.insert(0, first)  # the module's docstring leads, as in the file
+        import_lines = {i for n in imports for i in range(n.lineno, n.end_lineno + 1)}
+        import_text = "".join(lines[i - 1] for i in sorted(import_lines))
+        if has_doc and len(imports) > 1:
+            doc_end = first.end_lineno
+            import_text = "".join(lines[:doc_end]) + "\n" + import_text[len("".join(lines[:doc_end])):]
+        class_heads = [self._class_head(node) for _, node in chain[:-1]]
+        used = self.model.tokens(import_text) + self.model.tokens(header) + sum(
+            self.model.tokens(h) for h in class_heads)
+        notes: list[str] = []
+        if used > self.budget:
+            notes.append(f"the imports, enclosing classes and signature alone take {used} tokens "
+                         f"(budget {self.budget})")
+        wanted = _words(header) - {"self", "cls", "def", "return", "None"}
+        window_budget = max(0, (self.budget - used) * 3 // 4)
+        # The code just above, nearest first, statement by statement, innermost scope first.
+        windows: list[str] = []
+        cut_off: list = []
+        spent = 0
+        full = True
+        for depth in range(len(chain) - 1, -1, -1):
+            scope, node = chain[depth]
+            before = [s for s in scope if s.end_lineno < _stmt_start(node)]
+            if depth and before and ast.get_docstring(chain[depth - 1][1], clean=False) is not None:
+                before = before[1:]  # the class's docstring is in its header already
+            start_line = _stmt_start(node)
+            kept = start_line
+            while full and before:
+                stmt = before.pop()
+                piece = "".join(lines[i - 1] for i in range(_stmt_start(stmt), kept)
+                                if i not in import_lines)
+                cost = self.model.tokens(piece)
+                if spent + cost > window_budget:
+                    full = False
+                    cut_off.append(stmt)
+                    break
+                spent += cost
+                kept = _stmt_start(stmt)
+            cut_off.extend(before)
+            if full:  # the whole scope fits: its leading blank lines and comments too
+                cls = chain[depth - 1][1] if depth else None
+                kept = 1 if cls is None else 1 + (
+                    cls.body[0].end_lineno if ast.get_docstring(cls, clean=False) is not None
+                    else cls.body[0].lineno - 1)
+            windows.insert(0, "".join(lines[i - 1] for i in range(kept, start_line)
+                                      if i not in import_lines))
+        used += spent
+        signatures = self._signatures(cut_off, wanted, self.budget - used)
+        used += self.model.tokens(signatures)
+        parts = [import_text.rstrip("\n") + "\n\n\n" if import_text else "", signatures]
+        for depth, window in enumerate(windows):
+            parts.append(window)
+            if depth < len(class_heads):
+                parts.append(class_heads[depth])
+        code = re.sub(r"\n{4,}", "\n\n\n", "".join(parts)) + header
+        return code, site, used, tuple(notes)
+
+    def _chain(self):
+        """[(statements of the scope, the node in it)] from the module down to the function."""
+        chain, scope = [], self.tree.body
+        target = self.site.def_line + 1  # the locator's lines are 0-based, ast's 1-based
+        while True:
+            for node in scope:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \
+                        node.lineno <= target <= node.end_lineno:
+                    chain.append((scope, node))
+                    if node.lineno == target and not isinstance(node, ast.ClassDef):
+                        return chain
+                    scope = node.body
+                    break
+            else:
+                raise SourceError(f"{self.site.qualname}: not found at line {target}")
+
+    def _class_head(self, node: ast.ClassDef) -> str:
+        first = node.body[0]
+        end = first.end_lineno if ast.get_docstring(node, clean=False) is not None \
+            else first.lineno - 1
+        return "".join(self.lines[_stmt_start(node) - 1:end])
+
+    def _signatures(self, cut_off, wanted: set[str], budget: int) -> str:
+        """Signatures and docstrings of the names the body likely uses that the window left out:
+        this file's definitions, then those the file imports from project modules."""
+        found: list[tuple[str, str]] = []
+        for node in cut_off:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \
+                    node.name in wanted:
+                found.append((node.name, _summary(node, self.lines)))
+        found += self._stub_signatures(wanted)
+        found += self._project_signatures(wanted)
+        out, spent = [], 0
+        for _, text in found:
+            cost = self.model.tokens(text)
+            if spent + cost > budget:
+                continue
+            out.append(text if text.endswith("\n") else text + "\n")
+            spent += cost
+        return "".join(t + "\n\n" for t in out)
+
+    def _stub_signatures(self, wanted: set[str]) -> list[tuple[str, str]]:
+        """Other stubs of the file are left out of the code; the ones the signature or docstring
+        mention are shown by signature and docstring only."""
+        if self.text == self.request.text:
+            return []
+        lines = self.request.text.splitlines(keepends=True)
+        kept = {n.name for n in self.tree.body if hasattr(n, "name")}
+        return [(node.name, _summary(node, lines)) for node in parse_python(self.request.text).body
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and node.name in wanted and node.name not in kept]
+
+    def _project_signatures(self, wanted: set[str]) -> list[tuple[str, str]]:
+        """``from module import name`` of a project module, for the names the signature or
+        docstring mentions: their summaries."""
+        path, project = self.request.path, self.request.project
+        if path is None or project is None:
+            return []
+        found = []
+        for node in self.tree.body:
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            names = {a.name for a in node.names} & wanted
+            if not names:
+                continue  # names the signature and docstring never mention: not worth a parse
+            module = _module_file(Path(path), Path(project), node)
+            if module is None:
+                continue
+            rel = module.relative_to(project).as_posix()
+            for name, summary in _module_summaries(module).items():
+                if name in names:
+                    found.append((name, f"# {rel}\n{summary}"))
+        return found
+
+
+@functools.lru_cache(maxsize=64)
+def _summaries_of(path: Path, mtime: float, size: int) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return {}
+    lines = text.splitlines(keepends=True)
+    return {node.name: _summary(node, lines) for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def _module_summaries(path: Path) -> dict[str, str]:
+    """Top-level definitions' summaries of a project module, parsed once per version of it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return {}
+    return _summaries_of(path, stat.st_mtime, stat.st_size)
+
+
+def _module_file(path: Path, project: Path, node: ast.ImportFrom) -> Path | None:
+    """The project file an ``from X import ...`` names (relative imports included), if any."""
+    parts = (node.module or "").split(".") if node.module else []
+    if node.level:
+        base = path.parent
+        for _ in range(node.level - 1):
+            base = base.parent
+        roots = [base]
+    else:
+        roots = [project, project / "src"]
+    for root in roots:
+        candidate = root.joinpath(*parts) if parts else root
+        for option in (candidate.with_suffix(".py") if parts else None,
+                       candidate / "__init__.py"):
+            if option is not None and option.is_file():
+                try:
+                    option.resolve().relative_to(project.resolve())
+                except ValueError:
+                    continue
+                return option
+    return None
