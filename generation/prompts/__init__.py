@@ -11,7 +11,7 @@ Styles (``PROMPT_STYLES``):
 - ``auto``: a whole body -> ``chat`` when the model has a chat template (bench/prompt_styles.py),
   else ``fim``; the rest of a line -> ``fim``.
 
-The context is bounded by tokens and chosen by relevance (``context_for``), with its stable parts
+The context is bounded by tokens and chosen by relevance (``body_context``), with its stable parts
 (imports, signatures) first so consecutive requests share their prompt's beginning.
 
 The package's modules, by concern: ``templates`` (fill-in-the-middle templates and which one fits
