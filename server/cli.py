@@ -1,4 +1,5 @@
-"""Command line: ``budgetpass models`` and ``budgetpass generate PATH::FUNCTION``.
+"""Command line: ``budgetpass models``, ``budgetpass generate PATH::FUNCTION`` and ``budgetpass check
+PATH::FUNCTION --bodies FILE``.
 
 Exit codes: 0 a body was selected (passed or ranked); 1 the run finished but no candidate passed;
 2 bad input (file, function, model, settings); 130 interrupted.
@@ -157,6 +158,51 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print(render_report(report))
     return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Given bodies (JSON lines ``{"body": "..."}``) through generate's discovery, sandbox,
+    testing and selection, no model; same report and exit codes."""
+    try:
+        path, function = _target(args.target)
+        bodies = _read_bodies(args.bodies)
+        settings = jobs.JobSettings(
+            sandbox=args.sandbox,
+            limits=Limits(wall_seconds=args.test_timeout, cpu_seconds=int(args.test_timeout) + 1),
+            python=args.python, project=Path(args.project) if args.project else None,
+            stop_at_first_pass=False)
+    except (ValueError, OSError) as exc:
+        return _error(str(exc))
+    try:
+        report = jobs.check(path, function, bodies, settings)
+    except jobs.JobError as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        print("budgetpass: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    for warning in report.warnings:
+        print(f"budgetpass: WARNING: {warning}", file=sys.stderr)
+    print(json.dumps(report.to_json(), indent=2) if args.json else render_report(report))
+    return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
+
+
+def _read_bodies(name: str) -> list[str]:
+    """JSON lines, each {"body": "..."}; '-' reads stdin."""
+    handle = sys.stdin if name == "-" else open(name, encoding="utf-8")  # noqa: SIM115
+    with handle:
+        lines = [(n, line) for n, line in enumerate(handle, 1) if line.strip()]
+    bodies = []
+    for number, line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{name}:{number}: not JSON: {exc}") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("body"), str):
+            raise ValueError(f'{name}:{number}: expected {{"body": "..."}}')
+        bodies.append(entry["body"])
+    if not bodies:
+        raise ValueError(f"{name}: no bodies")
+    return bodies
 
 
 def render_report(report: jobs.JobReport) -> str:
@@ -321,6 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write the selected body into the file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
+
+    k = sub.add_parser("check", help="test given bodies (no model) like generate tests samples")
+    k.add_argument("target", help="PATH::FUNCTION or PATH::Class.method")
+    k.add_argument("--bodies", required=True, metavar="FILE",
+                   help='JSON lines, each {"body": "..."} (indented as in the function); - for stdin')
+    k.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto")
+    k.add_argument("--test-timeout", type=float, default=60.0, help="seconds per candidate test run")
+    k.add_argument("--python", help="interpreter for the project's tests")
+    k.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
+    k.add_argument("--json", action="store_true", help="print one JSON object")
+    k.set_defaults(func=cmd_check)
 
     c = sub.add_parser("calibrate", help="measure model speeds on this machine (time budgets)")
     c.add_argument("names", nargs="*", metavar="MODEL",

@@ -308,17 +308,8 @@ def _candidate(completion: Completion, text: str, site, filename: str) -> Candid
                      completion.finish_reason, parses, problem)
 
 
-def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
-          on_event: EventCallback | None = None,
-          should_stop: Callable[[], bool] | None = None,
-          source_text: str | None = None) -> JobReport:
-    """Generate k candidates for ``function`` in ``path``, verify them, select one.
-
-    ``source_text``: the file as an editor holds it (unsaved changes included), used instead of
-    what is on disk; the candidates are tested against that text.
-    """
-    emit = on_event or (lambda event: None)
-    start = time.monotonic()
+def _resolve(path, function: str, settings: JobSettings, source_text: str | None, emit):
+    """The function's file, text and site, the project, the sandbox and the selected tests."""
     path = Path(path).absolute()
     text = _read(path) if source_text is None else source_text
     try:
@@ -344,6 +335,47 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
             found += _traced(project, path, rel_file, function, settings, info, found, warnings,
                              emit)
         node_ids = found + tuple(t for t in settings.add_tests if t not in found)
+    return path, text, site, project, rel_file, info, warnings, node_ids
+
+
+def check(path: Path, function: str, bodies: list[str], settings: JobSettings = JobSettings(),
+          on_event: EventCallback | None = None) -> JobReport:
+    """Given bodies instead of a model's samples: the same discovery, sandbox, testing and
+    selection as ``solve`` (``budgetpass check``: vet bodies from anywhere; the attack tests'
+    seam). Each body is tidied like a model's and must parse to be tested."""
+    emit = on_event or (lambda event: None)
+    start = time.monotonic()
+    path, text, site, project, rel_file, info, warnings, node_ids = _resolve(
+        path, function, settings, None, emit)
+    candidates = [_candidate(Completion(i, body, (), (0.0,), "given", 0), text, site, str(path))
+                  for i, body in enumerate(bodies)]
+    status, selected, message, rankings = _verify_and_select(
+        candidates, text, site, rel_file, project, node_ids, info, settings, emit, None, function)
+    budget = Budget("samples", "none", 0, 0, 0.0, len(bodies),
+                    f"{len(bodies)} given bodies, no model")
+    report = JobReport(status=status, file=str(path), function=function, project=str(project),
+                       model={"name": "given bodies", "template": "no", "backend": "no model"},
+                       budget=budget, tests=node_ids, candidates=candidates, selected=selected,
+                       sandbox=info.kind, warnings=warnings, seconds=time.monotonic() - start,
+                       generation_seconds=0.0, message=message, source_text=text,
+                       rankings=rankings)
+    emit(JobEvent("done", text=status, seconds=time.monotonic() - start))
+    return report
+
+
+def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
+          on_event: EventCallback | None = None,
+          should_stop: Callable[[], bool] | None = None,
+          source_text: str | None = None) -> JobReport:
+    """Generate k candidates for ``function`` in ``path``, verify them, select one.
+
+    ``source_text``: the file as an editor holds it (unsaved changes included), used instead of
+    what is on disk; the candidates are tested against that text.
+    """
+    emit = on_event or (lambda event: None)
+    start = time.monotonic()
+    path, text, site, project, rel_file, info, warnings, node_ids = _resolve(
+        path, function, settings, source_text, emit)
 
     emit(JobEvent("resolve", text=f"model {settings.model}"))
     spec = settings.model_spec
@@ -469,7 +501,7 @@ class _Tester:
         for body in self.schedule.to_start():
             run_id = self.worker.submit(self.target.rel_file,
                                         splice_body(self.target.text, self.target.site, body),
-                                        self.target.node_ids)
+                                        self.target.node_ids, original=self.target.text)
             self.runs[run_id] = body
             self.schedule.started(body, run_id)
             for cand in self.by_body[body]:
