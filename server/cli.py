@@ -198,7 +198,7 @@ def _read_bodies(name: str) -> list[str]:
         except ValueError as exc:
             raise ValueError(f"{name}:{number}: not JSON: {exc}") from None
         if not isinstance(entry, dict) or not isinstance(entry.get("body"), str):
-            raise ValueError(f'{name}:{number}: expected {{"body": "..."}}')
+            raise ValueError(f'{name}:{number}: expected {{"body": "..."}}')  # noqa: TRY004
         bodies.append(entry["body"])
     if not bodies:
         raise ValueError(f"{name}: no bodies")

@@ -1,9 +1,12 @@
 """Run untrusted candidate code: bubblewrap when it works, a limited subprocess when it does not.
 
-Inside bubblewrap the host is read-only, the network and PID namespaces are private, home folders
-are hidden behind empty tmpfs mounts, and only the candidate's scratch copy and an output folder
-are writable. Resource limits (address space, CPU time, file size, process count) and a wall-clock
-timeout that kills the whole process tree apply in both modes.
+Inside bubblewrap the host is visible only by allowlist (the system's /usr and its links, the
+interpreters' prefixes, the loader cache and time zone of /etc) and read-only; /dev, /proc and /tmp
+are private, the network and PID namespaces are new, and only the run's own folders are writable
+(for the warm worker: a size-limited tmpfs). Resource limits (address space, CPU time, file size,
+process count) and a wall-clock timeout that kills the whole process tree apply in both modes;
+``CandidateGroups`` adds memory and process caps over a candidate's whole tree where cgroups are
+writable. What holds in which mode: SECURITY.md.
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ import builtins
 import ctypes
 import io
 import json
+import math
 import os
 import pickle
 import resource
@@ -217,15 +218,14 @@ class _SafeCodec:
     def encode(self, value, handles: dict | None = None, depth: int = 0):
         if depth > DEPTH_LIMIT:
             raise ValueError("nested too deeply")
-        enc = lambda v: self.encode(v, handles, depth + 1)  # noqa: E731
+        enc = lambda v: self.encode(v, handles, depth + 1)
         kind = type(value)
         if value is None or kind in (bool, int, str):
             if kind is int and abs(value).bit_length() > 10000:
                 return {"$i": hex(value)}
             return value
         if kind is float:
-            return value if value == value and value not in (float("inf"), float("-inf")) \
-                else {"$f": repr(value)}
+            return value if math.isfinite(value) else {"$f": repr(value)}
         if kind is list:
             return [enc(v) for v in value]
         if kind is tuple:
@@ -282,7 +282,7 @@ class _SafeCodec:
     def decode(self, data, remote=None, depth: int = 0):
         if depth > DEPTH_LIMIT:
             raise ValueError("nested too deeply")
-        dec = lambda v: self.decode(v, remote, depth + 1)  # noqa: E731
+        dec = lambda v: self.decode(v, remote, depth + 1)
         if data is None or type(data) in (bool, int, str, float):
             return data
         if type(data) is list:
@@ -581,7 +581,7 @@ class _JudgeLink:
             raise raised.exc from None
         except CandidateError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - whatever the answer did: a failed call
+        except BaseException as exc:
             if isinstance(exc, (EOFError, OSError)):
                 self.broken = "the candidate's process ended or closed the link"
             elif isinstance(exc, KeyboardInterrupt):
@@ -629,10 +629,7 @@ class _JudgeLink:
             new = self.codec.decode(new, self.remote)
             if isinstance(target, list) and isinstance(new, list):
                 target[:] = new
-            elif isinstance(target, dict) and isinstance(new, dict):
-                target.clear()
-                target.update(new)
-            elif isinstance(target, set) and isinstance(new, (set, frozenset)):
+            elif isinstance(target, dict) and isinstance(new, dict) or isinstance(target, set) and isinstance(new, (set, frozenset)):
                 target.clear()
                 target.update(new)
             elif isinstance(target, bytearray) and isinstance(new, (bytes, bytearray)):
@@ -818,7 +815,7 @@ def _executor(job: dict, uid, groups, base: str, home: str, sock_fd: int, out_fd
         sock = socket.socket(fileno=sock_fd)
         functions = _import_candidate(job, base)
         _ExecutorLink(sock, _SafeCodec(project), functions).serve()
-    except BaseException:  # noqa: BLE001 - the link closes; the judge fails the calls
+    except BaseException:  # noqa: BLE001, S110 - the link closes; the judge fails the calls
         pass
     finally:
         os._exit(0)
@@ -1241,7 +1238,7 @@ class Worker:
             try:
                 message = json.loads(line)
                 if not isinstance(message, dict):
-                    raise ValueError("not an object")
+                    raise TypeError("not an object")
             except Exception:  # noqa: BLE001 - any parse failure fails this run only
                 run.garbled += 1
                 continue
