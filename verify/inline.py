@@ -108,7 +108,7 @@ def _verify(result: InlineResult, ctx: CursorContext, text: str, path: Path, dea
         return
     try:
         ids = {worker.submit(rel_file, text[:ctx.offset] + cand.text + text[ctx.offset:],
-                             result.tests): cand for cand in result.items}
+                             result.tests, original=text): cand for cand in result.items}
         done = 0
         while done < len(ids):
             remaining = deadline - time.monotonic()

@@ -6,6 +6,7 @@ the function printed (doctest) or wrote (tmp_path), get generators back; in the 
 in the weaker process fallback.
 """
 
+import ast
 import os
 import sys
 
@@ -216,7 +217,7 @@ def test_the_sandbox_sees_the_host_by_allowlist(tmp_path):
     """No home folder, no host /run or /var, no /etc beyond the loader cache and time zone."""
     if sandbox.probe("auto").kind != "bwrap":
         pytest.skip("no bwrap here")
-    show = "import os; print(sorted(os.listdir('/')), sorted(os.listdir('/etc')))"
+    show = "import os; print((sorted(os.listdir('/')), sorted(os.listdir('/etc'))))"
     argv = sandbox._bwrap_mounts(sys.executable) + ["--unshare-all", "--", sys.executable, "-c",
                                                      show]
     import subprocess
