@@ -514,7 +514,9 @@ class _JudgeLink:
         self.broken: str | None = None
         self.calls = 0
 
-    def _pickle(self, message) -> bytes:
+    def _pickle(self, message, nonce: str = "0" * 16) -> bytes:
+        """``nonce`` (16 hex digits, fresh per request) travels in clear before the pickle: the
+        answer must repeat it, so no answer can be sent ahead of the call it claims to answer."""
         link = self
 
         class Pickler(pickle.Pickler):
@@ -526,17 +528,14 @@ class _JudgeLink:
                     return ("h", key, "iter" if isinstance(obj, types.GeneratorType) else "call")
                 return None
 
-        buffer = io.BytesIO()
+        buffer = io.BytesIO(nonce.encode())
+        buffer.seek(0, io.SEEK_END)
         Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
         return buffer.getvalue()
 
     def forward(self, index: int, args: tuple, kwargs: dict):
         self.calls += 1
-        try:
-            payload = self._pickle(("call", index, args, kwargs))
-        except Exception as exc:  # noqa: BLE001 - an argument that cannot go: that test errors
-            raise TypeError(f"an argument cannot be sent to the sandboxed function: {exc}") from None
-        return self._exchange(payload, args, kwargs)
+        return self._exchange(("call", index, args, kwargs), args, kwargs)
 
     def remote(self, key: int, kind: str):
         link = self
@@ -546,23 +545,28 @@ class _JudgeLink:
                     return self
 
                 def __next__(self):
-                    return link._exchange(link._pickle(("next", key)), (), {})
+                    return link._exchange(("next", key), (), {})
             return RemoteIterator()
 
         def remote_call(*args, **kwargs):
-            return link._exchange(link._pickle(("invoke", key, args, kwargs)), args, kwargs)
+            return link._exchange(("invoke", key, args, kwargs), args, kwargs)
         return remote_call
 
-    def _exchange(self, payload: bytes, args, kwargs):
+    def _exchange(self, request: tuple, args, kwargs):
+        if self.broken:
+            raise CandidateError(self.broken)
+        nonce = secrets.token_hex(8)
         try:
-            if self.broken:
-                raise CandidateError(self.broken)
+            payload = self._pickle(request, nonce)
+        except Exception as exc:  # noqa: BLE001 - an argument that cannot go: that test errors
+            raise TypeError(f"an argument cannot be sent to the sandboxed function: {exc}") from None
+        try:
             _send_frame(self.sock, payload)
             while True:
                 raw = _recv_frame(self.sock, FRAME_LIMIT)
                 message = json.loads(raw)
-                if type(message) is not dict:
-                    raise ValueError("malformed answer")
+                if type(message) is not dict or message.get("n") != nonce:
+                    raise ValueError("an answer that does not belong to this call")
                 op = message.get("op")
                 if op == "cb":
                     self._callback(message)
@@ -675,6 +679,7 @@ class _ExecutorLink:
     def __init__(self, sock: socket.socket, codec: _SafeCodec, functions: dict):
         self.sock, self.codec, self.functions = sock, codec, functions
         self.handles: dict[int, object] = {}
+        self.nonces: list[str] = []  # of the requests being answered, innermost last
 
     def _load(self, raw: bytes):
         link = self
@@ -702,7 +707,7 @@ class _ExecutorLink:
         return judge_call
 
     def call_back(self, key, kind, args, kwargs):
-        self._send({"op": "cb", "h": key, "kind": kind,
+        self._send({"op": "cb", "n": self.nonces[-1], "h": key, "kind": kind,
                     "args": self.codec.encode(tuple(args), self.handles),
                     "kwargs": self.codec.encode(dict(kwargs), self.handles)})
         return self.serve(until_reply=True)
@@ -713,11 +718,13 @@ class _ExecutorLink:
     def serve(self, until_reply: bool = False):
         while True:
             raw = _recv_frame(self.sock, 1 << 31)
+            nonce = raw[:16].decode()
             try:
-                message = self._load(raw)
+                message = self._load(raw[16:])
             except Exception as exc:  # noqa: BLE001 - e.g. an argument of a test-local class
-                self._send({"op": "raise", "exc": ["builtins", "TypeError", {"$t": [str(exc)]},
-                                                   f"TypeError: argument not received: {exc}"]})
+                self._send({"op": "raise", "n": nonce, "exc": [
+                    "builtins", "TypeError", {"$t": [str(exc)]},
+                    f"TypeError: argument not received: {exc}"]})
                 continue
             op = message[0]
             if op == "ret" and until_reply:
@@ -727,9 +734,13 @@ class _ExecutorLink:
                 if isinstance(exc, BaseException) and name != "CandidateError":
                     raise exc
                 raise RuntimeError(f"{name}: {text}")
-            self._answer(message)
+            self.nonces.append(nonce)
+            try:
+                self._answer(message, nonce)
+            finally:
+                self.nonces.pop()
 
-    def _answer(self, message) -> None:
+    def _answer(self, message, nonce: str) -> None:
         op = message[0]
         args, kwargs = (), {}
         out = io.StringIO()
@@ -757,11 +768,12 @@ class _ExecutorLink:
             sys.stdout, sys.stderr = saved
             reply = {"op": "raise", "exc": self.codec.exception(exc, self.handles)}
         reply["out"] = out.getvalue()
+        reply["n"] = nonce
         try:
             self._send(reply)
         except (TypeError, ValueError, RecursionError) as exc:
-            self._send({"op": "raise", "exc": ["builtins", "TypeError", {"$t": [str(exc)]},
-                                               f"TypeError: {exc}"]})
+            self._send({"op": "raise", "n": nonce, "exc": ["builtins", "TypeError",
+                                                           {"$t": [str(exc)]}, f"TypeError: {exc}"]})
 
     def _state(self, args, kwargs) -> list:
         state = []
