@@ -15,8 +15,8 @@ it cannot reach it. So each candidate gets
 The judge sends a call's arguments with pickle (trusted to untrusted: any picklable object goes,
 test callables and generators go as handles the executor calls back); the executor answers with a
 safe, tagged JSON (plain data, project-class instances by state, a few stdlib value types,
-exceptions by name, callables and iterators it returns as handles), read with a byte cap; anything
-it cannot parse fails that call. The candidate never holds the judge's memory, modules, fds or
+exceptions by name, callables and iterators it returns as handles), read with a byte cap, and
+bound to its request by a fresh nonce; anything it cannot parse fails that call. The candidate never holds the judge's memory, modules, fds or
 result pipe: forging a report, patching pytest, planting conftest files, skipping or exiting from
 inside the function all land in the executor, where they at most fail the calls. Only a run whose
 judge saw at least one test pass, and none fail or error, is passed. Kept: the warm fork speed (the
@@ -538,19 +538,10 @@ class _JudgeLink:
         return self._exchange(("call", index, args, kwargs), args, kwargs)
 
     def remote(self, key: int, kind: str):
-        link = self
+        """A callable or iterator the executor holds, called through the link."""
         if kind == "iter":
-            class RemoteIterator:
-                def __iter__(self):
-                    return self
-
-                def __next__(self):
-                    return link._exchange(("next", key), (), {})
-            return RemoteIterator()
-
-        def remote_call(*args, **kwargs):
-            return link._exchange(("invoke", key, args, kwargs), args, kwargs)
-        return remote_call
+            return _Proxy(lambda: self._exchange(("next", key), (), {}))
+        return lambda *args, **kwargs: self._exchange(("invoke", key, args, kwargs), args, kwargs)
 
     def _exchange(self, request: tuple, args, kwargs):
         if self.broken:
@@ -647,6 +638,19 @@ class _JudgeLink:
                 _set_state(target, dict(vars(new)))
 
 
+class _Proxy:
+    """An iterator on the other side of the link."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.step()
+
+
 class _Raised(Exception):
     def __init__(self, exc: BaseException):
         self.exc = exc
@@ -692,19 +696,10 @@ class _ExecutorLink:
         return Unpickler(io.BytesIO(raw)).load()
 
     def judge_handle(self, key: int, kind: str):
-        link = self
+        """A test's callable or generator, which stays in the judge: called back through the link."""
         if kind == "iter":
-            class JudgeIterator:
-                def __iter__(self):
-                    return self
-
-                def __next__(self):
-                    return link.call_back(key, "iter", (), {})
-            return JudgeIterator()
-
-        def judge_call(*args, **kwargs):
-            return link.call_back(key, "call", args, kwargs)
-        return judge_call
+            return _Proxy(lambda: self.call_back(key, "iter", (), {}))
+        return lambda *args, **kwargs: self.call_back(key, "call", args, kwargs)
 
     def call_back(self, key, kind, args, kwargs):
         self._send({"op": "cb", "n": self.nonces[-1], "h": key, "kind": kind,
