@@ -223,7 +223,7 @@ def test_the_sandbox_sees_the_host_by_allowlist(tmp_path):
     import subprocess
 
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
-    top, etc = eval(out)
+    top, etc = ast.literal_eval(out)
     assert not {"home", "root", "run", "var", "srv", "opt", "mnt"} & set(top) - {
         p.split("/")[1] for p in sandbox._needed_paths(sys.executable)}
     assert set(etc) <= {"ld.so.cache", "ld.so.conf", "localtime"}
