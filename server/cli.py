@@ -12,13 +12,13 @@ import json
 import sys
 from pathlib import Path
 
+from budgetpass.app.config import DEFAULTS, SANDBOXES, from_cli
+from budgetpass.app.report import Event, Report, SolveError
+from budgetpass.app.solve import GivenBodies, Request, solve
 from budgetpass.generation import models
 from budgetpass.generation.backends import BACKENDS
-from budgetpass.generation.budget import METRICS, BudgetRequest
+from budgetpass.generation.budget import METRICS
 from budgetpass.generation.prompts import TEMPLATES
-from budgetpass.generation.types import SamplingParams
-from budgetpass.verify import job as jobs
-from budgetpass.verify.sandbox import Limits
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -113,37 +113,13 @@ def _target(text: str) -> tuple[Path, str]:
 def cmd_generate(args: argparse.Namespace) -> int:
     try:
         path, function = _target(args.target)
-        settings = jobs.JobSettings(
-            model=args.model,
-            budget=BudgetRequest(metric=args.budget_metric, reference=args.reference,
-                                 calls=args.calls, samples=args.samples),
-            sampling=SamplingParams(temperature=args.temperature, top_p=args.top_p,
-                                    max_tokens=args.max_tokens, seed=args.seed),
-            sandbox=args.sandbox,
-            limits=Limits(wall_seconds=args.test_timeout, cpu_seconds=int(args.test_timeout) + 1),
-            python=args.python,
-            project=Path(args.project) if args.project else None,
-            threads=args.threads,
-            # An endpoint names a server: with backend auto that means the openai backend.
-            backend="openai" if args.endpoint and args.backend == "auto" else args.backend,
-            endpoint=args.endpoint or "",
-            vllm_model=args.vllm_model or "",
-            template=args.template,
-            pipeline=not args.no_pipeline,
-            trace_tests=args.trace_tests,
-            anytime=args.anytime or args.seconds is not None or args.max_samples is not None,
-            seconds=args.seconds,
-            max_samples=args.max_samples,
-            batch_size=args.batch_size,
-        )
-    except ValueError as exc:
+        config = from_cli(args)
+    except ValueError as exc:  # ConfigError names the setting
         return _error(str(exc))
     show = _JobProgress() if sys.stderr.isatty() and not args.quiet else None
     try:
-        report = jobs.solve(path, function, settings, on_event=show)
-        if args.write and report.selected is not None and report.status != "partial":
-            jobs.write_selected(report)
-    except jobs.JobError as exc:
+        report = solve(Request(path, function, write=args.write), config, on_event=show)
+    except SolveError as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
         print("budgetpass: interrupted; nothing was written", file=sys.stderr)
@@ -151,12 +127,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     finally:
         if show:
             show.close()
+    return _show_report(report, args.json)
+
+
+def _show_report(report: Report, as_json: bool) -> int:
+    """The report (JSON or text) on stdout, its warnings on stderr; the exit code it means."""
     for warning in report.warnings:
         print(f"budgetpass: WARNING: {warning}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print(render_report(report))
+    print(json.dumps(report.to_json(), indent=2) if as_json else render_report(report))
     return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
 
 
@@ -166,24 +144,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         path, function = _target(args.target)
         bodies = _read_bodies(args.bodies)
-        settings = jobs.JobSettings(
-            sandbox=args.sandbox,
-            limits=Limits(wall_seconds=args.test_timeout, cpu_seconds=int(args.test_timeout) + 1),
-            python=args.python, project=Path(args.project) if args.project else None,
-            stop_at_first_pass=False)
-    except (ValueError, OSError) as exc:
+        # Every body gets its verdict: a pass does not stop the others.
+        config = from_cli(args).evolve(**{"tests.stop_at_first_pass": False})
+    except (ValueError, OSError) as exc:  # ConfigError names the setting
         return _error(str(exc))
     try:
-        report = jobs.check(path, function, bodies, settings)
-    except jobs.JobError as exc:
+        report = solve(Request(path, function), config, source=GivenBodies(bodies))
+    except SolveError as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
         print("budgetpass: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    for warning in report.warnings:
-        print(f"budgetpass: WARNING: {warning}", file=sys.stderr)
-    print(json.dumps(report.to_json(), indent=2) if args.json else render_report(report))
-    return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
+    return _show_report(report, args.json)
 
 
 def _read_bodies(name: str) -> list[str]:
@@ -205,7 +177,7 @@ def _read_bodies(name: str) -> list[str]:
     return bodies
 
 
-def render_report(report: jobs.JobReport) -> str:
+def render_report(report: Report) -> str:
     lines = [f"{report.function} in {report.file}: {report.status.upper()}", f"  {report.message}",
              f"  budget: {report.budget.derivation} "
              f"(metric {report.budget.metric}, reference {report.budget.reference})",
@@ -260,7 +232,7 @@ class _JobProgress:
         self.bar.start()
         self.task = self.bar.add_task("starting", total=None)
 
-    def __call__(self, event: jobs.JobEvent) -> None:
+    def __call__(self, event: Event) -> None:
         total = event.total or None
         self.bar.update(self.task, description=f"{event.phase}: {event.text}",
                         completed=event.done, total=total)
@@ -308,6 +280,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # --- entry point ------------------------------------------------------------------------------
 
 
+def _test_flags(parser: argparse.ArgumentParser) -> None:
+    """How candidates are tested: the same flags (and config fields) for generate and check."""
+    parser.add_argument("--sandbox", choices=SANDBOXES, default=DEFAULTS.tests.sandbox)
+    parser.add_argument("--test-timeout", type=float, default=DEFAULTS.tests.timeout_seconds,
+                        help="seconds per candidate test run")
+    parser.add_argument("--test-memory-mb", type=int, default=DEFAULTS.tests.memory_mb,
+                        help="memory of one candidate's run, all its processes together")
+    parser.add_argument("--test-disk-mb", type=int, default=DEFAULTS.tests.disk_mb,
+                        help="files one candidate's run may write, in all")
+    parser.add_argument("--trace-tests", action="store_true",
+                        help="also find tests that reach the function through other code: run "
+                             "the suite once under a call tracer, in the sandbox (cached until a "
+                             "test file changes)")
+    parser.add_argument("--python", help="interpreter for the project's tests")
+    parser.add_argument("--project",
+                        help="project root (default: nearest pyproject.toml/setup.py/.git)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="budgetpass", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -321,18 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="fill a function body; keep a candidate the tests pass")
     g.add_argument("target", help="PATH::FUNCTION or PATH::Class.method")
-    g.add_argument("--model", default=models.DEFAULT_MODEL)
-    g.add_argument("--budget-metric", choices=METRICS, default="flops")
-    g.add_argument("--reference", default=models.DEFAULT_REFERENCE,
+    g.add_argument("--model", default=DEFAULTS.model.name)
+    g.add_argument("--budget-metric", choices=METRICS, default=DEFAULTS.budget.metric)
+    g.add_argument("--reference", default=DEFAULTS.budget.reference,
                    help="the larger model the budget is measured in (name, path or e.g. 7B)")
-    g.add_argument("--calls", type=float, default=1.0, help="budget in reference-model samples")
-    g.add_argument("--samples", type=int, default=4, help="k, for --budget-metric samples")
-    g.add_argument("--temperature", type=float, default=0.8)
-    g.add_argument("--top-p", type=float, default=0.95)
-    g.add_argument("--max-tokens", type=int, default=256)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto")
-    g.add_argument("--test-timeout", type=float, default=60.0, help="seconds per candidate test run")
+    g.add_argument("--calls", type=float, default=DEFAULTS.budget.calls, help="budget in reference-model samples")
+    g.add_argument("--samples", type=int, default=DEFAULTS.budget.samples, help="k, for --budget-metric samples")
+    g.add_argument("--temperature", type=float, default=DEFAULTS.sampling.temperature)
+    g.add_argument("--top-p", type=float, default=DEFAULTS.sampling.top_p)
+    g.add_argument("--max-tokens", type=int, default=DEFAULTS.sampling.max_tokens)
+    g.add_argument("--seed", type=int, default=DEFAULTS.sampling.seed)
+    _test_flags(g)
     g.add_argument("--anytime", action="store_true",
                    help="generate until a candidate passes: batches of k until one passes or the "
                         "budget (--seconds / --max-samples; default 4 batches) is spent")
@@ -344,14 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-pipeline", action="store_true",
                    help="generate every candidate before testing any (default: test each one as "
                         "soon as it is decoded)")
-    g.add_argument("--trace-tests", action="store_true",
-                   help="also find tests that reach the function through other code: run the "
-                        "suite once under a call tracer, in the sandbox (cached until a test file "
-                        "changes)")
-    g.add_argument("--python", help="interpreter for the project's tests")
-    g.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
     g.add_argument("--threads", type=int, help="CPU threads for the model")
-    g.add_argument("--backend", choices=BACKENDS, default="auto",
+    g.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.model.backend,
                    help="where the model runs (auto: vLLM on a CUDA GPU, else llama.cpp; openai: "
                         "a server at --endpoint)")
     g.add_argument("--endpoint", metavar="URL",
@@ -372,10 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("target", help="PATH::FUNCTION or PATH::Class.method")
     k.add_argument("--bodies", required=True, metavar="FILE",
                    help='JSON lines, each {"body": "..."} (indented as in the function); - for stdin')
-    k.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto")
-    k.add_argument("--test-timeout", type=float, default=60.0, help="seconds per candidate test run")
-    k.add_argument("--python", help="interpreter for the project's tests")
-    k.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
+    _test_flags(k)
     k.add_argument("--json", action="store_true", help="print one JSON object")
     k.set_defaults(func=cmd_check)
 

@@ -163,9 +163,10 @@ ROOT_NAMESPACES = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare
 
 
 def bwrap_worker_argv(binds: list[tuple[str, str, bool]], python: str, hide: list[str],
-                      chdir: str, scratch: tuple[str, int] | None = None) -> list[str]:
+                      chdir: str, scratch: tuple[tuple[str, int], ...] = ()) -> list[str]:
     """bwrap prefix for the warm worker: ``binds`` are (host path, sandbox path, writable);
-    ``scratch``: (sandbox path, bytes) of a size-limited tmpfs for the candidates' run folders.
+    ``scratch``: (sandbox path, bytes) of each size-limited tmpfs for the candidates' run folders
+    (one per slot, mounted in this order).
 
     As root (no user namespace) the worker keeps only what it needs to run each candidate under
     its own unprivileged uids (SETUID/SETGID), give them their folders (CHOWN), clean those up
@@ -173,8 +174,8 @@ def bwrap_worker_argv(binds: list[tuple[str, str, bool]], python: str, hide: lis
     lose every capability when they switch uid.
     """
     argv = _bwrap_mounts(python, hide)
-    if scratch is not None:
-        argv += ["--perms", "0711", "--size", str(scratch[1]), "--tmpfs", scratch[0]]
+    for path, size in scratch:
+        argv += ["--perms", "0711", "--size", str(size), "--tmpfs", path]
     for source, target, writable in binds:
         argv += ["--bind" if writable else "--ro-bind", source, target]
     argv += ["--chdir", chdir, "--die-with-parent", "--new-session"]

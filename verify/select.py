@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from .session import TestSession
+
 T = TypeVar("T")
 
 RANKERS = ("execution_agreement", "doctest", "mean_logprob")
@@ -217,15 +219,19 @@ def module_name(rel_file: str) -> str:
 
 
 def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
-                  examples: Sequence[ProbeInput]) -> dict[int, list[str] | None]:
-    """Each candidate's outputs on ``examples`` (None if its run gave none), in the warm worker."""
+                  examples: Sequence[ProbeInput], original: str | None = None
+                  ) -> dict[int, list[str] | None]:
+    """Each candidate's outputs on ``examples`` (None if its run gave none), in the warm worker;
+    ``original``: the trusted text the candidates were made from (``TestSession``)."""
     name = f"test_budgetpass_probe_{secrets.token_hex(4)}.py"
     probe = PROBE_TEST.format(module=module_name(rel_file),
                               examples=[e.source for e in examples], chars=OUTPUT_CHARS)
-    ids = {worker.submit(rel_file, c.source, (name,), extra_files={name: probe}): c.index
-           for c in candidates}
+    session = TestSession(worker, rel_file, (name,), stop_at_first_pass=False,
+                          extra_files={name: probe}, original=original)
+    for cand in candidates:
+        session.add(str(cand.index), cand.source)
     outputs: dict[int, list[str] | None] = {}
-    for run_id, run in worker.results():
+    for key, run in session.wait().items():
         values = None
         for outcome in run.outcomes:
             marker = outcome.message.find("BUDGETPASS-PROBE ")
@@ -234,7 +240,7 @@ def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
                     values = json.loads(outcome.message[marker + len("BUDGETPASS-PROBE "):])
                 except ValueError:
                     values = None
-        outputs[ids[run_id]] = values if isinstance(values, list) else None
+        outputs[int(key)] = values if isinstance(values, list) else None
     return outputs
 
 
@@ -243,12 +249,13 @@ def _matches(output: str, want: str) -> bool:
 
 
 def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequence[str],
-                    worker=None, rel_file: str = "", examples: Sequence[ProbeInput] = ()
-                    ) -> dict[str, Ranking]:
+                    worker=None, rel_file: str = "", examples: Sequence[ProbeInput] = (),
+                    original: str | None = None) -> dict[str, Ranking]:
     """Every requested ranker's order over the distinct parsing candidates.
 
     ``worker`` (a started WarmWorker of the project) is needed for the execution-based rankers;
-    ``examples`` are the inputs they run (docstring examples first, then call sites).
+    ``examples`` are the inputs they run (docstring examples first, then call sites);
+    ``original`` the trusted text of ``rel_file`` the candidates were made from.
     """
     unknown = [r for r in rankers if r not in RANKERS]
     if unknown:
@@ -270,7 +277,7 @@ def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequenc
     elif worker is None:
         note = "no sandbox worker: mean log-prob order"
     elif pool:
-        outputs = probe_outputs(worker, rel_file, pool, examples)
+        outputs = probe_outputs(worker, rel_file, pool, examples, original)
     if "execution_agreement" in rankers:
         if outputs:
             signature = {i: json.dumps(o) if o is not None else None for i, o in outputs.items()}

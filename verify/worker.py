@@ -1138,10 +1138,14 @@ class Worker:
         judge = FIRST_UID + 2 * slot
         return judge, judge + 1, [], [judge]  # the executor joins the judge's group (tmp_path)
 
-    def _rundir(self, judge_uid) -> str:
-        """A fresh folder no candidate could have made or prepared (a random, new name)."""
+    def _rundir(self, judge_uid, slot: int) -> str:
+        """A fresh folder no candidate could have made or prepared (a random, new name), in the
+        slot's own folder (in bwrap: the slot's own size-limited tmpfs, so that one candidate's
+        files cannot use another's share of the disk)."""
+        own = os.path.join(self.scratch, f"slot{slot}")
+        os.makedirs(own, 0o711, exist_ok=True)
         while True:
-            path = os.path.join(self.scratch, "run-" + secrets.token_hex(8))
+            path = os.path.join(own, "run-" + secrets.token_hex(8))
             try:
                 os.mkdir(path, 0o750)
                 break
@@ -1177,7 +1181,7 @@ class Worker:
         except SyntaxError as exc:
             job["forward"] = []
             raise ValueError(f"the candidate does not parse: {exc}") from None
-        run.rundir = self._rundir(judge_uid)
+        run.rundir = self._rundir(judge_uid, run.slot)
         home = os.path.join(run.rundir, "x")
         os.mkdir(home, 0o700)
         if exec_uid is not None:

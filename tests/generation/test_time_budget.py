@@ -1,8 +1,8 @@
 """Budgets by flops, by time (calibrated on this machine) and by samples; anytime sampling."""
 
 import pytest
+from budgetpass.app.plan import anytime_batches
 from budgetpass.generation import calibration, models
-from budgetpass.generation.anytime import anytime_batches
 from budgetpass.generation.budget import BudgetRequest, plan_budget
 from budgetpass.generation.calibration import ModelSpeed
 from budgetpass.generation.engine import load_model

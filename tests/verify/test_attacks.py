@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from budgetpass.app.config import TestsConfig
 from budgetpass.verify import sandbox
 
 from tests.conftest import tree_digest
@@ -33,8 +34,11 @@ TESTS = ("import pytest\nfrom mod import target\n\n\n@pytest.fixture\ndef value(
          "    return target(21)\n\n\ndef test_double():\n    assert target(1) == 2\n\n\n"
          "def test_in_fixture(value):\n    assert value == 42\n")
 CORRECT, WRONG = "    return n * 2\n", "    return n + 1 if n else 0\n"
-LIMITS = sandbox.Limits(wall_seconds=20, cpu_seconds=20, memory_bytes=512 << 20,
-                        file_bytes=8 << 20, processes=64, disk_bytes=64 << 20)
+# The limits every attack runs under, set as a user would (``budgetpass check``'s flags); the
+# attacks read them from attack_params.py to aim just past them.
+FLAGS = ["--sandbox", "bwrap", "--test-timeout", "20", "--test-memory-mb", "512",
+         "--test-disk-mb", "64"]
+LIMITS = TestsConfig(sandbox="bwrap", timeout_seconds=20, memory_mb=512, disk_mb=64).limits
 TALLY = {"tried": 0, "false passes": [], "escapes": []}
 
 
@@ -154,23 +158,25 @@ def leftover_processes(project: Path) -> list[str]:
 def test_attack_is_contained(name, info, arena):
     klass, body = attack(name)
     project = arena["project"]
-    result = check_bodies(project, "mod.py::target", [body, WRONG, CORRECT], LIMITS)
-    runs = result["runs"]
+    result = check_bodies(project, "mod.py::target", [body, WRONG, CORRECT], FLAGS)
+    assert result["exit"] == 0, f"budgetpass check of {name} exited {result['exit']}"
+    runs = result["candidates"]
     TALLY["tried"] += 1
-    if runs[0].passed or runs[1].passed or result["selected"] in (0, 1):
+    if runs[0].get("passed") or runs[1].get("passed") or result["selected"] in (0, 1):
         TALLY["false passes"].append(name)
     leftovers = result["lingering"] + leftover_processes(project)
     changed = arena["changed"]()
     escaped = bool(arena["received"]) or bool(leftovers) or bool(changed)
     if escaped:
         TALLY["escapes"].append(name)
-    assert result["tests"] == ("test_mod.py::test_double", "test_mod.py::test_in_fixture")
-    assert not runs[0].passed, f"{name} ({klass}) was reported passed: {runs[0].summary()}"
-    assert not runs[1].passed, f"after {name}, a wrong body passed: the next run was rigged"
-    assert runs[2].passed, f"after {name}, the correct body failed: {runs[2].output[-600:]}"
+    assert result["tests"] == ["test_mod.py::test_double", "test_mod.py::test_in_fixture"]
+    assert [r["tested"] for r in runs] == [True] * 3, runs
+    assert not runs[0]["passed"], f"{name} ({klass}) was reported passed: {runs[0]}"
+    assert not runs[1]["passed"], f"after {name}, a wrong body passed: the next run was rigged"
+    assert runs[2]["passed"], f"after {name}, the correct body failed: {runs[2]}"
     assert (result["status"], result["selected"]) == ("passed", 2)
-    assert all(o.outcome in ("failed", "error", "timeout") for o in runs[0].outcomes), \
-        runs[0].outcomes
+    assert runs[0]["outcomes"] and all(
+        o["outcome"] in ("failed", "error", "timeout") for o in runs[0]["outcomes"]), runs[0]
     assert not arena["received"], f"{name} reached a host service: {arena['received']}"
     assert not leftovers, f"{name} left processes running: {leftovers}"
     assert not changed, f"{name} changed {changed} outside its folder"

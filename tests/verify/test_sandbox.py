@@ -12,7 +12,8 @@ import sys
 
 import pytest
 from budgetpass.verify import sandbox
-from budgetpass.verify.runner import WarmWorker, run_candidate
+from budgetpass.verify.runner import WarmWorker
+from budgetpass.verify.session import run_each
 
 pytestmark = pytest.mark.slow
 
@@ -155,7 +156,7 @@ def test_semantics_tests_rely_on_cross_the_boundary(project, kind):
                                                       "    return xs\n",
                                                       "shout": "    return word.upper()\n"}),
                               NODES)
-        runs = dict(worker.results())
+        runs = every_result(worker)
     outcomes = {o.node_id.split("::")[-1]: o.outcome for o in runs[good].outcomes}
     assert runs[good].passed, runs[good].output
     assert outcomes == {**{n.split("::")[-1]: "passed" for n in NODES},
@@ -173,7 +174,7 @@ def test_the_unsaved_buffer_is_the_trusted_text(project):
                     sys.executable, parallel=1) as worker:
         first = worker.submit("mod.py", candidate, NODES[:1], original=buffer)
         second = worker.submit("mod.py", candidate, NODES[:1])  # against the file on disk
-        runs = dict(worker.results())
+        runs = every_result(worker)
     assert runs[first].passed, runs[first].output
     assert not runs[second].passed
     assert "outside function bodies" in runs[second].output
@@ -182,10 +183,26 @@ def test_the_unsaved_buffer_is_the_trusted_text(project):
 def test_a_run_where_every_test_is_skipped_is_not_passed(project):
     with WarmWorker(project, sandbox.probe("auto"), sandbox.Limits(wall_seconds=60),
                     sys.executable, parallel=1) as worker:
-        [run] = worker.run_all([("mod.py", fill(MODULE, BODIES))],
-                               ("test_mod.py::test_skipped_by_the_project",))
+        [run] = run_each(worker, "mod.py", [fill(MODULE, BODIES)],
+                         ("test_mod.py::test_skipped_by_the_project",))
     assert [o.outcome for o in run.outcomes] == ["skipped"]
     assert not run.passed
+
+
+def every_result(worker) -> dict:
+    """Every submitted run's result, by id (``next_result`` until none is pending)."""
+    runs = {}
+    while (got := worker.next_result(None)) is not None:
+        runs[got[0]] = got[1]
+    return runs
+
+
+def _fresh(project, source, nodes, info):
+    """One candidate in a fresh sandbox and a cold Python (what the warm worker is measured
+    against; same isolation and reporting)."""
+    with WarmWorker(project, info, sandbox.Limits(wall_seconds=30), sys.executable, parallel=1,
+                    warm=False) as worker:
+        return run_each(worker, "mod.py", [source], nodes)[0]
 
 
 def test_a_correct_candidate_passes_with_per_test_outcomes(tmp_path):
@@ -198,12 +215,10 @@ def test_a_correct_candidate_passes_with_per_test_outcomes(tmp_path):
         "from mod import target\n\n\ndef test_target():\n    assert target() == 42\n\n\n"
         "def test_positive():\n    assert target() > 0\n")
     nodes = ("test_mod.py::test_target", "test_mod.py::test_positive")
-    run = run_candidate(project, "mod.py", "def target():\n    return 42\n", nodes, tmp_path,
-                        info, sandbox.Limits(wall_seconds=30), sys.executable)
+    run = _fresh(project, "def target():\n    return 42\n", nodes, info)
     assert run.passed, run.output
     assert [(o.node_id, o.outcome) for o in run.outcomes] == [(n, "passed") for n in nodes]
-    wrong = run_candidate(project, "mod.py", "def target():\n    return 41\n", nodes, tmp_path,
-                          info, sandbox.Limits(wall_seconds=30), sys.executable)
+    wrong = _fresh(project, "def target():\n    return 41\n", nodes, info)
     assert [(o.outcome, (o.message.splitlines() or [""])[0]) for o in wrong.outcomes] == [
         ("failed", "assert 41 == 42"), ("passed", "")]
 

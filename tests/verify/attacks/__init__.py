@@ -1,50 +1,42 @@
 """Hostile function bodies, one file each (``target(n)``, the attack in its body, ``CLASS`` naming
-the class of issue 13 it belongs to), and the one harness that checks bodies the way
-``budgetpass check PATH::FUNC --bodies FILE`` does: the project's own test discovery, the warm
-worker's sandbox and the tests' selection, no model.
+the class of issue 13 it belongs to), and the one harness that checks bodies through
+``budgetpass check PATH::FUNC --bodies FILE --json``: the app layer's discovery, sandbox, testing,
+selection and report, no model.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
-import sys
+import tempfile
 import time
 from pathlib import Path
 
-from budgetpass.generation.source import locate_function, normalize_body, splice_body
-from budgetpass.verify import sandbox
-from budgetpass.verify.discovery import find_tests
-from budgetpass.verify.runner import WarmWorker
-from budgetpass.verify.select import TestedCandidate, choose_tested
+from budgetpass.server.cli import main
 
 
-def check_bodies(project: Path, target: str, bodies: list[str], limits: sandbox.Limits,
-                 sandbox_kind: str = "auto", parallel: int = 1) -> dict:
-    """Each body (indented as in the function) spliced into ``target`` ("FILE::FUNC", FILE
-    relative to ``project``), tested against the tests discovery finds, in one warm worker, in
-    order; then the selection. Returns {"status", "selected", "runs", "seconds", "tests"}.
-
-    The seam the lead re-points at ``budgetpass check`` once the job lives in the app layer.
-    """
-    rel_file, function = target.split("::", 1)
-    path = Path(project) / rel_file
-    text = path.read_text(encoding="utf-8")
-    site = locate_function(text, function, filename=str(path))
-    node_ids = find_tests(Path(project), function, target_file=path).node_ids
+def check_bodies(project: Path, target: str, bodies: list[str], flags: list[str]) -> dict:
+    """``budgetpass check`` of ``bodies`` (indented as in the function) for ``target``
+    ("FILE::FUNC", FILE relative to ``project``), with ``flags`` (sandbox, limits), in this process
+    so that what its run left behind can be seen. Returns its JSON report plus "exit" (the exit
+    code), "seconds" and "lingering": (pid, uid, parent) of processes below this one, other than
+    root's, still there after it returned."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+        handle.writelines(json.dumps({"body": body}) + "\n" for body in bodies)
+    out = io.StringIO()
     start = time.monotonic()
-    with WarmWorker(Path(project), sandbox.probe(sandbox_kind), limits, sys.executable,
-                    parallel=parallel) as worker:
-        worker_pid = worker.proc.pid
-        ids = [worker.submit(rel_file, splice_body(text, site, normalize_body(body, site)),
-                             node_ids, original=text) for body in bodies]
-        runs = dict(worker.results())
-        lingering = _descendants(os.getpid())  # every run has ended: none of theirs may be left
-    ordered = [runs[i] for i in ids]
-    status, choice = choose_tested([TestedCandidate(i, 0.0, len(body), run.n_passed, run.passed)
-                                    for i, (body, run) in enumerate(zip(bodies, ordered))])
-    return {"status": status, "selected": choice.index if choice else None, "runs": ordered,
-            "seconds": time.monotonic() - start, "tests": node_ids,
-            "lingering": [p for p in lingering if p[1] != 0 and p[2] != worker_pid]}
+    try:
+        with contextlib.redirect_stdout(out):
+            code = main(["check", f"{project}/{target}", "--bodies", handle.name, "--json",
+                         "--project", str(project), *flags])
+    finally:
+        os.unlink(handle.name)
+    seconds = time.monotonic() - start
+    report = json.loads(out.getvalue()) if out.getvalue().strip() else {}
+    return {**report, "exit": code, "seconds": seconds,
+            "lingering": [p for p in _descendants(os.getpid()) if p[1] != 0]}
 
 
 def _descendants(root: int) -> list[tuple[int, int, int]]:
