@@ -146,6 +146,10 @@ class TestsConfig:
 
     sandbox: str = attrs.field(default="auto", validator=_one_of(*SANDBOXES))
     timeout_seconds: float = attrs.field(default=60.0, validator=_positive)  # per candidate run
+    # One candidate's run with all its processes: memory, and the files it writes (a project whose
+    # tests need more than the defaults raises these).
+    memory_mb: int = attrs.field(default=Limits.memory_bytes >> 20, validator=_at_least(64))
+    disk_mb: int = attrs.field(default=Limits.disk_bytes >> 20, validator=_at_least(1))
     python: str | None = None  # the project's interpreter; default: its venv or ours
     extra_args: tuple[str, ...] = attrs.field(default=(), converter=_strs, validator=_pytest_args)
     # Also run the suite once under a call tracer (cached until a test file changes) to find tests
@@ -161,7 +165,8 @@ class TestsConfig:
 
     @property
     def limits(self) -> Limits:
-        return Limits(wall_seconds=self.timeout_seconds, cpu_seconds=int(self.timeout_seconds) + 1)
+        return Limits(wall_seconds=self.timeout_seconds, cpu_seconds=int(self.timeout_seconds) + 1,
+                      memory_bytes=self.memory_mb << 20, disk_bytes=self.disk_mb << 20)
 
 
 @attrs.frozen
@@ -397,7 +402,8 @@ CLI_NAMES = {
     "batch_size": "budget.batch_size", "temperature": "sampling.temperature",
     "top_p": "sampling.top_p", "max_tokens": "sampling.max_tokens", "seed": "sampling.seed",
     "sandbox": "tests.sandbox", "test_timeout": "tests.timeout_seconds", "python": "tests.python",
-    "trace_tests": "tests.trace", "project": "project",
+    "trace_tests": "tests.trace", "project": "project", "test_memory_mb": "tests.memory_mb",
+    "test_disk_mb": "tests.disk_mb",
 }
 
 

@@ -1,4 +1,5 @@
-"""Command line: ``budgetpass models`` and ``budgetpass generate PATH::FUNCTION``.
+"""Command line: ``budgetpass models``, ``budgetpass generate PATH::FUNCTION`` and ``budgetpass check
+PATH::FUNCTION --bodies FILE``.
 
 Exit codes: 0 a body was selected (passed or ranked); 1 the run finished but no candidate passed;
 2 bad input (file, function, model, settings); 130 interrupted.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from budgetpass.app.config import DEFAULTS, SANDBOXES, from_cli
 from budgetpass.app.report import Event, Report, SolveError
-from budgetpass.app.solve import Request, solve
+from budgetpass.app.solve import GivenBodies, Request, solve
 from budgetpass.generation import models
 from budgetpass.generation.backends import BACKENDS
 from budgetpass.generation.budget import METRICS
@@ -126,13 +127,54 @@ def cmd_generate(args: argparse.Namespace) -> int:
     finally:
         if show:
             show.close()
+    return _show_report(report, args.json)
+
+
+def _show_report(report: Report, as_json: bool) -> int:
+    """The report (JSON or text) on stdout, its warnings on stderr; the exit code it means."""
     for warning in report.warnings:
         print(f"budgetpass: WARNING: {warning}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print(render_report(report))
+    print(json.dumps(report.to_json(), indent=2) if as_json else render_report(report))
     return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Given bodies (JSON lines ``{"body": "..."}``) through generate's discovery, sandbox,
+    testing and selection, no model; same report and exit codes."""
+    try:
+        path, function = _target(args.target)
+        bodies = _read_bodies(args.bodies)
+        # Every body gets its verdict: a pass does not stop the others.
+        config = from_cli(args).evolve(**{"tests.stop_at_first_pass": False})
+    except (ValueError, OSError) as exc:  # ConfigError names the setting
+        return _error(str(exc))
+    try:
+        report = solve(Request(path, function), config, source=GivenBodies(bodies))
+    except SolveError as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        print("budgetpass: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return _show_report(report, args.json)
+
+
+def _read_bodies(name: str) -> list[str]:
+    """JSON lines, each {"body": "..."}; '-' reads stdin."""
+    handle = sys.stdin if name == "-" else open(name, encoding="utf-8")  # noqa: SIM115
+    with handle:
+        lines = [(n, line) for n, line in enumerate(handle, 1) if line.strip()]
+    bodies = []
+    for number, line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{name}:{number}: not JSON: {exc}") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("body"), str):
+            raise ValueError(f'{name}:{number}: expected {{"body": "..."}}')  # noqa: TRY004
+        bodies.append(entry["body"])
+    if not bodies:
+        raise ValueError(f"{name}: no bodies")
+    return bodies
 
 
 def render_report(report: Report) -> str:
@@ -240,6 +282,24 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # --- entry point ------------------------------------------------------------------------------
 
 
+def _test_flags(parser: argparse.ArgumentParser) -> None:
+    """How candidates are tested: the same flags (and config fields) for generate and check."""
+    parser.add_argument("--sandbox", choices=SANDBOXES, default=DEFAULTS.tests.sandbox)
+    parser.add_argument("--test-timeout", type=float, default=DEFAULTS.tests.timeout_seconds,
+                        help="seconds per candidate test run")
+    parser.add_argument("--test-memory-mb", type=int, default=DEFAULTS.tests.memory_mb,
+                        help="memory of one candidate's run, all its processes together")
+    parser.add_argument("--test-disk-mb", type=int, default=DEFAULTS.tests.disk_mb,
+                        help="files one candidate's run may write, in all")
+    parser.add_argument("--trace-tests", action="store_true",
+                        help="also find tests that reach the function through other code: run "
+                             "the suite once under a call tracer, in the sandbox (cached until a "
+                             "test file changes)")
+    parser.add_argument("--python", help="interpreter for the project's tests")
+    parser.add_argument("--project",
+                        help="project root (default: nearest pyproject.toml/setup.py/.git)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="budgetpass", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -263,8 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=DEFAULTS.sampling.top_p)
     g.add_argument("--max-tokens", type=int, default=DEFAULTS.sampling.max_tokens)
     g.add_argument("--seed", type=int, default=DEFAULTS.sampling.seed)
-    g.add_argument("--sandbox", choices=SANDBOXES, default=DEFAULTS.tests.sandbox)
-    g.add_argument("--test-timeout", type=float, default=DEFAULTS.tests.timeout_seconds, help="seconds per candidate test run")
+    _test_flags(g)
     g.add_argument("--anytime", action="store_true",
                    help="generate until a candidate passes: batches of k until one passes or the "
                         "budget (--seconds / --max-samples; default 4 batches) is spent")
@@ -279,12 +338,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-pipeline", action="store_true",
                    help="generate every candidate before testing any (default: test each one as "
                         "soon as it is decoded)")
-    g.add_argument("--trace-tests", action="store_true",
-                   help="also find tests that reach the function through other code: run the "
-                        "suite once under a call tracer, in the sandbox (cached until a test file "
-                        "changes)")
-    g.add_argument("--python", help="interpreter for the project's tests")
-    g.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
     g.add_argument("--threads", type=int, help="CPU threads for the model")
     g.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.model.backend,
                    help="where the model runs (auto: vLLM on a CUDA GPU, else llama.cpp; openai: "
@@ -302,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write the selected body into the file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
+
+    k = sub.add_parser("check", help="test given bodies (no model) like generate tests samples")
+    k.add_argument("target", help="PATH::FUNCTION or PATH::Class.method")
+    k.add_argument("--bodies", required=True, metavar="FILE",
+                   help='JSON lines, each {"body": "..."} (indented as in the function); - for stdin')
+    _test_flags(k)
+    k.add_argument("--json", action="store_true", help="print one JSON object")
+    k.set_defaults(func=cmd_check)
 
     c = sub.add_parser("calibrate", help="measure model speeds on this machine (time budgets)")
     c.add_argument("names", nargs="*", metavar="MODEL",
