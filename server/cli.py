@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -262,6 +263,18 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # --- entry point ------------------------------------------------------------------------------
 
 
+SANDBOXES = ("auto", "bwrap", "process")
+
+
+def _sandbox_from_env() -> str:
+    """BUDGETPASS_SANDBOX sets --sandbox's default (the demo's way to ask for 'process')."""
+    value = os.environ.get("BUDGETPASS_SANDBOX", "auto") or "auto"
+    if value not in SANDBOXES:
+        _error(f"BUDGETPASS_SANDBOX must be one of {', '.join(SANDBOXES)}, not {value!r}")
+        raise SystemExit(EXIT_BAD_INPUT)
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="budgetpass", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -285,7 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=0.95)
     g.add_argument("--max-tokens", type=int, default=256)
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--sandbox", choices=["auto", "bwrap", "process"], default="auto")
+    g.add_argument("--sandbox", choices=SANDBOXES, default=_sandbox_from_env(),
+                   help="auto: bwrap when it works, else UNSANDBOXED subprocesses (said in the "
+                        "report); default from BUDGETPASS_SANDBOX")
+    g.add_argument("--unsandboxed", dest="sandbox", action="store_const", const="process",
+                   help="same as --sandbox process: candidates can read your files")
     g.add_argument("--test-timeout", type=float, default=60.0, help="seconds per candidate test run")
     g.add_argument("--anytime", action="store_true",
                    help="generate until a candidate passes: batches of k until one passes or the "
