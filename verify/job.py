@@ -407,11 +407,15 @@ def solve(path: Path, function: str, settings: JobSettings = JobSettings(),
 
 
 def _calibrated_speeds(settings: JobSettings) -> dict:
-    """This machine's measured speeds of both models for a time budget, if calibrated (a remote
-    server's speed is unknown here: the budget falls back to FLOPs and says so)."""
+    """The measured speeds of both models for a time budget, if calibrated: on this machine, or
+    for backend openai at the endpoints ``budgetpass calibrate --endpoint`` measured (the reference
+    may be served elsewhere); uncalibrated, the budget falls back to FLOPs and says so."""
     backend = choose_backend(settings.backend).name
-    if settings.budget.metric != "time" or backend == "openai":
+    if settings.budget.metric != "time":
         return {}
+    if backend == "openai":
+        return {"small_speed": calibration.lookup_served(settings.model, settings.endpoint),
+                "reference_speed": calibration.lookup_served(settings.budget.reference)}
     return {"small_speed": calibration.lookup(models.resolve(settings.model).sha256, backend,
                                               settings.threads),
             "reference_speed": calibration.lookup_model(settings.budget.reference, backend,
