@@ -117,7 +117,7 @@ def vllm_server(qwen_path, tmp_path_factory):
     python = vllm_python()  # skips locally without .venv-vllm; fails under CI
     convert = subprocess.run(
         [str(python), "-c", CONVERT, str(qwen_path)],
-        capture_output=True, text=True, timeout=600, check=False, cwd=REPO)
+        capture_output=True, text=True, timeout=1800, check=False, cwd=REPO)  # once; cached
     assert convert.returncode == 0, convert.stderr[-3000:]
     hf_dir = Path(convert.stdout.strip().splitlines()[-1])
     server = VLLMServer(python, hf_dir, tmp_path_factory.mktemp("vllm") / "serve.log")
