@@ -6,11 +6,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
-# pip's own notes (a newer pip exists; running as root) are not ours to show, nor the one line per
-# package that a pip.conf naming absent local index folders (file://...) adds; every other warning
-# and every error still shows, and pip's exit status is kept (pipefail).
+# pip's own notes (a newer pip exists; running as root) are not shown, nor the one line per package
+# that a pip.conf naming absent local index folders (file://...) adds, nor setuptools' notice that
+# an editable install of a package-dir layout uses an import finder (10 lines, informational);
+# every other warning and every error still shows, and pip's exit status is kept (pipefail).
 PIP_INSTALL = $(1)/python -m pip install --quiet --disable-pip-version-check --root-user-action=ignore
-PIP_QUIET = 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+PIP_QUIET = 2>&1 | awk '/is ignored: it is neither a file nor a directory/ {next} \
+	/BuildBackendWarning: Editable installation\./ {skip = 1} \
+	skip {if (/with strategy, WheelFile/ || ++n > 12) {skip = 0; n = 0}; next} {print}'
 DEMO := examples/textkit/textkit/text.py
 # The demo's candidates run in bubblewrap; only BUDGETPASS_SANDBOX=process, asked for by the user,
 # runs them unsandboxed (system-deps.sh stops first when bwrap is missing or blocked).
