@@ -29,6 +29,10 @@ from budgetpass.generation.types import SamplingParams
 from tests.conftest import REPO, vllm_python
 from tests.llama_server import free_port
 
+# The first test also waits for the one-time GGUF -> HF conversion (~40 s on a quiet machine, over
+# 15 min on a 2-core one shared by several builds) and the server's start.
+pytestmark = pytest.mark.timeout(3600)
+
 SERVED_NAME = "qwen2.5-coder-0.5b"
 CONVERT = ("import sys; from budgetpass.generation.vllm_backend import cached_hf_folder; "
            "print(cached_hf_folder(sys.argv[1]))")
