@@ -21,9 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from budgetpass.generation.budget import BudgetRequest
-from budgetpass.generation.types import SamplingParams
-from budgetpass.verify.job import JobSettings, solve
+from budgetpass.app.config import build
+from budgetpass.app.solve import Request, solve
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -33,11 +32,10 @@ VARIANTS = {"first_pass": True, "test_all": False}  # name -> stop_at_first_pass
 
 
 def run_once(function: str, seed: int, pipeline: bool, stop_at_first_pass: bool) -> dict:
-    settings = JobSettings(budget=BudgetRequest(calls=2.0),
-                           sampling=SamplingParams(seed=seed), pipeline=pipeline,
-                           stop_at_first_pass=stop_at_first_pass)
+    config = build({"budget.calls": 2.0, "sampling.seed": seed, "tests.pipeline": pipeline,
+                    "tests.stop_at_first_pass": stop_at_first_pass})
     started = time.monotonic()
-    report = solve(TEXT, function, settings)
+    report = solve(Request(TEXT, function), config)
     wall = time.monotonic() - started
     used = report.to_json()["budget_used"]
     return {"function": function, "seed": seed, "pipelined": pipeline, "status": report.status,

@@ -13,7 +13,6 @@ import argparse
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,7 +21,8 @@ from budgetpass.generation.engine import load_model
 from budgetpass.generation.types import SamplingParams
 from budgetpass.verify import sandbox
 from budgetpass.verify.discovery import find_tests
-from budgetpass.verify.runner import run_candidate
+from budgetpass.verify.runner import WarmWorker
+from budgetpass.verify.session import run_each
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,7 +44,6 @@ def main() -> None:
     args = parser.parse_args()
     model = load_model(models.resolve("qwen2.5-coder-0.5b").path)
     info = sandbox.probe()
-    scratch = Path(tempfile.mkdtemp(prefix="bench-prompt-"))
     example = REPO / "examples" / "textkit"
     shop = REPO / "examples" / "shop"
     tasks = [(shop, "shop/prices.py", "apply_discount")] + [
@@ -69,10 +68,10 @@ def main() -> None:
                     if not body.strip() or source.is_stub(body):
                         continue
                     counts["usable"] += 1
-                    folder = Path(tempfile.mkdtemp(dir=scratch))
-                    run = run_candidate(root, rel, source.splice_body(text, site, body), tests,
-                                        folder, info, sandbox.Limits(wall_seconds=20),
-                                        sys.executable)
+                    with WarmWorker(root, info, sandbox.Limits(wall_seconds=20), sys.executable,
+                                    parallel=1, warm=False) as worker:
+                        run = run_each(worker, rel, [source.splice_body(text, site, body)],
+                                       tests)[0]
                     counts["passed"] += run.passed
             print(f"{function:15} {name:38} {counts}", flush=True)
     summary = {}

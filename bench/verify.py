@@ -29,7 +29,8 @@ from pathlib import Path
 
 from budgetpass.generation import models
 from budgetpass.verify import sandbox
-from budgetpass.verify.runner import WarmWorker, run_candidate
+from budgetpass.verify.runner import WarmWorker
+from budgetpass.verify.session import run_each
 
 RESULTS = Path(__file__).resolve().parent / "results"
 N_CANDIDATES = 16
@@ -97,27 +98,24 @@ def main() -> int:
     python = parser.parse_args().python or plain_pytest_python()
     info = sandbox.probe("auto")
     limits = sandbox.Limits(wall_seconds=30)
-    candidates = [("textutil.py", MODULE.format(body=BODIES[i % len(BODIES)]))
-                  for i in range(N_CANDIDATES)]
+    candidates = [MODULE.format(body=BODIES[i % len(BODIES)]) for i in range(N_CANDIDATES)]
     node_ids = ("tests/test_textutil.py",)
     result: dict = {"sandbox": info.kind, "candidates": N_CANDIDATES, "python": python,
                     "load_average_before": round(os.getloadavg()[0], 2)}
     with tempfile.TemporaryDirectory(prefix="budgetpass-bench-") as tmp:
         project = make_project(Path(tmp))
-        scratch = Path(tmp) / "scratch"
-        scratch.mkdir()
         for parallel in (1, 2):
             start = time.monotonic()
             with WarmWorker(project, info, limits, python, parallel=parallel) as worker:
                 started = time.monotonic()
-                warm_runs = worker.run_all(candidates, node_ids)
+                warm_runs = run_each(worker, "textutil.py", candidates, node_ids)
                 warm_wall = time.monotonic() - started
                 ready = worker.ready_seconds
             warm_total = time.monotonic() - start
 
-            def fresh(candidate):
-                return run_candidate(project, candidate[0], candidate[1], node_ids, scratch, info,
-                                     limits, python)
+            def fresh(candidate):  # a cold Python and a fresh sandbox per candidate
+                with WarmWorker(project, info, limits, python, parallel=1, warm=False) as cold:
+                    return run_each(cold, "textutil.py", [candidate], node_ids)[0]
 
             started = time.monotonic()
             with ThreadPoolExecutor(parallel) as pool:

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
+from budgetpass.app.config import DEFAULTS, SANDBOX_ENV, SANDBOXES, from_cli
+from budgetpass.app.report import Event, Report, SolveError
+from budgetpass.app.solve import Request, solve
 from budgetpass.generation import models
 from budgetpass.generation.backends import BACKENDS
-from budgetpass.generation.budget import METRICS, BudgetRequest
+from budgetpass.generation.budget import METRICS
 from budgetpass.generation.prompts import TEMPLATES
-from budgetpass.generation.types import SamplingParams
-from budgetpass.verify import job as jobs
-from budgetpass.verify.sandbox import Limits
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -113,37 +112,13 @@ def _target(text: str) -> tuple[Path, str]:
 def cmd_generate(args: argparse.Namespace) -> int:
     try:
         path, function = _target(args.target)
-        settings = jobs.JobSettings(
-            model=args.model,
-            budget=BudgetRequest(metric=args.budget_metric, reference=args.reference,
-                                 calls=args.calls, samples=args.samples),
-            sampling=SamplingParams(temperature=args.temperature, top_p=args.top_p,
-                                    max_tokens=args.max_tokens, seed=args.seed),
-            sandbox=args.sandbox,
-            limits=Limits(wall_seconds=args.test_timeout, cpu_seconds=int(args.test_timeout) + 1),
-            python=args.python,
-            project=Path(args.project) if args.project else None,
-            threads=args.threads,
-            # An endpoint names a server: with backend auto that means the openai backend.
-            backend="openai" if args.endpoint and args.backend == "auto" else args.backend,
-            endpoint=args.endpoint or "",
-            vllm_model=args.vllm_model or "",
-            template=args.template,
-            pipeline=not args.no_pipeline,
-            trace_tests=args.trace_tests,
-            anytime=args.anytime or args.seconds is not None or args.max_samples is not None,
-            seconds=args.seconds,
-            max_samples=args.max_samples,
-            batch_size=args.batch_size,
-        )
-    except ValueError as exc:
+        config = from_cli(args)
+    except ValueError as exc:  # ConfigError names the setting
         return _error(str(exc))
     show = _JobProgress() if sys.stderr.isatty() and not args.quiet else None
     try:
-        report = jobs.solve(path, function, settings, on_event=show)
-        if args.write and report.selected is not None and report.status != "partial":
-            jobs.write_selected(report)
-    except jobs.JobError as exc:
+        report = solve(Request(path, function, write=args.write), config, on_event=show)
+    except SolveError as exc:
         return _error(str(exc))
     except KeyboardInterrupt:
         print("budgetpass: interrupted; nothing was written", file=sys.stderr)
@@ -160,7 +135,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
 
 
-def render_report(report: jobs.JobReport) -> str:
+def render_report(report: Report) -> str:
     lines = [f"{report.function} in {report.file}: {report.status.upper()}", f"  {report.message}",
              f"  budget: {report.budget.derivation} "
              f"(metric {report.budget.metric}, reference {report.budget.reference})",
@@ -215,7 +190,7 @@ class _JobProgress:
         self.bar.start()
         self.task = self.bar.add_task("starting", total=None)
 
-    def __call__(self, event: jobs.JobEvent) -> None:
+    def __call__(self, event: Event) -> None:
         total = event.total or None
         self.bar.update(self.task, description=f"{event.phase}: {event.text}",
                         completed=event.done, total=total)
@@ -290,18 +265,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 # --- entry point ------------------------------------------------------------------------------
 
 
-SANDBOXES = ("auto", "bwrap", "process")
-
-
-def _sandbox_from_env() -> str:
-    """BUDGETPASS_SANDBOX sets --sandbox's default (the demo's way to ask for 'process')."""
-    value = os.environ.get("BUDGETPASS_SANDBOX", "auto") or "auto"
-    if value not in SANDBOXES:
-        _error(f"BUDGETPASS_SANDBOX must be one of {', '.join(SANDBOXES)}, not {value!r}")
-        raise SystemExit(EXIT_BAD_INPUT)
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="budgetpass", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -315,22 +278,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("generate", help="fill a function body; keep a candidate the tests pass")
     g.add_argument("target", help="PATH::FUNCTION or PATH::Class.method")
-    g.add_argument("--model", default=models.DEFAULT_MODEL)
-    g.add_argument("--budget-metric", choices=METRICS, default="flops")
-    g.add_argument("--reference", default=models.DEFAULT_REFERENCE,
+    g.add_argument("--model", default=DEFAULTS.model.name)
+    g.add_argument("--budget-metric", choices=METRICS, default=DEFAULTS.budget.metric)
+    g.add_argument("--reference", default=DEFAULTS.budget.reference,
                    help="the larger model the budget is measured in (name, path or e.g. 7B)")
-    g.add_argument("--calls", type=float, default=1.0, help="budget in reference-model samples")
-    g.add_argument("--samples", type=int, default=4, help="k, for --budget-metric samples")
-    g.add_argument("--temperature", type=float, default=0.8)
-    g.add_argument("--top-p", type=float, default=0.95)
-    g.add_argument("--max-tokens", type=int, default=256)
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--sandbox", choices=SANDBOXES, default=_sandbox_from_env(),
+    g.add_argument("--calls", type=float, default=DEFAULTS.budget.calls, help="budget in reference-model samples")
+    g.add_argument("--samples", type=int, default=DEFAULTS.budget.samples, help="k, for --budget-metric samples")
+    g.add_argument("--temperature", type=float, default=DEFAULTS.sampling.temperature)
+    g.add_argument("--top-p", type=float, default=DEFAULTS.sampling.top_p)
+    g.add_argument("--max-tokens", type=int, default=DEFAULTS.sampling.max_tokens)
+    g.add_argument("--seed", type=int, default=DEFAULTS.sampling.seed)
+    g.add_argument("--sandbox", choices=SANDBOXES, default=None,
                    help="auto: bwrap when it works, else UNSANDBOXED subprocesses (said in the "
-                        "report); default from BUDGETPASS_SANDBOX")
+                        f"report); default from {SANDBOX_ENV}, else auto")
     g.add_argument("--unsandboxed", dest="sandbox", action="store_const", const="process",
                    help="same as --sandbox process: candidates can read your files")
-    g.add_argument("--test-timeout", type=float, default=60.0, help="seconds per candidate test run")
+    g.add_argument("--test-timeout", type=float, default=DEFAULTS.tests.timeout_seconds, help="seconds per candidate test run")
     g.add_argument("--anytime", action="store_true",
                    help="generate until a candidate passes: batches of k until one passes or the "
                         "budget (--seconds / --max-samples; default 4 batches) is spent")
@@ -349,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--python", help="interpreter for the project's tests")
     g.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
     g.add_argument("--threads", type=int, help="CPU threads for the model")
-    g.add_argument("--backend", choices=BACKENDS, default="auto",
+    g.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.model.backend,
                    help="where the model runs (auto: vLLM on a CUDA GPU, else llama.cpp; openai: "
                         "a server at --endpoint)")
     g.add_argument("--endpoint", metavar="URL",

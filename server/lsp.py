@@ -17,13 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from budgetpass.generation import inline as cursor
-from budgetpass.generation import models
-from budgetpass.generation.budget import plan_budget
-from budgetpass.verify import job as jobs
-from budgetpass.verify.discovery import find_tests, iter_test_files
-from budgetpass.verify.inline import inline_completions
-from budgetpass.verify.runner import find_project_root
+from budgetpass.app import config as configs
+from budgetpass.app.complete import Completions, complete
+from budgetpass.app.config import SECTION
+from budgetpass.app.report import Cancelled, Event, Report, SolveError, first_failure, summary
+from budgetpass.app.solve import Request, solve
+from budgetpass.app.target import function_at, tested_functions
+from budgetpass.app.workers import WorkerCache
+from budgetpass.app.write import body_edit, body_range
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInternalError, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
@@ -31,7 +32,6 @@ from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.json_rpc import JsonRPCNotification
 from pygls.uris import to_fs_path
 
-from .settings import SECTION, Settings, parse_settings, unsupported_notes
 from .work import ModelSlot, StopFlag, WorkBoard
 
 log = logging.getLogger("budgetpass.server")
@@ -90,11 +90,14 @@ class BudgetpassServer(LanguageServer):
     def __init__(self):
         super().__init__("budgetpass", "0.1.0", protocol_cls=Protocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
-        self.settings = Settings()
+        self.config, problems = configs.from_lsp(None)  # BUDGETPASS_SANDBOX may set tests.sandbox
+        for problem in problems:
+            log.warning("%s", problem)
+        self.workers = WorkerCache()  # warm test workers kept between requests
         self.board = WorkBoard()
         self.model = ModelSlot()
         self.cancel_flags: dict[Any, StopFlag] = {}
-        self.last_runs: dict[tuple[str, str], jobs.JobReport] = {}
+        self.last_runs: dict[tuple[str, str], Report] = {}
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="budgetpass-work")
         self.told_not_ready = False
         self.shown_model_error = ""  # a failing server is retried; its error is shown once
@@ -126,14 +129,14 @@ class BudgetpassServer(LanguageServer):
     # --- settings -----------------------------------------------------------------------------
 
     def apply_settings(self, data: Any, origin: str) -> None:
-        new, problems = parse_settings(data, self.settings)
+        new, problems = configs.from_lsp(data, self.config)
         for problem in problems:
             self.show(f"budgetpass settings ({origin}): {problem}", types.MessageType.Warning)
-        changed = new != self.settings
-        self.settings = new
+        changed = new != self.config
+        self.config = new
         if changed:
             self.tell_log(f"settings from {origin}: {new.to_json()}")
-            for note in unsupported_notes(new):
+            for note in configs.notes(new):
                 self.show(note, types.MessageType.Warning)
         self.load_model()
 
@@ -143,7 +146,7 @@ class BudgetpassServer(LanguageServer):
                                "message": message})
 
     def load_model(self) -> None:
-        self.model.ensure(self.settings.job_settings().model_spec, self._model_loaded,
+        self.model.ensure(self.config.model.spec, self._model_loaded,
                           lambda slot: self.tell_status("loading", slot.name,
                                                         f"loading {slot.name}"))
 
@@ -151,7 +154,7 @@ class BudgetpassServer(LanguageServer):
         if slot.state == "ready":
             self.shown_model_error = ""
             opened = slot.model
-            template = opened.template(self.settings.template or None)
+            template = opened.template(self.config.model.template or None)
             message = (f"model {slot.name} ready ({opened.choice.name}: {opened.choice.reason}; "
                        f"template {template.template.name}: {template.reason}; "
                        f"{slot.seconds:.1f} s)")
@@ -262,7 +265,7 @@ def initialize(ls: BudgetpassServer, params: types.InitializeParams) -> None:
         options = options[SECTION]  # both {"budgetpass": {...}} and the bare section work
     ls.apply_settings_pending = options
     # Capabilities are computed after this handler: advertise the completion fallback only if on.
-    wanted, _ = parse_settings(options)
+    wanted, _ = configs.from_lsp(options)
     if wanted.completion.enable and types.TEXT_DOCUMENT_COMPLETION not in ls.protocol.fm.features:
         ls.feature(types.TEXT_DOCUMENT_COMPLETION)(completion)
 
@@ -292,29 +295,29 @@ def did_close(ls: BudgetpassServer, params: types.DidCloseTextDocumentParams) ->
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: BudgetpassServer, params) -> None:
     ls.board.stop_all("server shutting down")
+    ls.workers.close()
 
 
 # --- inline completion ------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=16)
-def _plan(request, parameters: int):
-    return plan_budget(request, parameters, models.parameter_count(request.reference))
-
-
-async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
-    """Inline candidates for the cursor, or None (disabled, not Python, superseded, not ready)."""
+async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position
+                      ) -> tuple[Any, Completions] | None:
+    """(document, proposals) for the cursor, or None (disabled, not Python, superseded, not
+    ready, cancelled)."""
     if not ls.is_open(uri):
         return None  # closed while the request was on its way
     doc = ls.document(uri)
-    if not ls.settings.inline.enable or not is_python(doc):
+    config = ls.config
+    path = file_path(uri)
+    if not config.inline.enable or not is_python(doc) or path is None:
         return None
     serial, flag = ls.board.start_inline(uri)
     request_id = _REQUEST_ID.get()
     if request_id is not None:
         ls.cancel_flags[request_id] = flag
     try:
-        await asyncio.sleep(ls.settings.inline.debounceMs / 1000)
+        await asyncio.sleep(config.inline.debounce_ms / 1000)
         if flag() or not ls.board.is_latest_inline(uri, serial):
             return None  # a newer keystroke arrived during the debounce
         opened = ls.model.ready_model()
@@ -323,41 +326,38 @@ async def complete_at(ls: BudgetpassServer, uri: str, position: types.Position):
                 ls.load_model()  # e.g. the server is up now (retried at most every few seconds)
             if not ls.told_not_ready:
                 ls.told_not_ready = True
-                state = ls.model.error or f"model {ls.settings.model} is still loading"
+                state = ls.model.error or f"model {config.model.name} is still loading"
                 ls.show(f"budgetpass: {state}; completions start when it is ready")
             return None
-        model = opened.backend
-        if getattr(model, "busy", False) and ls.board.jobs_running():
+        if getattr(opened.backend, "busy", False) and ls.board.jobs_running():
             return None  # a job holds the model for seconds: ghost text would come far too late
-        text = doc.source
-        offset = ls.offset(doc, position)
-        settings = ls.settings
-        ctx = cursor.cursor_context(text, offset)
-        budget = _plan(settings.budget_request(), opened.parameters)
-        job_limits = settings.job_settings().limits
-        call = functools.partial(
-            inline_completions, model, opened.template(settings.template or None).template, ctx,
-            budget, settings.inline.maxTokens,
-            text=text, path=file_path(uri), verify_within_ms=settings.inline.verifyWithinMs,
-            sandbox=settings.sandbox, limits=job_limits, should_stop=flag,
-            pytest_args=settings.tests.extraArgs)
+        call = functools.partial(complete, path, doc.source, ls.offset(doc, position), config,
+                                 should_stop=flag, workers=ls.workers)
         try:
             result = await asyncio.get_running_loop().run_in_executor(ls.pool, call)
+        except Cancelled:
+            return None
         except asyncio.CancelledError:
             flag.stop("cancelled by the client")
             raise
-        if result.cancelled:
-            return None
+        except SolveError as exc:
+            raise UserError(str(exc)) from None
+        report = result.report
         ls.tell_log(f"inline {Path(uri).name}:{position.line + 1}: "
                     f"{'body' if result.multiline else 'line'}, k={result.samples}, "
-                    f"{len(result.items)} item(s), {result.seconds * 1000:.0f} ms"
-                    + (f", tests {len(result.tests)}, verified "
-                       f"{sum(c.verified for c in result.items)}" if result.tests else "")
+                    f"{len(result.items)} item(s), {report.seconds * 1000:.0f} ms"
+                    + (f", tests {len(report.tests)}, verified "
+                       f"{sum(c.verified for c in result.items)}" if report.tests else "")
                     + ("; " + "; ".join(result.notes) if result.notes else ""))
-        return result, ctx
+        return doc, result
     finally:
         if request_id is not None:
             ls.cancel_flags.pop(request_id, None)
+
+
+def _range(ls: BudgetpassServer, doc, start: int, end: int) -> types.Range:
+    text = doc.source
+    return types.Range(start=ls.position(doc, text, start), end=ls.position(doc, text, end))
 
 
 @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
@@ -366,22 +366,21 @@ async def inline_completion(ls: BudgetpassServer, params: types.InlineCompletion
     found = await complete_at(ls, params.text_document.uri, params.position)
     if found is None:
         return None
-    result, _ = found
-    at = types.Range(start=params.position, end=params.position)
-    return types.InlineCompletionList(
-        items=[types.InlineCompletionItem(insert_text=c.text, range=at) for c in result.items])
+    doc, result = found
+    return types.InlineCompletionList(items=[
+        types.InlineCompletionItem(insert_text=c.text, range=_range(ls, doc, c.start, c.end))
+        for c in result.items])
 
 
 @guarded
 async def completion(ls: BudgetpassServer, params: types.CompletionParams):
     """Fallback for clients without inline completion; registered only when enabled."""
-    if not ls.settings.completion.enable:
+    if not ls.config.completion.enable:
         return None
     found = await complete_at(ls, params.text_document.uri, params.position)
     if found is None:
         return None
-    result, _ = found
-    at = types.Range(start=params.position, end=params.position)
+    doc, result = found
     items = []
     for rank, cand in enumerate(result.items):
         first = cand.text.strip().splitlines()[0] if cand.text.strip() else cand.text
@@ -389,7 +388,8 @@ async def completion(ls: BudgetpassServer, params: types.CompletionParams):
             label=first[:60], kind=types.CompletionItemKind.Snippet,
             detail="budgetpass" + (" (tests pass)" if cand.verified else ""),
             sort_text=f"{rank:03d}", filter_text=first,
-            text_edit=types.TextEdit(range=at, new_text=cand.text)))
+            text_edit=types.TextEdit(range=_range(ls, doc, cand.start, cand.end),
+                                     new_text=cand.text)))
     return types.CompletionList(is_incomplete=True, items=items)
 
 
@@ -412,10 +412,10 @@ def _target(ls: BudgetpassServer, args: tuple) -> tuple[Any, str, types.Position
     return ls.document(uri), uri, types.Position(line=pos["line"], character=pos["character"])
 
 
-def _function_at(ls: BudgetpassServer, doc, position: types.Position) -> cursor.FunctionAt:
+def _function_at(ls: BudgetpassServer, doc, position: types.Position):
     if not is_python(doc):
         raise UserError(f"{doc.uri} is not a Python document")
-    fn = cursor.function_at(doc.source, ls.offset(doc, position))
+    fn = function_at(doc.source, ls.offset(doc, position))
     if fn is None:
         raise UserError(f"no function at line {position.line + 1}; put the cursor in a function")
     return fn
@@ -451,7 +451,7 @@ class _Progress:
         self.ls.work_done_progress.begin(self.token, types.WorkDoneProgressBegin(
             title=self.title, cancellable=True, message="starting", percentage=0))
 
-    def event(self, event: jobs.JobEvent) -> None:
+    def event(self, event: Event) -> None:
         """Called from the job's thread. Generate and test events interleave (candidates are
         tested while others decode); the counts come from the events, never from their text."""
         if event.phase == "generate":
@@ -503,13 +503,12 @@ async def run_job(ls: BudgetpassServer, args: tuple, apply: bool) -> dict:
     progress = _Progress(ls, flag, f"budgetpass: {fn.qualname}")
     try:
         await progress.begin()
-        settings = ls.settings.job_settings()
-        call = functools.partial(jobs.solve, path, fn.qualname, settings, on_event=progress.event,
-                                 should_stop=flag, source_text=text)
+        call = functools.partial(solve, Request(path, fn.qualname, text=text), ls.config,
+                                 on_event=progress.event, should_stop=flag, workers=ls.workers)
         try:
             report = await asyncio.get_running_loop().run_in_executor(ls.pool, call)
-        except jobs.JobError as exc:
-            cancelled = flag() and "cancelled" in str(exc)
+        except SolveError as exc:
+            cancelled = flag() and isinstance(exc, Cancelled)
             progress.end("cancelled" if cancelled else f"error: {exc}")
             if cancelled:
                 ls.show(f"budgetpass: {fn.qualname}: cancelled ({flag.reason}); nothing applied")
@@ -525,9 +524,9 @@ async def run_job(ls: BudgetpassServer, args: tuple, apply: bool) -> dict:
                     f"{SHOW_CANDIDATES}")
         elif apply and report.selected_body is not None:
             applied, note = await _apply(ls, uri, report, version, text)
-        summary = _summary(report, applied, note, apply)
-        progress.end(summary)
-        ls.show(summary, types.MessageType.Info if report.status != "failed"
+        said = summary(report, applied, note, apply)
+        progress.end(said)
+        ls.show(said, types.MessageType.Info if report.status != "failed"
                 else types.MessageType.Warning)
         caps = ls.client_capabilities.workspace
         if caps and caps.code_lens and caps.code_lens.refresh_support:
@@ -543,36 +542,22 @@ async def run_job(ls: BudgetpassServer, args: tuple, apply: bool) -> dict:
 
 
 def _body_range(ls, doc, text: str, qualname: str) -> dict | None:
-    from budgetpass.generation.source import SourceError, locate_function
-
-    try:
-        site = locate_function(text, qualname)
-    except SourceError:
+    found = body_range(text, qualname)
+    if found is None:
         return None
-    start, end = ls.position(doc, text, site.body_start), ls.position(doc, text, site.body_end)
+    start, end = ls.position(doc, text, found[0]), ls.position(doc, text, found[1])
     return {"start": {"line": start.line, "character": start.character},
             "end": {"line": end.line, "character": end.character}}
 
 
-async def _apply(ls: BudgetpassServer, uri: str, report: jobs.JobReport, version, text: str):
+async def _apply(ls: BudgetpassServer, uri: str, report: Report, version, text: str):
     doc = ls.workspace.get_text_document(uri)
     if doc.version != version or doc.source != text:
         return False, (f"the document changed while the job ran (version {version} -> "
                        f"{doc.version}); nothing applied; the body is in {SHOW_CANDIDATES}")
-    from budgetpass.generation.source import locate_function
-
-    site = locate_function(text, report.function)
-    end_offset = site.body_end
-    if site.body_start == site.body_end:  # an emptied body: take the indentation left on its lines
-        while True:
-            line_end = text.find("\n", end_offset)
-            line = text[end_offset:line_end]
-            if line_end < 0 or not line or line.strip():
-                break
-            end_offset = line_end + 1
-    start, end = ls.position(doc, text, site.body_start), ls.position(doc, text, end_offset)
-    body = report.selected_body if report.selected_body.endswith("\n") \
-        else report.selected_body + "\n"
+    change = body_edit(text, report.function, report.selected_body)
+    start, end = ls.position(doc, text, change.start), ls.position(doc, text, change.end)
+    body = change.new_text
     edit = types.WorkspaceEdit(document_changes=[types.TextDocumentEdit(
         text_document=types.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
         edits=[types.TextEdit(range=types.Range(start=start, end=end), new_text=body)])])
@@ -584,25 +569,6 @@ async def _apply(ls: BudgetpassServer, uri: str, report: jobs.JobReport, version
     if not answer.applied:
         return False, f"the client refused the edit: {answer.failure_reason or 'no reason given'}"
     return True, ""
-
-
-def _summary(report: jobs.JobReport, applied: bool, note: str, apply: bool) -> str:
-    status = {"passed": "PASSED", "partial": "PARTIAL (some tests fail)",
-              "ranked": "UNVERIFIED (no tests)", "failed": "FAILED"}.get(report.status,
-                                                                        report.status.upper())
-    parts = [f"budgetpass: {report.function}: {status}", report.message,
-             f"tests: {len(report.tests)}",
-             (f"budget: k={report.budget.samples} ({report.budget.metric}, "
-              f"{report.budget.calls:g} x {report.budget.reference}), {report.seconds:.1f} s")]
-    used = report.to_json()["budget_used"]
-    if report.plan is not None and report.plan.anytime:
-        given = (f"{used['given_seconds']:g} s" if used["given_seconds"] is not None
-                 else f"{used['given_samples']} samples")
-        parts.append(f"generate-until-pass: {used['samples']} samples in {report.batches} "
-                     f"batch(es), {used['seconds']:.1f} s; budget {given}")
-    if apply:
-        parts.append("applied" if applied else (note or "nothing applied"))
-    return " · ".join(parts)
 
 
 @server.command(GENERATE)
@@ -641,7 +607,7 @@ async def code_lens(ls: BudgetpassServer, params: types.CodeLensParams):
         return []
     text = doc.source
     found = await asyncio.get_running_loop().run_in_executor(
-        ls.pool, functools.partial(_lens_data, text, path))
+        ls.pool, functools.partial(tested_functions, text, path))
     lenses = []
     for fn, tests in found:
         at = types.Range(start=types.Position(line=fn.def_line, character=0),
@@ -653,37 +619,9 @@ async def code_lens(ls: BudgetpassServer, params: types.CodeLensParams):
         last = ls.last_runs.get((uri, fn.qualname))
         if last is not None and last.status in ("failed", "partial"):
             lenses.append(types.CodeLens(range=at, command=types.Command(
-                title=f"✗ last run failed: {_first_failure(last)}", command=SHOW_CANDIDATES,
+                title=f"✗ last run failed: {first_failure(last)}", command=SHOW_CANDIDATES,
                 arguments=[arg])))
     return lenses
-
-
-def _lens_data(text: str, path: Path):
-    fns = [f for f in cursor.functions(text) if "<locals>" not in f.qualname]
-    if not fns:
-        return []
-    project = find_project_root(path)
-    # A test can only select a function it names: read the test files once and ask discovery only
-    # about names that occur in them (a 50k-line module has thousands of functions).
-    test_text = "\n".join(p.read_text(encoding="utf-8", errors="replace")
-                          for p in iter_test_files(project))
-    found = []
-    for fn in fns:
-        if fn.qualname.split(".")[-1] in test_text:
-            tests = find_tests(project, fn.qualname, target_file=path).node_ids
-            if tests:
-                found.append((fn, tests))
-    return found
-
-
-def _first_failure(report: jobs.JobReport) -> str:
-    for cand in report.candidates:
-        if cand.run is not None:
-            for outcome in cand.run.outcomes:
-                if outcome.outcome in ("failed", "error", "timeout"):
-                    reason = (outcome.message.splitlines() or [""])[0][:80]
-                    return f"{outcome.node_id}" + (f": {reason}" if reason else "")
-    return "no candidate parsed" if report.candidates else "no candidates"
 
 
 # --- entry point --------------------------------------------------------------------------------

@@ -47,8 +47,6 @@ class WorkBoard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._docs: dict[str, DocumentWork] = {}
-        self.inline_started = 0
-        self.inline_superseded = 0
 
     def _doc(self, uri: str) -> DocumentWork:
         return self._docs.setdefault(uri, DocumentWork())
@@ -59,10 +57,8 @@ class WorkBoard:
             doc = self._doc(uri)
             if doc.inline is not None and not doc.inline():
                 doc.inline.stop("superseded by a newer inline request")
-                self.inline_superseded += 1
             doc.inline_serial += 1
             doc.inline = StopFlag()
-            self.inline_started += 1
             return doc.inline_serial, doc.inline
 
     def is_latest_inline(self, uri: str, serial: int) -> bool:

@@ -279,11 +279,6 @@ class WarmWorker:
         if run_id in self._pending:
             self._write({"op": "cancel", "id": run_id})
 
-    def results(self):
-        """(id, CandidateRun) as each submitted candidate finishes; a dead worker fails the rest."""
-        while self._pending:
-            yield self.next_result(timeout=None)
-
     def next_result(self, timeout: float | None) -> tuple[int, CandidateRun] | None:
         """The next submitted candidate to finish, or None if none did within ``timeout`` (or
         none is pending); lets a caller interleave results with submitting more candidates."""
@@ -302,23 +297,6 @@ class WarmWorker:
                 self._pending.discard(message["id"])
                 return message["id"], _run_from(message)
         return None
-
-    def run_all(self, candidates: list[tuple[str, str]], node_ids: tuple[str, ...],
-                stop_at_first_pass: bool = False) -> list[CandidateRun | None]:
-        """Each (rel_file, text) against ``node_ids``; with ``stop_at_first_pass`` the rest are
-        cancelled once one passes (None for those never finished)."""
-        ids = [self.submit(rel, text, node_ids) for rel, text in candidates]
-        position = {run_id: i for i, run_id in enumerate(ids)}
-        runs: list[CandidateRun | None] = [None] * len(ids)
-        cancelled: set[int] = set()
-        for run_id, run in self.results():
-            if run_id not in cancelled or run.passed:
-                runs[position[run_id]] = run
-            if stop_at_first_pass and run.passed:
-                for other in sorted(self._pending - cancelled):
-                    self.cancel(other)
-                    cancelled.add(other)
-        return runs
 
     def close(self) -> None:
         if self.proc is not None:
@@ -363,14 +341,3 @@ def _open_for_reading(folder: Path) -> None:
             if not os.path.islink(path):
                 os.chmod(path, os.stat(path).st_mode | 0o444)
 
-
-def run_candidate(project: Path, rel_file: str, new_text: str, node_ids: tuple[str, ...],
-                  scratch: Path, info: sandbox.SandboxInfo, limits: sandbox.Limits,
-                  python: str) -> CandidateRun:
-    """One candidate in a fresh sandbox and a fresh (cold) Python that imports pytest for it.
-
-    The baseline the warm worker is measured against; same isolation and reporting. ``scratch``
-    is kept for API compatibility (the run's folders are private temporary ones).
-    """
-    with WarmWorker(project, info, limits, python, parallel=1, warm=False) as worker:
-        return worker.run_all([(rel_file, new_text)], node_ids)[0]

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from .session import TestSession
+
 T = TypeVar("T")
 
 RANKERS = ("execution_agreement", "doctest", "mean_logprob")
@@ -222,10 +224,12 @@ def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
     name = f"test_budgetpass_probe_{secrets.token_hex(4)}.py"
     probe = PROBE_TEST.format(module=module_name(rel_file),
                               examples=[e.source for e in examples], chars=OUTPUT_CHARS)
-    ids = {worker.submit(rel_file, c.source, (name,), extra_files={name: probe}): c.index
-           for c in candidates}
+    session = TestSession(worker, rel_file, (name,), stop_at_first_pass=False,
+                          extra_files={name: probe})
+    for cand in candidates:
+        session.add(str(cand.index), cand.source)
     outputs: dict[int, list[str] | None] = {}
-    for run_id, run in worker.results():
+    for key, run in session.wait().items():
         values = None
         for outcome in run.outcomes:
             marker = outcome.message.find("BUDGETPASS-PROBE ")
@@ -234,7 +238,7 @@ def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
                     values = json.loads(outcome.message[marker + len("BUDGETPASS-PROBE "):])
                 except ValueError:
                     values = None
-        outputs[ids[run_id]] = values if isinstance(values, list) else None
+        outputs[int(key)] = values if isinstance(values, list) else None
     return outputs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from budgetpass.server.settings import CHOICES, Settings
+from budgetpass.app.config import EDITOR_CHOICES, Config, lsp_json
 
 from tests.conftest import REPO
 
@@ -32,7 +32,7 @@ def contributed() -> dict[str, dict]:
 
 
 def test_vscode_contributes_every_server_setting_with_the_servers_default():
-    server = flat(Settings().to_json())
+    server = flat(lsp_json(Config()))
     vscode = contributed()
     assert sorted(vscode) == sorted(server)
     for name, default in server.items():
@@ -42,7 +42,7 @@ def test_vscode_contributes_every_server_setting_with_the_servers_default():
 
 def test_vscode_enums_are_the_servers_choices():
     vscode = contributed()
-    for name, choices in CHOICES.items():
+    for name, choices in EDITOR_CHOICES.items():
         assert vscode[name]["enum"] == list(choices), name
 
 

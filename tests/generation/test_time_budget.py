@@ -1,8 +1,8 @@
 """Budgets by flops, by time (calibrated on this machine) and by samples; anytime sampling."""
 
 import pytest
+from budgetpass.app.plan import anytime_batches
 from budgetpass.generation import calibration, models
-from budgetpass.generation.anytime import anytime_batches
 from budgetpass.generation.budget import BudgetRequest, plan_budget
 from budgetpass.generation.calibration import ModelSpeed
 from budgetpass.generation.engine import load_model
@@ -114,7 +114,8 @@ def test_remote_calibrations_are_found_by_name_and_endpoint(tmp_path, monkeypatc
     """`budgetpass calibrate --endpoint` files speeds under endpoint and served model; a job on
     backend openai with metric time takes the small model's at its endpoint and the reference's
     wherever it was measured."""
-    from budgetpass.verify import job
+    from budgetpass.app import plan
+    from budgetpass.app.config import Config
 
     monkeypatch.setattr(models, "cache_dir", lambda: tmp_path / "models")
 
@@ -130,11 +131,11 @@ def test_remote_calibrations_are_found_by_name_and_endpoint(tmp_path, monkeypatc
     assert calibration.lookup_served("qwen-small") == small  # the served id works too
     assert calibration.lookup_served("qwen2.5-coder-0.5b", "http://gpu:9999") is None
     assert calibration.lookup_served("32B") == large
-    settings = job.JobSettings(model="qwen2.5-coder-0.5b", backend="openai",
-                               endpoint="http://gpu:8000",
-                               budget=BudgetRequest(metric="time", reference="32B"))
-    speeds = job._calibrated_speeds(settings)
+    config = Config().evolve(**{"model.name": "qwen2.5-coder-0.5b", "model.backend": "openai",
+                                "model.endpoint": "http://gpu:8000", "budget.metric": "time",
+                                "budget.reference": "32B"})
+    speeds = plan._calibrated_speeds(config.budget.request, config.model.spec)
     assert speeds == {"small_speed": small, "reference_speed": large}
-    budget = plan_budget(settings.budget, SMALL, 32_000_000_000, **speeds)
+    budget = plan.plan(config, small_parameters=SMALL)
     # A GPU batches k for about one step's time: k reaches the cap (twice the largest k measured).
     assert budget.calibrated and budget.samples == 16 and "capped" in budget.derivation

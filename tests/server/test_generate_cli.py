@@ -14,9 +14,9 @@ from tests.conftest import EXAMPLE, tree_digest
 BUDGETPASS = [sys.executable, "-m", "budgetpass.server.cli"]
 
 
-def generate(*args, cwd=None, timeout=600):
+def generate(*args, cwd=None, timeout=600, env=None):
     proc = subprocess.run([*BUDGETPASS, "generate", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, timeout=timeout)
+                          text=True, cwd=cwd, timeout=timeout, env=env)
     return proc
 
 
@@ -138,13 +138,25 @@ def test_unknown_model_is_a_clear_error(small_project):
 
 def test_invalid_budget_is_a_clear_error(small_project):
     proc = generate(f"{small_project}/mod.py::f", "--calls", "0")
-    assert proc.returncode == 2 and "calls must be a positive number" in proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert "budget.calls (--calls): expected a positive number" in proc.stderr
+
+
+def test_a_missing_sandbox_is_a_clear_error_not_a_traceback(small_project):
+    """``sandbox.probe`` raises RuntimeError for a sandbox that is not there: the user gets the
+    reason and the fix, exit 2."""
+    proc = generate(f"{small_project}/mod.py::f", "--sandbox", "bwrap",
+                    env={"PATH": str(small_project), "HOME": str(small_project)})
+    assert proc.returncode == 2, proc.stderr
+    assert "sandbox 'bwrap' was requested but bwrap is not installed" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--seconds", "0"), "seconds must be a positive number"),
-    (("--max-samples", "0"), "max samples must be at least 1"),
-    (("--anytime", "--batch-size", "0"), "batch size must be at least 1"),
+    (("--seconds", "0"), "budget.seconds (--seconds): expected a positive number"),
+    (("--max-samples", "0"), "budget.max_samples (--max-samples): expected a positive number"),
+    (("--anytime", "--batch-size", "0"),
+     "budget.batch_size (--batch-size): expected a positive number"),
 ])
 def test_empty_anytime_budgets_are_clear_errors(small_project, args, message):
     proc = generate(f"{small_project}/mod.py::f", *args)

@@ -86,7 +86,8 @@ async def test_inline_then_generate_until_pass_applies_a_body_that_passes(projec
         assert any("inline text.py" in m.message and "tests 3" in m.message
                    for m in editor.client.log_messages), "the body proposals were not tested"
         one_line = await editor.inline(uri, row - 2, len("def chunk(items: list, "))
-        assert one_line is None or all("\n" not in i.insert_text for i in one_line.items)
+        assert one_line is not None, "a one-line request at a ready model gets an answer"
+        assert one_line.items and all("\n" not in i.insert_text for i in one_line.items)
 
         lenses = await editor.client.text_document_code_lens_async(
             types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri)))

@@ -80,7 +80,8 @@ async def test_a_50k_line_document_and_a_non_python_document(project, tmp_path):
         start = time.monotonic()
         result = await editor.inline(uri, text.count("\n"), len("    return x"))
         assert time.monotonic() - start < 20
-        assert result is None or all("\n" not in i.insert_text for i in result.items)
+        assert result is not None, "a 50k-line document still gets an answer"
+        assert all("\n" not in i.insert_text for i in result.items)
 
         notes = project / "NOTES.md"
         notes.write_text("# Notes\n\ndef looks_like_python():\n    \n")

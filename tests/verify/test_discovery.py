@@ -8,6 +8,7 @@ import pytest
 from budgetpass.verify import sandbox
 from budgetpass.verify.discovery import find_tests, test_imports
 from budgetpass.verify.runner import WarmWorker
+from budgetpass.verify.session import run_each
 
 
 def _write(root: Path, rel: str, text: str) -> None:
@@ -127,8 +128,7 @@ def test_discovered_ids_run_in_the_sandbox(tmp_path):
     wrong = source.replace("return a + b", "return a - b")
     with WarmWorker(tmp_path, sandbox.probe("auto"), sandbox.Limits(wall_seconds=30),
                     sys.executable) as worker:
-        good, bad = worker.run_all([("src/calc/ops.py", source), ("src/calc/ops.py", wrong)],
-                                   found.node_ids)
+        good, bad = run_each(worker, "src/calc/ops.py", [source, wrong], found.node_ids)
     assert good.passed, good.output
     assert sorted(o.node_id for o in good.outcomes) == sorted([
         "tests/test_ops.py::test_two", "tests/test_ops.py::test_param[1-2-3]",

@@ -3,7 +3,7 @@
 The corpus is tests/verify/attacks/: each file is the whole candidate module ``mod.py`` defining
 ``target()``; a test that needs 42 from it calls it in the test body, or in a fixture when the file
 sets ``WHERE = "fixture"``. Each attack runs through both paths: a fresh sandbox per candidate
-(``run_candidate``) and the warm worker (a fork per candidate), and once more all together in one
+(a cold worker, ``_fresh``) and the warm worker (a fork per candidate), and once more all together in one
 warm worker beside a correct candidate that must still pass.
 """
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 from budgetpass.verify import sandbox
-from budgetpass.verify.runner import WarmWorker, run_candidate
+from budgetpass.verify.runner import WarmWorker
+from budgetpass.verify.session import run_each
 
 from tests.conftest import tree_digest
 
@@ -116,6 +117,13 @@ def test_the_corpus_covers_the_issue():
             "forge_report_pipe", "fake_reports"} <= set(ATTACKS)
 
 
+def _fresh(project, source, nodes, info, limits):
+    """One candidate in a fresh sandbox and a cold Python (the baseline the warm worker is
+    measured against; same isolation and reporting)."""
+    with WarmWorker(project, info, limits, sys.executable, parallel=1, warm=False) as worker:
+        return run_each(worker, "mod.py", [source], nodes)[0]
+
+
 @pytest.mark.parametrize("path", ["fresh", "warm"])
 @pytest.mark.parametrize("name", ATTACKS)
 def test_attack_is_contained(name, path, info, tmp_path, arena):
@@ -123,13 +131,12 @@ def test_attack_is_contained(name, path, info, tmp_path, arena):
     arena["write_test"](runs_in_fixture(source))
     project = arena["project"]
     if path == "fresh":
-        run = run_candidate(project, "mod.py", source, ("test_mod.py::test_target",), tmp_path,
-                            info, LIMITS, sys.executable)
+        run = _fresh(project, source, ("test_mod.py::test_target",), info, LIMITS)
     else:
         with WarmWorker(project, info, LIMITS, sys.executable, parallel=1) as worker:
-            run = worker.run_all([("mod.py", source)], ("test_mod.py::test_target",))[0]
+            run = run_each(worker, "mod.py", [source], ("test_mod.py::test_target",))[0]
             # The worker survived the attack: the next candidate still runs and passes.
-            after = worker.run_all([("mod.py", CORRECT)], ("test_mod.py::test_target",))[0]
+            after = run_each(worker, "mod.py", [CORRECT], ("test_mod.py::test_target",))[0]
         assert after.passed, after.output
     assert not run.passed, f"{name} was reported as passing: {run.summary()}"
     assert run.outcomes and run.outcomes[0].outcome in ("failed", "error", "timeout")
@@ -140,9 +147,9 @@ def test_all_attacks_at_once_beside_a_correct_candidate(info, arena):
     """Two at a time in one worker: no attack passes, none stops its neighbour from passing."""
     arena["write_test"](False)
     names = [n for n in ATTACKS if not runs_in_fixture(attack_source(n))]
-    candidates = [("mod.py", attack_source(n)) for n in names] + [("mod.py", CORRECT)]
+    candidates = [attack_source(n) for n in names] + [CORRECT]
     with WarmWorker(arena["project"], info, LIMITS, sys.executable, parallel=2) as worker:
-        runs = worker.run_all(candidates, ("test_mod.py::test_target",))
+        runs = run_each(worker, "mod.py", candidates, ("test_mod.py::test_target",))
     verdicts = {name: run.passed for name, run in zip(names + ["correct"], runs)}
     assert verdicts == {**{n: False for n in names}, "correct": True}
 
@@ -154,11 +161,10 @@ def test_a_correct_candidate_passes_with_per_test_outcomes(info, tmp_path):
     (project / "test_mod.py").write_text(
         TEST_IN_CALL + "\n\ndef test_positive():\n    assert target() > 0\n")
     nodes = ("test_mod.py::test_target", "test_mod.py::test_positive")
-    run = run_candidate(project, "mod.py", CORRECT, nodes, tmp_path, info,
-                        sandbox.Limits(wall_seconds=30), sys.executable)
+    run = _fresh(project, CORRECT, nodes, info, sandbox.Limits(wall_seconds=30))
     assert run.passed, run.output
     assert [(o.node_id, o.outcome) for o in run.outcomes] == [(n, "passed") for n in nodes]
-    wrong = run_candidate(project, "mod.py", "def target():\n    return 41\n", nodes, tmp_path,
-                          info, sandbox.Limits(wall_seconds=30), sys.executable)
+    wrong = _fresh(project, "def target():\n    return 41\n", nodes, info,
+                   sandbox.Limits(wall_seconds=30))
     assert [(o.outcome, (o.message.splitlines() or [""])[0]) for o in wrong.outcomes] == [
         ("failed", "assert 41 == 42"), ("passed", "")]

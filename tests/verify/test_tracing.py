@@ -88,15 +88,15 @@ def test_tracing_finds_a_test_that_reaches_the_function_through_another(project)
 
 @pytest.mark.slow
 def test_a_job_with_tracing_tests_the_function_through_its_caller(project, qwen_path):
-    from budgetpass.generation.budget import BudgetRequest
-    from budgetpass.verify.job import JobSettings, solve
+    from budgetpass.app.config import build
+    from budgetpass.app.solve import Request, solve
 
     target = project / "cart" / "core.py"
-    budget = BudgetRequest(metric="samples", samples=4)
-    model = str(qwen_path)  # the cache folder is a temporary one here
-    static = solve(target, "subtotal", JobSettings(model=model, budget=budget))
+    config = build({"budget.metric": "samples", "budget.samples": 4,
+                    "model.name": str(qwen_path)})  # the cache folder is a temporary one here
+    static = solve(Request(target, "subtotal"), config)
     assert static.tests == () and static.status == "ranked"
-    traced = solve(target, "subtotal", JobSettings(model=model, budget=budget, trace_tests=True))
+    traced = solve(Request(target, "subtotal"), config.evolve(**{"tests.trace": True}))
     assert traced.tests == ("tests/test_cart.py::test_total_adds_tax",)
     assert traced.status == "passed", traced.to_json()
     assert any("dynamic test discovery" in w for w in traced.warnings)

@@ -170,7 +170,7 @@ async function generate(): Promise<void> {
   }
 }
 
-/** One candidate as `budgetpass.showCandidates` returns it (verify/job.py Candidate.to_json). */
+/** One candidate as `budgetpass.showCandidates` returns it (app/report.py Candidate.to_json). */
 interface Candidate {
   index: number;
   body: string;

@@ -135,7 +135,7 @@ function M.is_running(bufnr)
   return running[vim._resolve_bufnr(bufnr)] ~= nil
 end
 
---- One line per candidate of `budgetpass.showCandidates` (verify/job.py Candidate.to_json).
+--- One line per candidate of `budgetpass.showCandidates` (app/report.py Candidate.to_json).
 function M.candidate_label(c, selected)
   local outcomes = c.outcomes or {}
   local passing = #vim.tbl_filter(function(o)

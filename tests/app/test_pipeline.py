@@ -8,9 +8,8 @@ pipelining; candidates never decoded to the end after a pass are the cancelled d
 from pathlib import Path
 
 import pytest
-from budgetpass.generation.budget import BudgetRequest
-from budgetpass.generation.types import SamplingParams
-from budgetpass.verify.job import JobSettings, solve
+from budgetpass.app.config import Config, build
+from budgetpass.app.solve import Request, solve
 
 from tests.conftest import EXAMPLE
 
@@ -19,10 +18,10 @@ pytestmark = pytest.mark.slow
 TEXT = EXAMPLE / "textkit" / "text.py"
 
 
-def _settings(samples: int, **extra) -> JobSettings:
-    sampling = extra.pop("sampling", SamplingParams(max_tokens=96, seed=0))
-    return JobSettings(budget=BudgetRequest(metric="samples", samples=samples), sampling=sampling,
-                       **extra)
+def _settings(samples: int, **extra) -> Config:
+    """k = ``samples``; ``extra`` by dotted name (an anytime budget without seconds: no time bound)."""
+    return build({"budget.metric": "samples", "budget.samples": samples, "budget.seconds": None,
+                  "sampling.max_tokens": 96, "sampling.seed": 0, **extra})
 
 
 def _impossible_project(tmp_path: Path) -> Path:
@@ -37,7 +36,7 @@ def _impossible_project(tmp_path: Path) -> Path:
 
 def test_candidates_are_tested_while_others_still_decode(qwen_path):
     events = []
-    report = solve(TEXT, "slugify", _settings(6, stop_at_first_pass=False),
+    report = solve(Request(TEXT, "slugify"), _settings(6, **{"tests.stop_at_first_pass": False}),
                    on_event=events.append)
     decoded = [c for c in report.candidates if c.decoded]
     assert len(decoded) == 6, "without stop_at_first_pass every candidate is decoded"
@@ -55,7 +54,7 @@ def test_candidates_are_tested_while_others_still_decode(qwen_path):
 
 
 def test_a_pass_cancels_the_rest_of_the_decode(qwen_path):
-    report = solve(TEXT, "slugify", _settings(6))
+    report = solve(Request(TEXT, "slugify"), _settings(6))
     assert report.status == "passed", report.message
     not_decoded = [c for c in report.candidates if not c.decoded]
     assert not_decoded, "the longer candidates should have been cancelled by the pass"
@@ -69,7 +68,7 @@ def test_a_pass_cancels_the_rest_of_the_decode(qwen_path):
 
 
 def test_sequential_mode_generates_everything_first(qwen_path):
-    report = solve(TEXT, "slugify", _settings(4, pipeline=False))
+    report = solve(Request(TEXT, "slugify"), _settings(4, **{"tests.pipeline": False}))
     assert report.status == "passed" and not report.pipelined and report.overlap_seconds == 0
     assert all(c.decoded for c in report.candidates)
     last_decoded = max(c.decoded_at for c in report.candidates)
@@ -77,7 +76,8 @@ def test_sequential_mode_generates_everything_first(qwen_path):
 
 
 def test_anytime_stops_at_the_first_passing_batch(qwen_path):
-    report = solve(TEXT, "chunk", _settings(2, anytime=True, max_samples=12))
+    report = solve(Request(TEXT, "chunk"), _settings(2, **{"budget.anytime": True,
+                                                               "budget.max_samples": 12}))
     assert report.status == "passed", report.message
     first_pass = min(c.index for c in report.candidates if c.run and c.run.passed)
     assert report.usage.used_samples < 12, "it should stop before spending the whole budget"
@@ -90,8 +90,9 @@ def test_anytime_stops_at_the_first_passing_batch(qwen_path):
 
 def test_failing_everything_spends_the_whole_sample_budget(qwen_path, tmp_path):
     path = _impossible_project(tmp_path)
-    report = solve(path, "add", _settings(2, anytime=True, max_samples=6,
-                                          sampling=SamplingParams(max_tokens=48, seed=1)))
+    report = solve(Request(path, "add"), _settings(2, **{
+        "budget.anytime": True, "budget.max_samples": 6, "sampling.max_tokens": 48,
+        "sampling.seed": 1}))
     assert report.status == "failed", report.message
     assert report.batches == 3 and len(report.candidates) == 6
     used = report.to_json()["budget_used"]
@@ -102,8 +103,9 @@ def test_failing_everything_spends_the_whole_sample_budget(qwen_path, tmp_path):
 def test_anytime_respects_a_seconds_budget(qwen_path, tmp_path):
     path = _impossible_project(tmp_path)
     seconds = 6.0
-    report = solve(path, "add", _settings(2, anytime=True, seconds=seconds,
-                                          sampling=SamplingParams(max_tokens=48, seed=1)))
+    report = solve(Request(path, "add"), _settings(2, **{
+        "budget.anytime": True, "budget.seconds": seconds, "sampling.max_tokens": 48,
+        "sampling.seed": 1}))
     assert report.status == "failed", report.message
     usage = report.usage
     assert usage.given_seconds == seconds and report.batches >= 2

@@ -1,0 +1,112 @@
+"""The one selection step: by the tests when there are any, else by the rankers (then the answer
+is unverified); and the order a completion at the cursor shows its proposals in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from budgetpass.verify.select import (
+    RankInput,
+    TestedCandidate,
+    call_site_inputs,
+    choose_tested,
+    docstring_examples,
+    rank_by_mean_logprob,
+    rank_candidates,
+)
+
+from .report import Candidate, Event, SolveError
+from .target import Target
+
+EXECUTED = ("execution_agreement", "doctest")  # rankers that run candidates in the sandbox
+
+
+@dataclass(frozen=True)
+class Choice:
+    status: str  # passed | partial | ranked | failed
+    selected: int | None
+    message: str
+    rankings: dict = field(default_factory=dict)  # ranker name -> Ranking (no-test requests)
+
+
+def choose(candidates: list[Candidate], target: Target, node_ids: tuple[str, ...],
+           rankers: tuple[str, ...], lend_worker, emit) -> Choice:
+    """The one selection step, once every candidate is in: the tests decide when there are any,
+    else the rankers (``lend_worker``: a started worker, lent for execution-based ones)."""
+    usable = rank_by_mean_logprob([c for c in candidates if c.parses], lambda c: c.mean_logprob,
+                                  lambda c: len(c.body))
+    if not usable:
+        return Choice("failed", None, f"none of {len(candidates)} candidates parses")
+    if node_ids and not any(c.run is not None for c in usable):  # the deadline came first
+        return Choice("ranked", usable[0].index,
+                      f"none of {len(candidates)} candidates was tested before the time limit: "
+                      f"candidate {usable[0].index + 1} by mean log-probability; UNVERIFIED")
+    if node_ids:
+        return Choice(*_tested_outcome(usable, candidates, node_ids))
+    if target.cursor is not None or not target.function:  # at a cursor: no time to rank
+        return Choice("ranked", usable[0].index,
+                      f"{len(usable)} distinct proposals by mean log-probability; UNVERIFIED")
+    return _rank_candidates(usable, candidates, target, rankers, lend_worker, emit)
+
+
+def _tested_outcome(usable, candidates, node_ids):
+    """(status, selected index, message) by the tests' results (see select.choose_tested)."""
+    tested = [TestedCandidate(c.index, c.mean_logprob, len(c.body), c.run.n_passed, c.run.passed)
+              for c in usable if c.run is not None]
+    status, choice = choose_tested(tested)
+    n = len(node_ids)
+    if status == "passed":
+        untested = sum(c.run is None for c in usable)
+        undecoded = sum(not c.decoded for c in candidates)
+        notes = ([f"{untested} not tested"] if untested else []) + (
+            [f"{undecoded} not decoded to the end"] if undecoded else [])
+        return ("passed", choice.index,
+                f"candidate {choice.index + 1} of {len(candidates)} passes all {n} selected tests"
+                + (f" ({', '.join(notes)}: stopped at the first pass)" if notes else ""))
+    if status == "partial":
+        return ("partial", choice.index,
+                (f"PARTIAL: no candidate passes all {n} selected tests; candidate "
+                f"{choice.index + 1} passes the most ({choice.n_passed} of {n}); review the failures"))
+    return ("failed", None, (f"none of {len(candidates)} candidates passes any of the {n} "
+                            "selected tests; try a larger budget or look at the failures"))
+
+
+def _rank_candidates(usable, candidates, target: Target, rankers, lend_worker, emit) -> Choice:
+    """No tests: rankers order the candidates; the answer is UNVERIFIED."""
+    function = target.function
+    examples = docstring_examples(target.text, function) + call_site_inputs(target.project,
+                                                                           function)
+    inputs = [RankInput(c.index, target.compose(c.body), c.mean_logprob, len(c.body))
+              for c in usable]
+    emit(Event("test", 0, len(usable), f"ranking {len(usable)} candidates"))
+    executed = examples and any(r in EXECUTED for r in rankers)
+    worker = lend_worker() if executed else None
+    try:
+        rankings = rank_candidates(inputs, function, rankers, worker, target.rel_file, examples)
+    except ValueError as exc:
+        raise SolveError(str(exc)) from None
+    emit(Event("test", len(usable), len(usable), "ranked"))
+    usable_rankings = [rankings[n] for n in rankers if rankings.get(n)]
+    # A ranker that had nothing to go on (no inputs) gives way to the next one.
+    for ranking in sorted(usable_rankings, key=lambda r: r.fallback):
+        name = ranking.name
+        if ranking.order:
+            best = ranking.order[0]
+            how = f"{name}" + (f": {ranking.note}" if ranking.note else "")
+            return Choice("ranked", best,
+                          (f"no tests reference this function: picked candidate {best + 1} of "
+                           f"{len(candidates)} by {how}; UNVERIFIED, review it"), rankings)
+    return Choice("failed", None, "no tests found and no ranker could order the candidates",
+                  rankings)
+
+
+def proposals(candidates: list[Candidate]) -> list[Candidate]:
+    """Distinct usable candidates for the cursor: passing first, then untested, then failing;
+    within each, by mean log-probability (ties: shorter)."""
+    best: dict[str, Candidate] = {}
+    for cand in rank_by_mean_logprob([c for c in candidates if c.parses],
+                                     lambda c: c.mean_logprob, lambda c: len(c.body)):
+        best.setdefault(cand.body, cand)
+    order = list(best.values())
+    return sorted(order, key=lambda c: 0 if c.run is not None and c.run.passed
+                  else 1 if c.run is None else 2)

@@ -1,0 +1,198 @@
+"""Sampling in one thread while the request's thread tests each candidate the moment it is decoded
+(through the one ``TestSession``); a pass cancels the rest of the decoding.
+
+Without tests, or with ``tests.pipeline`` off, testing (or ranking) waits for the last candidate.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from budgetpass.generation.budget import BudgetUsage
+from budgetpass.generation.types import Completion, SamplingParams
+from budgetpass.verify.runner import WarmWorker
+from budgetpass.verify.session import Finished, TestSession
+
+from .plan import SamplingPlan, anytime_batches
+from .report import Cancelled, Candidate, Event
+from .target import Target
+
+
+class GenerateAndTest:
+    """One request's candidates: ``candidates`` (by index) and, when tested, their runs.
+
+    ``worker``: a callable that lends a started worker (``None`` when there is nothing to test);
+    ``deadline``: no test starts or counts after it (``time.monotonic()``), the rest are untested.
+    """
+
+    def __init__(self, model, prompt: str, sampling: SamplingParams, plan: SamplingPlan,
+                 target: Target, node_ids: tuple[str, ...], worker: Callable[[], WarmWorker],
+                 *, pipeline: bool, stop_at_first_pass: bool, deadline: float | None,
+                 emit, should_stop, start: float):
+        self.model, self.prompt, self.sampling, self.plan = model, prompt, sampling, plan
+        self.target, self.node_ids, self.lend_worker = target, node_ids, worker
+        self.pipeline, self.stop_at_first_pass = pipeline, stop_at_first_pass
+        self.deadline, self.emit, self.should_stop, self.start = deadline, emit, should_stop, start
+        self.candidates: list[Candidate] = []
+        self.by_index: dict[int, Candidate] = {}
+        self.by_body: dict[str, list[Candidate]] = {}
+        self.decoding: list[tuple[float, float]] = []  # each batch's (start, end), since start
+        self.testing: list[tuple[float, float]] = []  # each test run's (start, end), since start
+        self.usage: BudgetUsage | None = None
+        self.batches = 0
+        self.samples = 0  # sequences started
+        self.passing = 0
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.halt = threading.Event()  # a pass (or a failure here) ends the sampling
+        self.session: TestSession | None = None
+        self.worker: WarmWorker | None = None
+        self.batch_began = 0.0
+
+    def _cancelled(self) -> bool:
+        return bool(self.should_stop and self.should_stop())
+
+    def _sample(self) -> None:
+        """The sampling thread: every event goes through the queue to the request's thread."""
+        put = self.events.put
+        try:
+            for batch in anytime_batches(
+                    self.model, self.prompt, self.sampling, self.plan.max_samples,
+                    self.plan.batch_size, self.plan.max_seconds,
+                    should_stop=lambda: self.halt.is_set() or self._cancelled(),
+                    on_token=lambda n: put(("tokens", n, time.monotonic())),
+                    on_complete=lambda c: put(("complete", c, time.monotonic())),
+                    on_batch_start=lambda size: put(("batch_start", size, time.monotonic()))):
+                put(("batch", batch, time.monotonic()))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the request's thread
+            put(("error", exc, time.monotonic()))
+        finally:
+            put(("end", None, time.monotonic()))
+
+    def run(self) -> None:
+        thread = threading.Thread(target=self._sample, daemon=True, name="budgetpass-sample")
+        thread.start()
+        try:
+            self._drive()
+        finally:
+            self.halt.set()
+            thread.join()
+            if self.session is not None:
+                self.session.cancel()
+
+    def _open_session(self) -> None:
+        self.worker = self.lend_worker()
+        self.session = TestSession(self.worker, self.target.rel_file, self.node_ids,
+                                   stop_at_first_pass=self.stop_at_first_pass,
+                                   deadline=self.deadline)
+
+    def _drive(self) -> None:
+        testable = bool(self.node_ids)
+        if testable and self.pipeline:  # the sandbox warms up while the prompt is evaluated
+            self._open_session()
+        sampled = False
+        while True:
+            if self._cancelled():
+                raise Cancelled("cancelled")
+            session = self.session
+            if session is not None and (self.pipeline or sampled):
+                self._take(session.poll(0.01))
+            busy = session is not None and session.running
+            sampled = self._drain(None if busy else 0.05) or sampled
+            if session is not None and session.stopped and not session.expired:
+                self.halt.set()  # a pass (the deadline ends the testing, not the sampling)
+            if not sampled:
+                continue
+            if not testable:
+                break
+            if session is None:
+                if not any(c.parses for c in self.candidates):
+                    break
+                self._open_session()
+                for cand in self.candidates:
+                    self._add(cand)
+                self.emit(Event("test", 0, self._total(),
+                                f"testing {self.session.known} distinct candidates",
+                                seconds=self._now()))
+                continue
+            if session.idle or session.expired:
+                break
+
+    def _take(self, finished: Finished | None) -> None:
+        if finished is None:
+            return
+        cands = self.by_body[finished.key]
+        began, ended = finished.started - self.start, finished.ended - self.start
+        self.testing.append((began, ended))
+        self.passing += finished.run.passed
+        for cand in cands:
+            cand.run, cand.test_started_at, cand.test_ended_at = finished.run, began, ended
+        self.emit(Event("test", self.session.tested, self._total(),
+                        f"candidate {cands[0].index + 1}: {finished.run.summary()}",
+                        passing=self.passing, seconds=self._now()))
+
+    def _add(self, cand: Candidate) -> None:
+        """A candidate that parses; one with the body of an earlier one shares its run."""
+        if not cand.parses or self.session is None:
+            return
+        self.by_body.setdefault(cand.body, []).append(cand)
+        if not self.session.add(cand.body, self.target.compose(cand.body),
+                                (-cand.mean_logprob, len(cand.body))):
+            first = self.by_body[cand.body][0]
+            cand.run, cand.test_started_at = first.run, first.test_started_at
+            cand.test_ended_at = first.test_ended_at
+
+    def _drain(self, timeout: float | None) -> bool:
+        """Handle the sampling thread's events; True once it has ended."""
+        ended = False
+        while True:
+            try:
+                kind, item, at = (self.events.get(timeout=timeout) if timeout
+                                  else self.events.get_nowait())
+            except queue.Empty:
+                return ended
+            timeout = None
+            if kind in ("tokens", "batch_start"):
+                if kind == "batch_start":
+                    self.samples += item
+                    self.batch_began = at - self.start
+                self.emit(Event("generate", item if kind == "tokens" else 0,
+                                self.samples * self.sampling.max_tokens,
+                                f"sampling {self.samples} candidates", samples=self.samples,
+                                seconds=at - self.start))
+            elif kind == "complete":
+                self._decoded(item, at)
+            elif kind == "batch":
+                self.batches += 1
+                self.usage = item.usage
+                self.decoding.append((self.batch_began, at - self.start))
+                for completion in item.completions:  # cancelled ones, and any not announced
+                    if completion.index not in self.by_index:
+                        self._decoded(completion, at)
+            elif kind == "error":
+                raise item
+            elif kind == "end":
+                ended = True
+
+    def _decoded(self, completion: Completion, at: float) -> None:
+        cand = self.target.candidate(completion)
+        if not cand.decoded:
+            cand.problem = "not decoded to the end " + (
+                "(another candidate had passed)" if self.halt.is_set()
+                and not self._cancelled() else "(cancelled)")
+            cand.parses = False
+        cand.decoded_at = at - self.start if cand.decoded else None
+        self.by_index[cand.index] = cand
+        self.candidates.append(cand)
+        self.candidates.sort(key=lambda c: c.index)
+        self._add(cand)
+
+    def _total(self) -> int:
+        """Distinct candidates to test so far plus those still decoding (an upper bound)."""
+        decoding = max(0, self.samples - len(self.candidates))
+        return (self.session.known if self.session else 0) + decoding
+
+    def _now(self) -> float:
+        return time.monotonic() - self.start
