@@ -367,9 +367,16 @@ async def inline_completion(ls: BudgetpassServer, params: types.InlineCompletion
     if found is None:
         return None
     doc, result = found
+    uri = params.text_document.uri
     return types.InlineCompletionList(items=[
-        types.InlineCompletionItem(insert_text=c.text, range=_range(ls, doc, c.start, c.end))
-        for c in result.items])
+        types.InlineCompletionItem(
+            insert_text=c.text, range=_range(ls, doc, c.start, c.end),
+            # The test outcome where editors show it (the item command's title); the client
+            # runs the command when the item is accepted.
+            command=types.Command(title=c.label, command="budgetpass.inlineStatus", arguments=[{
+                "uri": uri, "version": doc.version, "index": i, "status": c.status,
+                "passed": c.passed or 0, "total": c.tests}]))
+        for i, c in enumerate(result.items)])
 
 
 @guarded
