@@ -72,6 +72,9 @@ def complete(path: Path, text: str, offset: int, config: Config,
     whole body is tested within ``inline.verify_within_ms`` (0: never). Raises SolveError
     (Cancelled when ``should_stop`` turned true)."""
     wait = config.inline.verify_within_ms / 1000
+    # Several items to cycle through, each with its outcome: a pass does not stop the others
+    # (the deadline still ends the testing).
+    config = config.evolve(**{"tests.stop_at_first_pass": False})
     request = Request(path, offset=offset, text=text, kind="at_cursor",
                       deadline=time.monotonic() + wait, write=False)
     report = solve(request, config, should_stop=should_stop, workers=workers)
