@@ -271,7 +271,7 @@ def test_inline_completion_shows_ghost_text_and_accepts_it(nvim, project):
     # Two or more whole-body items, tested ones first, each with its outcome beside the ghost text.
     first = wait_for(nvim, "require('budgetpass').inline_status(0)", 10, "the inline status")
     assert first["index"] == 1 and first["count"] >= 2, first
-    assert first["label"] == "✓ 3/3 tests", first  # k=6: the 0.5B has a passing chunk among them
+    assert first["label"] == "✓ 3/3 tests", first  # k=10: the 0.5B has a passing chunk among them
     nvim.exec_lua("vim.lsp.inline_completion.select()")  # cycle to the second
     second = nvim.exec_lua("return require('budgetpass').inline_status(0)")
     assert second["index"] == 2, second

@@ -313,7 +313,7 @@ vim.api.nvim_set_decoration_provider(STATUS_NS, {
       local hl = shown.status == 'passed' and 'DiagnosticOk'
         or shown.status == 'failed' and 'DiagnosticWarn' or 'Comment'
       vim.api.nvim_buf_set_extmark(bufnr, STATUS_NS, shown.row, 0, {
-        virt_text = { { '  ' .. shown.label, hl } }, virt_text_pos = 'eol', ephemeral = true })
+        virt_text = { { ' ' .. shown.label .. ' ', hl } }, virt_text_pos = 'right_align', ephemeral = true })
     end
   end,
 })
