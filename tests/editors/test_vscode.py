@@ -179,7 +179,7 @@ def test_generate_from_the_command_palette_fills_the_editor(code_server, project
 
 @pytest.mark.slow
 @pytest.mark.parametrize("code_server", [{"budgetpass.inline.enable": True,
-                                          "budgetpass.budget.samples": 6,
+                                          "budgetpass.budget.samples": 10,
                                           "budgetpass.inline.verifyWithinMs": 600000}],
                          indirect=True)
 def test_inline_items_cycle_show_their_tests_and_the_accepted_one_passes(code_server, project):
