@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from budgetpass.app.config import DEFAULTS, SANDBOXES, from_cli
+from budgetpass.app.config import DEFAULTS, SANDBOX_ENV, SANDBOXES, from_cli
 from budgetpass.app.report import Event, Report, SolveError
 from budgetpass.app.solve import GivenBodies, Request, solve
 from budgetpass.generation import models
@@ -249,23 +249,50 @@ class _JobProgress:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from budgetpass.generation import calibration
 
-    names = args.names or [models.DEFAULT_MODEL, models.DEFAULT_REFERENCE]
     note = (lambda name, state: print(f"budgetpass: {name}: {state}", file=sys.stderr)) \
         if not args.json else None
-    try:
-        speeds = calibration.calibrate_models(names, args.threads, args.force, on_model=note)
-    except models.ModelError as exc:
-        return _error(str(exc))
+    if args.endpoint:
+        speeds = _calibrate_endpoint(args, note)
+        if isinstance(speeds, int):
+            return speeds
+    else:
+        names = args.names or [models.DEFAULT_MODEL, models.DEFAULT_REFERENCE]
+        try:
+            speeds = calibration.calibrate_models(names, args.threads, args.force, on_model=note)
+        except models.ModelError as exc:
+            return _error(str(exc))
     if args.json:
         print(json.dumps([s.to_json() for s in speeds], indent=2))
         return EXIT_OK
     for s in speeds:
         steps = ", ".join(f"k={k}: {v * 1000:.0f} ms ({k / v:.0f} tok/s)"
                           for k, v in sorted(s.decode_step_seconds.items()))
-        print(f"{s.model} ({s.backend}, {s.threads} threads): prefill "
+        where = f"at {s.machine}" if s.backend == "openai" else f"{s.threads} threads"
+        print(f"{s.model} ({s.backend}, {where}): prefill "
               f"{s.prefill_tokens_per_second:.0f} tok/s; decode step {steps}")
     print(f"saved in {calibration.calibration_file()}")
     return EXIT_OK
+
+
+def _calibrate_endpoint(args: argparse.Namespace, note) -> list | int:
+    """One served model, through the openai backend: ``calibrate --endpoint URL [NAME]``, NAME
+    being what budgets call it (a bundled name or a size such as 7B; default: the served id)."""
+    from budgetpass.generation import calibration
+    from budgetpass.generation.backends import BackendError
+    from budgetpass.generation.backends.openai import OpenAICompatibleBackend
+
+    if len(args.names) > 1:
+        return _error("with --endpoint, name one model: the one that server serves")
+    try:
+        backend = OpenAICompatibleBackend(args.endpoint)
+        name = args.names[0] if args.names else backend.served_model()
+        if note:
+            note(f"{name} at {args.endpoint}", "measuring")
+        speed = calibration.calibrate_endpoint(backend, name)
+    except (ValueError, BackendError) as exc:
+        return _error(str(exc))
+    calibration.save(speed)
+    return [speed]
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -284,7 +311,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _test_flags(parser: argparse.ArgumentParser) -> None:
     """How candidates are tested: the same flags (and config fields) for generate and check."""
-    parser.add_argument("--sandbox", choices=SANDBOXES, default=DEFAULTS.tests.sandbox)
+    parser.add_argument("--sandbox", choices=SANDBOXES, default=None,
+                        help="auto: bwrap when it works, else UNSANDBOXED subprocesses (said in "
+                             f"the report); default from {SANDBOX_ENV}, else auto")
+    parser.add_argument("--unsandboxed", dest="sandbox", action="store_const", const="process",
+                        help="same as --sandbox process: candidates can read your files")
     parser.add_argument("--test-timeout", type=float, default=DEFAULTS.tests.timeout_seconds,
                         help="seconds per candidate test run")
     parser.add_argument("--test-memory-mb", type=int, default=DEFAULTS.tests.memory_mb,
@@ -369,6 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="models to measure (default: the default model and reference)")
     c.add_argument("--threads", type=int, help="CPU threads for the model")
     c.add_argument("--force", action="store_true", help="measure again even if cached")
+    c.add_argument("--endpoint", metavar="URL",
+                   help="measure the model an OpenAI-compatible server (vllm serve) serves, from "
+                        "here; MODEL then names it for budgets (a bundled name or a size, e.g. "
+                        "qwen2.5-coder-1.5b or 7B; default: the id the server lists)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_calibrate)
 
