@@ -98,7 +98,7 @@ def _rank_candidates(usable, candidates, target: Target, rankers, lend_worker, e
         reviewer = reviewer_scores(model, inputs, function)
     try:
         rankings = rank_candidates(inputs, function, rankers, worker, target.rel_file, examples,
-                                   reviewer, deadline)
+                                   reviewer, deadline, original=target.text)
     except ValueError as exc:
         raise SolveError(str(exc)) from None
     emit(Event("test", len(usable), len(usable), "ranked"))

@@ -11,6 +11,7 @@ keeps the previous one and is reported). The editors' camelCase names (``referen
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from budgetpass.verify.sandbox import Limits
 
 SECTION = "budgetpass"  # the LSP settings section
 SANDBOXES = ("auto", "bwrap", "process")
+SANDBOX_ENV = "BUDGETPASS_SANDBOX"  # tests.sandbox's default (`BUDGETPASS_SANDBOX=process make demo`)
 # Without tests the first ranker that can rank picks; the others are computed for the report.
 # ``combined`` by default (docstring examples, then execution agreement, then reviewer +
 # log-prob): the best no-test ranker on HumanEval (bench/results/ranking.json, reallocation.json).
@@ -88,6 +90,15 @@ def _strs(value) -> tuple[str, ...]:
     return tuple(value)
 
 
+def sandbox_default() -> str:
+    """tests.sandbox when no setting or flag names one: BUDGETPASS_SANDBOX, else auto (the one
+    place the environment reaches the tree; the CLI, the language server and tests all read it)."""
+    value = os.environ.get(SANDBOX_ENV, "") or "auto"
+    if value not in SANDBOXES:
+        raise ConfigError(f"{SANDBOX_ENV} must be one of {', '.join(SANDBOXES)}, not {value!r}")
+    return value
+
+
 # --- the tree -----------------------------------------------------------------------------------
 
 
@@ -144,8 +155,12 @@ class SamplingConfig:
 class TestsConfig:
     __test__ = False  # not a pytest class
 
-    sandbox: str = attrs.field(default="auto", validator=_one_of(*SANDBOXES))
+    sandbox: str = attrs.field(factory=sandbox_default, validator=_one_of(*SANDBOXES))
     timeout_seconds: float = attrs.field(default=60.0, validator=_positive)  # per candidate run
+    # One candidate's run with all its processes: memory, and the files it writes (a project whose
+    # tests need more than the defaults raises these).
+    memory_mb: int = attrs.field(default=Limits.memory_bytes >> 20, validator=_at_least(64))
+    disk_mb: int = attrs.field(default=Limits.disk_bytes >> 20, validator=_at_least(1))
     python: str | None = None  # the project's interpreter; default: its venv or ours
     extra_args: tuple[str, ...] = attrs.field(default=(), converter=_strs, validator=_pytest_args)
     # Also run the suite once under a call tracer (cached until a test file changes) to find tests
@@ -161,7 +176,8 @@ class TestsConfig:
 
     @property
     def limits(self) -> Limits:
-        return Limits(wall_seconds=self.timeout_seconds, cpu_seconds=int(self.timeout_seconds) + 1)
+        return Limits(wall_seconds=self.timeout_seconds, cpu_seconds=int(self.timeout_seconds) + 1,
+                      memory_bytes=self.memory_mb << 20, disk_bytes=self.disk_mb << 20)
 
 
 @attrs.frozen
@@ -208,7 +224,7 @@ class Config:
     model: ModelConfig = ModelConfig()
     budget: BudgetConfig = BudgetConfig()
     sampling: SamplingConfig = SamplingConfig()
-    tests: TestsConfig = TestsConfig()
+    tests: TestsConfig = attrs.Factory(TestsConfig)  # read when built: its sandbox's default
     ranking: RankingConfig = RankingConfig()
     inline: InlineConfig = InlineConfig()
     completion: CompletionConfig = CompletionConfig()
@@ -223,7 +239,7 @@ class Config:
         return build(dotted, self)
 
 
-DEFAULTS = Config()
+DEFAULTS = Config(tests=TestsConfig(sandbox="auto"))  # built in, whatever the environment says
 
 
 # --- the strict converter and the field table ------------------------------------------------
@@ -362,13 +378,18 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 def from_lsp(data: Any, previous: Config | None = None) -> tuple[Config, list[str]]:
     """Settings from an editor (the ``budgetpass`` section); fields absent keep ``previous``'s
     value, and so does every invalid or unknown one, each reported by its full name."""
-    config = previous or Config()
-    if data is None:
-        return config, []
-    if not isinstance(data, dict):
-        return config, [f"{SECTION}: settings must be an object, got {type(data).__name__}"]
-    checked: dict[str, Any] = {}
     problems: list[str] = []
+    try:
+        config = previous or Config()
+    except ConfigError as exc:  # a bad BUDGETPASS_SANDBOX: the server still starts, sandboxed
+        config = DEFAULTS
+        problems.append(f"{exc}; using {DEFAULTS.tests.sandbox}")
+    if data is None:
+        return config, problems
+    if not isinstance(data, dict):
+        wrong = type(data).__name__
+        return config, [*problems, f"{SECTION}: settings must be an object, got {wrong}"]
+    checked: dict[str, Any] = {}
     for name, value in _flatten(data).items():
         if value is None:
             continue  # "unset" in most clients: keep what we have
@@ -419,6 +440,7 @@ CLI_NAMES = {
     "sandbox": "tests.sandbox", "test_timeout": "tests.timeout_seconds", "python": "tests.python",
     "trace_tests": "tests.trace", "prompt_style": "prompt.style",
     "max_context_tokens": "prompt.max_context_tokens", "project": "project",
+    "test_memory_mb": "tests.memory_mb", "test_disk_mb": "tests.disk_mb",
 }
 
 

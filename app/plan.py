@@ -76,11 +76,15 @@ def plan(config: Config, small_parameters: int | None = None) -> Budget:
 
 
 def _calibrated_speeds(request: BudgetRequest, spec: ModelSpec) -> dict:
-    """This machine's measured speeds of both models for a time budget, if calibrated (a remote
-    server's speed is unknown here: the budget falls back to FLOPs and says so)."""
+    """The measured speeds of both models for a time budget, if calibrated: on this machine, or
+    for backend openai at the endpoints ``budgetpass calibrate --endpoint`` measured (the reference
+    may be served elsewhere); uncalibrated, the budget falls back to FLOPs and says so."""
     backend = choose_backend(spec.backend).name
-    if request.metric != "time" or backend == "openai":
+    if request.metric != "time":
         return {}
+    if backend == "openai":
+        return {"small_speed": calibration.lookup_served(spec.model, spec.endpoint),
+                "reference_speed": calibration.lookup_served(request.reference)}
     return {"small_speed": calibration.lookup(models.resolve(spec.model).sha256, backend,
                                               spec.threads),
             "reference_speed": calibration.lookup_model(request.reference, backend,

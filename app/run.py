@@ -87,7 +87,7 @@ class GenerateAndTest:
         self.worker = self.lend_worker()
         self.session = TestSession(self.worker, self.target.rel_file, self.node_ids,
                                    stop_at_first_pass=self.stop_at_first_pass,
-                                   deadline=self.deadline)
+                                   deadline=self.deadline, original=self.target.text)
 
     def _drive(self) -> None:
         testable = bool(self.node_ids)

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from budgetpass.generation import models
 from budgetpass.generation.backends import BackendError, OpenedModel, open_model
-from budgetpass.generation.prompts import prompt_info_for
+from budgetpass.generation.budget import Budget
+from budgetpass.generation.prompts import Prompt, prompt_info_for
+from budgetpass.generation.types import Completion, GenerationResult, SamplingParams
 from budgetpass.verify.runner import default_python
 from budgetpass.verify.sandbox import SandboxInfo
 from budgetpass.verify.sandbox import probe as probe_sandbox
@@ -76,6 +78,74 @@ def open_configured(config: Config, emit: EventCallback) -> tuple[OpenedModel, o
         raise SolveError(str(exc)) from None
 
 
+@dataclass(frozen=True)
+class Sampling:
+    """Where a request's candidates come from: a backend (``generate`` as in
+    generation/types.py), its prompt and parameters, the plan, and what the report says of them."""
+
+    backend: object
+    prompt: Prompt
+    params: SamplingParams
+    plan: planning.SamplingPlan
+    budget: Budget
+    model: dict  # the report's "model"
+    warnings: list[str]
+
+
+# (config, target, at_cursor, has_tests, emit) -> Sampling
+CandidateSource = Callable[[Config, Target, bool, bool, EventCallback], Sampling]
+
+
+def model_source(config: Config, target: Target, at_cursor: bool, has_tests: bool,
+                 emit: EventCallback) -> Sampling:
+    """The configured model, sampling the budget's k (or anytime batches)."""
+    emit(Event("resolve", text=f"model {config.model.name}"))
+    try:
+        budget = planning.plan(config)
+    except (models.ModelError, ValueError) as exc:
+        raise SolveError(str(exc)) from None
+    opened, template = open_configured(config, emit)
+    made = prompt(target, prompt_info_for(opened, template.template), config)
+    if not made.text:
+        raise SolveError("nothing to complete from: no text before the cursor")
+    k, params = planning.sampling(config, target.kind, budget.samples, made.stops, at_cursor)
+    plan = planning.plan_sampling(k, has_tests, config.budget.anytime and not at_cursor,
+                                  config.budget.seconds, config.budget.max_samples,
+                                  config.budget.batch_size, budget.seconds)
+    model = {**opened.to_json(), "template": made.template, "template_reason": template.reason,
+             "prompt": made.to_json()}
+    # e.g. auto fell back to fim because the chat template failed to render
+    return Sampling(opened.backend, made, params, plan, budget, model,
+                    ([template.reason] if template.fallback else []) + list(made.notes))
+
+
+class GivenBodies:
+    """A candidate source of bodies given instead of sampled (``budgetpass check``: vet bodies
+    from anywhere; the attack tests' seam): each is one candidate, in order, tidied like a model's
+    text; everything after (discovery, sandbox, testing, selection, report) is ``solve``'s."""
+
+    def __init__(self, bodies: list[str]):
+        self.bodies = list(bodies)
+
+    def __call__(self, config: Config, target: Target, at_cursor: bool, has_tests: bool,
+                 emit: EventCallback) -> Sampling:
+        n = len(self.bodies)
+        budget = Budget("samples", "none", 0, 0, 0.0, n, f"{n} given bodies, no model")
+        given = Prompt("", "given", (), "", "no")
+        return Sampling(self, given, config.sampling.params(), planning.plan_sampling(n, has_tests),
+                        budget, {"name": "given bodies", "template": "no",
+                                 "backend": "no model"}, [])
+
+    def generate(self, prompt: str, n: int, params: SamplingParams, on_token=None,
+                 should_stop=None, on_complete=None) -> GenerationResult:
+        completions = tuple(Completion(i, body, (), (0.0,), "given", 0)
+                            for i, body in enumerate(self.bodies[:n]))
+        for completion in completions:
+            if on_complete:
+                on_complete(completion)
+        return GenerationResult(completions, 0, 0.0, 0.0)
+
+
 class _Lender:
     """The request's worker, started (or borrowed from ``cache``) the first time it is needed."""
 
@@ -104,11 +174,13 @@ class _Lender:
 
 def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback | None = None,
           should_stop: Callable[[], bool] | None = None, *,
-          workers: WorkerCache | None = None) -> Report:
+          workers: WorkerCache | None = None, source: CandidateSource | None = None) -> Report:
     """Generate the budget's candidates for the request, test them, select one.
 
     ``workers``: warm test workers kept between requests (the server's); without it the request
-    starts its own and closes it. Raises SolveError (Cancelled when ``should_stop`` turned true).
+    starts its own and closes it. ``source``: where the candidates come from (default: the
+    configured model and budget; ``GivenBodies`` for ``budgetpass check``). Raises SolveError
+    (Cancelled when ``should_stop`` turned true).
     """
     emit = on_event or (lambda event: None)
     start = time.monotonic()
@@ -120,26 +192,13 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
     testing = request.deadline is None or request.deadline > start
     node_ids = tests_for(target, config, info, warnings, emit) if testing else ()
 
-    emit(Event("resolve", text=f"model {config.model.name}"))
-    try:
-        budget = planning.plan(config)
-    except (models.ModelError, ValueError) as exc:
-        raise SolveError(str(exc)) from None
-    opened, template = open_configured(config, emit)
-    if template.fallback:
-        warnings.append(template.reason)
-    made = prompt(target, prompt_info_for(opened, template.template), config)
-    if not made.text:
-        raise SolveError("nothing to complete from: no text before the cursor")
-    warnings.extend(made.notes)  # e.g. auto fell back to fim: the template failed to render
-    at_cursor = request.offset is not None
-    k, params = planning.sampling(config, target.kind, budget.samples, made.stops, at_cursor)
-    anytime = config.budget.anytime and not at_cursor
-    plan = planning.plan_sampling(k, bool(node_ids), anytime, config.budget.seconds,
-                                  config.budget.max_samples, config.budget.batch_size,
-                                  budget.seconds)
+    sampling = (source or model_source)(config, target, request.offset is not None,
+                                        bool(node_ids), emit)
+    warnings += sampling.warnings
+    plan = sampling.plan
     lender = _Lender(target, node_ids, config, info, workers)
-    job = GenerateAndTest(opened.backend, made, params, plan, target, node_ids, lender,
+    job = GenerateAndTest(sampling.backend, sampling.prompt, sampling.params, plan, target,
+                          node_ids, lender,
                           pipeline=config.tests.pipeline,
                           stop_at_first_pass=config.tests.stop_at_first_pass,
                           deadline=request.deadline, emit=emit, should_stop=should_stop,
@@ -152,7 +211,7 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
         if should_stop and should_stop():
             raise Cancelled("cancelled")
         choice = choose(job.candidates, target, node_ids, config.ranking.rankers, lender, emit,
-                        opened.backend, request.deadline)
+                        sampling.backend, request.deadline)
     finally:
         lender.release()
     if plan.note:
@@ -163,9 +222,8 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
     report = Report(
         status=choice.status, kind=target.kind, file=str(path), function=target.function,
         project=str(target.project),
-        model={**opened.to_json(), "template": made.template, "template_reason": template.reason,
-               "prompt": made.to_json()},
-        budget=budget, tests=node_ids, candidates=job.candidates, selected=choice.selected,
+        model=sampling.model, budget=sampling.budget, tests=node_ids, candidates=job.candidates,
+        selected=choice.selected,
         sandbox=info.kind, warnings=warnings, seconds=time.monotonic() - start,
         generation_seconds=busy_seconds(job.decoding), message=choice.message, source_text=text,
         rankings=choice.rankings, ranked_by=choice.ranked_by, usage=job.usage, plan=plan,

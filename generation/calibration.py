@@ -171,6 +171,77 @@ def calibrate(model, name: str, sha256: str, ks: tuple[int, ...] = CALIBRATION_K
     )
 
 
+def endpoint_id(url: str, served_model: str) -> str:
+    """What a remote calibration is filed under (in place of a GGUF's sha256)."""
+    return f"{url.rstrip('/')}#{served_model}"
+
+
+def calibrate_endpoint(backend, name: str, ks: tuple[int, ...] = CALIBRATION_KS,
+                       prompt_tokens: int = 256, new_tokens: int = 32,
+                       reps: int = 2) -> ModelSpeed:
+    """Measure a model behind an OpenAI-compatible server (``OpenAICompatibleBackend``): the
+    team's vLLM on GPUs batches k candidates for little more than one, which is what a time
+    budget has to know. Timed from here, so network latency counts, as it does for the editor.
+
+    Each request starts with a fresh line so that the server's prefix cache cannot serve its
+    prompt; k candidates are one request (``n``; servers that ignore n are timed as they are).
+    """
+    served = backend.served_model(name)
+    per_copy = backend.prompt_tokens(_CODE)  # the served model's own tokenizer
+    copies = max(1, round(prompt_tokens / max(1, per_copy)))
+    base = _CODE * copies
+    tokens = per_copy * copies  # (plus a few for the line that makes each prompt fresh)
+    runs = itertools.count()
+
+    def fresh() -> str:
+        return f"# calibration run {next(runs)} {time.time_ns()}\n" + base
+
+    backend.generate(fresh(), max(ks), SamplingParams(max_tokens=2))  # warm-up
+    prefill = []
+    for _ in range(reps):
+        result = backend.generate(fresh(), 1, SamplingParams(temperature=0, max_tokens=1))
+        prefill.append(tokens / max(result.prompt_seconds, 1e-6))
+    steps = {}
+    params = SamplingParams(temperature=0.8, max_tokens=new_tokens, ignore_eos=True)
+    for k in ks:
+        samples = []
+        for _ in range(reps):
+            result = backend.generate(fresh(), k, params)
+            decoded = max(c.token_count for c in result.completions)
+            samples.append((result.seconds - result.prompt_seconds) / max(1, decoded - 1))
+        steps[k] = sorted(samples)[len(samples) // 2]
+    return ModelSpeed(
+        model=name or served,
+        sha256=endpoint_id(backend.url, served),
+        backend="openai",
+        threads=0,
+        prefill_tokens_per_second=sorted(prefill)[len(prefill) // 2],
+        decode_step_seconds=steps,
+        measured_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        machine=backend.url,
+    )
+
+
+def lookup_served(name: str, url: str | None = None) -> ModelSpeed | None:
+    """A remote calibration of the model called ``name`` (its budget name, e.g.
+    qwen2.5-coder-1.5b or 7B, or the id the server lists), at ``url`` if given, else at any
+    endpoint: the reference model may be served elsewhere than the small one."""
+    found = None
+    for entry in _load_all().values():
+        try:
+            speed = ModelSpeed.from_json(entry)
+        except (KeyError, TypeError, ValueError):
+            continue
+        where, _, served = speed.sha256.partition("#")
+        if speed.backend != "openai" or name not in (speed.model, served):
+            continue
+        if url is not None and where != url.rstrip("/"):
+            continue
+        if found is None or speed.measured_at > found.measured_at:
+            found = speed
+    return found
+
+
 def calibrate_models(names: list[str], threads: int | None = None, force: bool = False,
                      on_model: Callable[[str, str], None] | None = None) -> list[ModelSpeed]:
     """Calibrate each model (a name or path) unless its speed is cached; save the results."""

@@ -1,4 +1,5 @@
-"""Command line: ``budgetpass models`` and ``budgetpass generate PATH::FUNCTION``.
+"""Command line: ``budgetpass models``, ``budgetpass generate PATH::FUNCTION`` and ``budgetpass check
+PATH::FUNCTION --bodies FILE``.
 
 Exit codes: 0 a body was selected (passed or ranked); 1 the run finished but no candidate passed;
 2 bad input (file, function, model, settings); 130 interrupted.
@@ -11,9 +12,9 @@ import json
 import sys
 from pathlib import Path
 
-from budgetpass.app.config import DEFAULTS, SANDBOXES, from_cli
+from budgetpass.app.config import DEFAULTS, SANDBOX_ENV, SANDBOXES, from_cli
 from budgetpass.app.report import Event, Report, SolveError
-from budgetpass.app.solve import Request, solve
+from budgetpass.app.solve import GivenBodies, Request, solve
 from budgetpass.generation import models
 from budgetpass.generation.backends import BACKENDS
 from budgetpass.generation.budget import METRICS
@@ -126,12 +127,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     finally:
         if show:
             show.close()
+    return _show_report(report, args.json)
+
+
+def _show_report(report: Report, as_json: bool) -> int:
+    """The report (JSON or text) on stdout, its warnings on stderr; the exit code it means."""
     for warning in report.warnings:
         print(f"budgetpass: WARNING: {warning}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
-    else:
-        print(render_report(report))
+    print(json.dumps(report.to_json(), indent=2) if as_json else render_report(report))
     return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
 
 
@@ -139,6 +142,45 @@ def _prompt_used(model: dict) -> str:
     """The style, and the FIM template when that is what was used."""
     style = model.get("prompt", {}).get("style", "")
     return f"{style} {model['template']}" if style == "fim" else style or model["template"]
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Given bodies (JSON lines ``{"body": "..."}``) through generate's discovery, sandbox,
+    testing and selection, no model; same report and exit codes."""
+    try:
+        path, function = _target(args.target)
+        bodies = _read_bodies(args.bodies)
+        # Every body gets its verdict: a pass does not stop the others.
+        config = from_cli(args).evolve(**{"tests.stop_at_first_pass": False})
+    except (ValueError, OSError) as exc:  # ConfigError names the setting
+        return _error(str(exc))
+    try:
+        report = solve(Request(path, function), config, source=GivenBodies(bodies))
+    except SolveError as exc:
+        return _error(str(exc))
+    except KeyboardInterrupt:
+        print("budgetpass: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return _show_report(report, args.json)
+
+
+def _read_bodies(name: str) -> list[str]:
+    """JSON lines, each {"body": "..."}; '-' reads stdin."""
+    handle = sys.stdin if name == "-" else open(name, encoding="utf-8")  # noqa: SIM115
+    with handle:
+        lines = [(n, line) for n, line in enumerate(handle, 1) if line.strip()]
+    bodies = []
+    for number, line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError as exc:
+            raise ValueError(f"{name}:{number}: not JSON: {exc}") from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("body"), str):
+            raise ValueError(f'{name}:{number}: expected {{"body": "..."}}')  # noqa: TRY004
+        bodies.append(entry["body"])
+    if not bodies:
+        raise ValueError(f"{name}: no bodies")
+    return bodies
 
 
 def render_report(report: Report) -> str:
@@ -213,23 +255,50 @@ class _JobProgress:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from budgetpass.generation import calibration
 
-    names = args.names or [models.DEFAULT_MODEL, models.DEFAULT_REFERENCE]
     note = (lambda name, state: print(f"budgetpass: {name}: {state}", file=sys.stderr)) \
         if not args.json else None
-    try:
-        speeds = calibration.calibrate_models(names, args.threads, args.force, on_model=note)
-    except models.ModelError as exc:
-        return _error(str(exc))
+    if args.endpoint:
+        speeds = _calibrate_endpoint(args, note)
+        if isinstance(speeds, int):
+            return speeds
+    else:
+        names = args.names or [models.DEFAULT_MODEL, models.DEFAULT_REFERENCE]
+        try:
+            speeds = calibration.calibrate_models(names, args.threads, args.force, on_model=note)
+        except models.ModelError as exc:
+            return _error(str(exc))
     if args.json:
         print(json.dumps([s.to_json() for s in speeds], indent=2))
         return EXIT_OK
     for s in speeds:
         steps = ", ".join(f"k={k}: {v * 1000:.0f} ms ({k / v:.0f} tok/s)"
                           for k, v in sorted(s.decode_step_seconds.items()))
-        print(f"{s.model} ({s.backend}, {s.threads} threads): prefill "
+        where = f"at {s.machine}" if s.backend == "openai" else f"{s.threads} threads"
+        print(f"{s.model} ({s.backend}, {where}): prefill "
               f"{s.prefill_tokens_per_second:.0f} tok/s; decode step {steps}")
     print(f"saved in {calibration.calibration_file()}")
     return EXIT_OK
+
+
+def _calibrate_endpoint(args: argparse.Namespace, note) -> list | int:
+    """One served model, through the openai backend: ``calibrate --endpoint URL [NAME]``, NAME
+    being what budgets call it (a bundled name or a size such as 7B; default: the served id)."""
+    from budgetpass.generation import calibration
+    from budgetpass.generation.backends import BackendError
+    from budgetpass.generation.backends.openai import OpenAICompatibleBackend
+
+    if len(args.names) > 1:
+        return _error("with --endpoint, name one model: the one that server serves")
+    try:
+        backend = OpenAICompatibleBackend(args.endpoint)
+        name = args.names[0] if args.names else backend.served_model()
+        if note:
+            note(f"{name} at {args.endpoint}", "measuring")
+        speed = calibration.calibrate_endpoint(backend, name)
+    except (ValueError, BackendError) as exc:
+        return _error(str(exc))
+    calibration.save(speed)
+    return [speed]
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -244,6 +313,28 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 # --- entry point ------------------------------------------------------------------------------
+
+
+def _test_flags(parser: argparse.ArgumentParser) -> None:
+    """How candidates are tested: the same flags (and config fields) for generate and check."""
+    parser.add_argument("--sandbox", choices=SANDBOXES, default=None,
+                        help="auto: bwrap when it works, else UNSANDBOXED subprocesses (said in "
+                             f"the report); default from {SANDBOX_ENV}, else auto")
+    parser.add_argument("--unsandboxed", dest="sandbox", action="store_const", const="process",
+                        help="same as --sandbox process: candidates can read your files")
+    parser.add_argument("--test-timeout", type=float, default=DEFAULTS.tests.timeout_seconds,
+                        help="seconds per candidate test run")
+    parser.add_argument("--test-memory-mb", type=int, default=DEFAULTS.tests.memory_mb,
+                        help="memory of one candidate's run, all its processes together")
+    parser.add_argument("--test-disk-mb", type=int, default=DEFAULTS.tests.disk_mb,
+                        help="files one candidate's run may write, in all")
+    parser.add_argument("--trace-tests", action="store_true",
+                        help="also find tests that reach the function through other code: run "
+                             "the suite once under a call tracer, in the sandbox (cached until a "
+                             "test file changes)")
+    parser.add_argument("--python", help="interpreter for the project's tests")
+    parser.add_argument("--project",
+                        help="project root (default: nearest pyproject.toml/setup.py/.git)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -269,8 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top-p", type=float, default=DEFAULTS.sampling.top_p)
     g.add_argument("--max-tokens", type=int, default=DEFAULTS.sampling.max_tokens)
     g.add_argument("--seed", type=int, default=DEFAULTS.sampling.seed)
-    g.add_argument("--sandbox", choices=SANDBOXES, default=DEFAULTS.tests.sandbox)
-    g.add_argument("--test-timeout", type=float, default=DEFAULTS.tests.timeout_seconds, help="seconds per candidate test run")
+    _test_flags(g)
     g.add_argument("--anytime", action="store_true",
                    help="generate until a candidate passes: batches of k until one passes or the "
                         "budget (--seconds / --max-samples; default 4 batches) is spent")
@@ -285,12 +375,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-pipeline", action="store_true",
                    help="generate every candidate before testing any (default: test each one as "
                         "soon as it is decoded)")
-    g.add_argument("--trace-tests", action="store_true",
-                   help="also find tests that reach the function through other code: run the "
-                        "suite once under a call tracer, in the sandbox (cached until a test file "
-                        "changes)")
-    g.add_argument("--python", help="interpreter for the project's tests")
-    g.add_argument("--project", help="project root (default: nearest pyproject.toml/setup.py/.git)")
     g.add_argument("--threads", type=int, help="CPU threads for the model")
     g.add_argument("--backend", choices=BACKENDS, default=DEFAULTS.model.backend,
                    help="where the model runs (auto: vLLM on a CUDA GPU, else llama.cpp; openai: "
@@ -315,11 +399,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
 
+    k = sub.add_parser("check", help="test given bodies (no model) like generate tests samples")
+    k.add_argument("target", help="PATH::FUNCTION or PATH::Class.method")
+    k.add_argument("--bodies", required=True, metavar="FILE",
+                   help='JSON lines, each {"body": "..."} (indented as in the function); - for stdin')
+    _test_flags(k)
+    k.add_argument("--json", action="store_true", help="print one JSON object")
+    k.set_defaults(func=cmd_check)
+
     c = sub.add_parser("calibrate", help="measure model speeds on this machine (time budgets)")
     c.add_argument("names", nargs="*", metavar="MODEL",
                    help="models to measure (default: the default model and reference)")
     c.add_argument("--threads", type=int, help="CPU threads for the model")
     c.add_argument("--force", action="store_true", help="measure again even if cached")
+    c.add_argument("--endpoint", metavar="URL",
+                   help="measure the model an OpenAI-compatible server (vllm serve) serves, from "
+                        "here; MODEL then names it for budgets (a bundled name or a size, e.g. "
+                        "qwen2.5-coder-1.5b or 7B; default: the id the server lists)")
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_calibrate)
 

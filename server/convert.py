@@ -14,6 +14,7 @@ from pygls.uris import to_fs_path
 
 GENERATE = "budgetpass.generateUntilPass"
 SHOW_CANDIDATES = "budgetpass.showCandidates"
+INLINE_STATUS = "budgetpass.inlineStatus"  # run by the client when an inline item is accepted
 
 
 class UserError(Exception):
@@ -64,10 +65,15 @@ def command_target(args: tuple) -> tuple[str, types.Position]:
 
 
 def inline_list(doc, result: Completions) -> types.InlineCompletionList:
+    """The proposals, each carrying its test outcome where editors show it: the title of the
+    item's command ("✓ 3/3 tests"), which the client runs when the item is accepted."""
     return types.InlineCompletionList(items=[
-        types.InlineCompletionItem(insert_text=c.text,
-                                   range=to_range(doc, doc.source, c.start, c.end))
-        for c in result.items])
+        types.InlineCompletionItem(
+            insert_text=c.text, range=to_range(doc, doc.source, c.start, c.end),
+            command=types.Command(title=c.label, command=INLINE_STATUS, arguments=[{
+                "uri": doc.uri, "version": doc.version, "index": i, "status": c.status,
+                "passed": c.passed or 0, "total": c.tests}]))
+        for i, c in enumerate(result.items)])
 
 
 def completion_list(doc, result: Completions) -> types.CompletionList:

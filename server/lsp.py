@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetpass.app import config as configs
-from budgetpass.app.config import SECTION, Config
+from budgetpass.app.config import SECTION
 from budgetpass.app.report import Report
 from budgetpass.app.target import tested_functions
 from budgetpass.app.workers import WorkerCache
@@ -44,7 +44,9 @@ class BudgetpassServer(LanguageServer):
     def __init__(self):
         super().__init__("budgetpass", "0.1.0", protocol_cls=Protocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
-        self.config = Config()
+        self.config, problems = configs.from_lsp(None)  # BUDGETPASS_SANDBOX may set tests.sandbox
+        for problem in problems:
+            log.warning("%s", problem)
         self.workers = WorkerCache()  # warm test workers kept between requests
         self.board = WorkBoard()
         self.model = ModelSlot()

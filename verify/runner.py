@@ -198,29 +198,41 @@ class WarmWorker:
         base, runs = self._tmp / "base", self._tmp / "runs"
         copy_project(self.project, base)
         _open_for_reading(base)
-        runs.mkdir()
         # Run as a copy: beside its source, ``select.py`` of this package would shadow the stdlib.
         shutil.copy(WORKER_SCRIPT, self._tmp / "worker.py")
         os.chmod(self._tmp, 0o755)
         os.chmod(self._tmp / "worker.py", 0o644)
-        os.chmod(runs, 0o1777)  # each candidate's uid makes its own folder here
         bwrap = self.info.kind == "bwrap"
+        if not bwrap:
+            runs.mkdir(mode=0o711)  # the worker makes each run's folder, with a fresh random name
         paths = (SANDBOX_BASE, SANDBOX_RUNS, SANDBOX_WORKER) if bwrap else (
             str(base), str(runs), str(self._tmp / "worker.py"))
+        same_uid = not bwrap and not _others_can_reach(self.python, self._tmp)
+        # cgroups only where the worker switches candidates to their own uids (root)
+        self.groups = sandbox.CandidateGroups(self.parallel, self.limits) \
+            if os.geteuid() == 0 and not same_uid else None
+        folders = self.groups.folders if self.groups else []
+        inner_groups = [f"/tmp/cg/{i}" for i in range(len(folders))] if bwrap else folders
         reader, writer = os.pipe()
         argv = [self.python, paths[2], "--base", paths[0], "--scratch", paths[1],
                 "--slots", str(self.parallel), "--result-fd", str(writer),
-                "--preload", ",".join(self.preload)]
+                "--preload", ",".join(self.preload), "--cgroups", ",".join(inner_groups)]
         if not self.warm:
             argv.append("--cold")
-        if not bwrap and not _others_can_reach(self.python, self._tmp):
+        if same_uid:
             # A switch to another uid would lose the interpreter (e.g. a pyenv under /root).
             argv.append("--same-uid")
         if bwrap:
-            binds = [(str(base), SANDBOX_BASE, False), (str(runs), SANDBOX_RUNS, True),
+            binds = [(str(base), SANDBOX_BASE, False),
                      (str(self._tmp / "worker.py"), SANDBOX_WORKER, False)]
+            binds += [(folder, inner, True) for folder, inner in zip(folders, inner_groups)]
+            # A tmpfs per slot (the worker puts each run's folder in its slot's): a candidate's
+            # files, its project copy included, never use another slot's share.
+            disk = self.limits.disk_bytes + _tree_bytes(base)
+            scratch = ((SANDBOX_RUNS, 1 << 20),
+                       *((f"{SANDBOX_RUNS}/slot{i}", disk) for i in range(self.parallel)))
             argv = sandbox.bwrap_worker_argv(binds, self.python, [str(self.project)],
-                                             SANDBOX_RUNS) + argv
+                                             "/tmp", scratch=scratch) + argv
         env = pytest_env(self.python, home=paths[1], PYTHONHASHSEED="0")
         self._log = open(self._tmp / "worker.log", "wb")  # noqa: SIM115 - open while it runs
         try:
@@ -264,15 +276,18 @@ class WarmWorker:
         self.proc.stdin.flush()
 
     def submit(self, rel_file: str, text: str, node_ids: tuple[str, ...],
-               extra_files: dict[str, str] | None = None) -> int:
-        """Queue one candidate (its version of ``rel_file``, plus files to add); returns its id."""
+               extra_files: dict[str, str] | None = None, original: str | None = None) -> int:
+        """Queue one candidate (its version of ``rel_file``, plus trusted files to add); returns
+        its id. ``original``: the trusted text of ``rel_file`` the candidate was made from (e.g.
+        an editor's unsaved buffer; default: the file as the project holds it). Only function
+        bodies may differ from it: those functions run in the candidate's separate process."""
         run_id = self._next_id
         self._next_id += 1
         limits = {name: getattr(self.limits, name) for name in
                   ("wall_seconds", "cpu_seconds", "memory_bytes", "file_bytes", "processes")}
         self._write({"op": "run", "id": run_id, "file": rel_file, "text": text,
-                     "tests": list(node_ids), "limits": limits, "files": extra_files or {},
-                     "pytest_args": list(self.pytest_args)})
+                     "original": original, "tests": list(node_ids), "limits": limits,
+                     "files": extra_files or {}, "pytest_args": list(self.pytest_args)})
         self._pending.add(run_id)
         return run_id
 
@@ -317,6 +332,9 @@ class WarmWorker:
             self.proc = None
             os.close(self._reader)
             self._log.close()
+        if getattr(self, "groups", None) is not None:
+            self.groups.close()
+            self.groups = None
         shutil.rmtree(self._tmp, ignore_errors=True)
 
 
@@ -331,6 +349,10 @@ def _others_can_reach(python: str, scratch: Path) -> bool:
             except OSError:
                 return False
     return True
+
+
+def _tree_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
 
 
 def _open_for_reading(folder: Path) -> None:

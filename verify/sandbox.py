@@ -1,9 +1,12 @@
 """Run untrusted candidate code: bubblewrap when it works, a limited subprocess when it does not.
 
-Inside bubblewrap the host is read-only, the network and PID namespaces are private, home folders
-are hidden behind empty tmpfs mounts, and only the candidate's scratch copy and an output folder
-are writable. Resource limits (address space, CPU time, file size, process count) and a wall-clock
-timeout that kills the whole process tree apply in both modes.
+Inside bubblewrap the host is visible only by allowlist (the system's /usr and its links, the
+interpreters' prefixes, the loader cache and time zone of /etc) and read-only; /dev, /proc and /tmp
+are private, the network and PID namespaces are new, and only the run's own folders are writable
+(for the warm worker: a size-limited tmpfs). Resource limits (address space, CPU time, file size,
+process count) and a wall-clock timeout that kills the whole process tree apply in both modes;
+``CandidateGroups`` adds memory and process caps over a candidate's whole tree where cgroups are
+writable. What holds in which mode: SECURITY.md.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class Limits:
     memory_bytes: int = 2 << 30
     file_bytes: int = 64 << 20
     processes: int = 128
+    disk_bytes: int = 256 << 20  # all files of one candidate's run (the tmpfs it writes in)
 
 
 @dataclass(frozen=True)
@@ -86,13 +90,8 @@ def _rlimits(limits: Limits, drop_to_nobody: bool) -> None:
         cap(resource.RLIMIT_NPROC, limits.processes)
 
 
-def _hidden_roots() -> list[str]:
-    roots = {"/home", "/root", os.path.expanduser("~")}
-    return sorted(r for r in roots if r and os.path.isdir(r) and r != "/")
-
-
 def _needed_paths(python: str) -> list[str]:
-    """Interpreter and library folders the test run needs, re-exposed over hidden mounts."""
+    """Interpreter and library folders the test run needs (ours and the project's)."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix}
     exe = Path(python)
     if exe.parent.name == "bin":
@@ -100,30 +99,44 @@ def _needed_paths(python: str) -> list[str]:
     resolved = exe.resolve()
     if resolved.parent.name == "bin":
         paths.add(str(resolved.parent.parent))
-    return sorted(p for p in paths if os.path.isdir(p))
+    found = sorted(p for p in paths if os.path.isdir(p))
+    # A folder inside another one listed is bound with it.
+    return [p for p in found if not any(p != q and _is_under(p, [q]) for q in found)]
 
 
 def _is_under(path: str, roots: list[str]) -> bool:
     return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
 
 
-def _bwrap_mounts(python: str, hide: list[str]) -> list[str]:
-    """Read-only host, private /dev and /proc, home folders, /tmp and ``hide`` behind empty tmpfs."""
-    hidden = sorted(set(_hidden_roots() + ["/tmp"] + hide))
-    argv = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev",
-            "--proc", "/proc"]
-    for root in hidden:
-        argv += ["--tmpfs", root]
-    made: set[str] = set()
+# What of /etc a Python run needs: the dynamic loader's cache and the local time zone.
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime")
+SYSTEM_TREES = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+def _bwrap_mounts(python: str, hide: list[str] = ()) -> list[str]:
+    """Mounts by allowlist: the system's programs and libraries (/usr and its links), the
+    interpreters' prefixes, a few files of /etc, private /dev, /proc and /tmp; nothing else of the
+    host (no home folders, no sockets in /run or /tmp, no other world-readable files).
+    ``hide`` is kept for callers: nothing outside the allowlist is visible anyway."""
+    argv = [shutil.which("bwrap") or "bwrap"]
+    for tree in SYSTEM_TREES:
+        if os.path.islink(tree):
+            argv += ["--symlink", os.readlink(tree), tree]
+        elif os.path.isdir(tree):
+            argv += ["--ro-bind", tree, tree]
+    for path in SYSTEM_FILES:
+        argv += ["--ro-bind-try", path, path]
+    argv += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    made: set[str] = {"/", "/tmp", *SYSTEM_TREES}
     for path in _needed_paths(python):
-        if _is_under(path, hidden):
-            # bwrap would create the folders above the mount 0700: unreachable for other uids.
-            for parent in reversed(Path(path).parents[:-1]):
-                if str(parent) not in made and _is_under(str(parent), hidden) \
-                        and str(parent) not in hidden:
-                    argv += ["--perms", "0755", "--dir", str(parent)]
-                    made.add(str(parent))
-            argv += ["--ro-bind", path, path]
+        if _is_under(path, list(SYSTEM_TREES)):
+            continue
+        # bwrap would create the folders above the mount 0700: unreachable for other uids.
+        for parent in reversed(Path(path).parents[:-1]):
+            if str(parent) not in made:
+                argv += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
+        argv += ["--ro-bind", path, path]
     return argv
 
 
@@ -143,24 +156,34 @@ def bwrap_argv(workdir: Path, outdir: Path, python: str, hide: list[str]) -> lis
     return argv
 
 
+WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE",
+               "CAP_FOWNER")
 ROOT_NAMESPACES = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                    "--unshare-cgroup-try"]
 
 
 def bwrap_worker_argv(binds: list[tuple[str, str, bool]], python: str, hide: list[str],
-                      chdir: str) -> list[str]:
-    """bwrap prefix for the warm worker: ``binds`` are (host path, sandbox path, writable).
+                      chdir: str, scratch: tuple[tuple[str, int], ...] = ()) -> list[str]:
+    """bwrap prefix for the warm worker: ``binds`` are (host path, sandbox path, writable);
+    ``scratch``: (sandbox path, bytes) of each size-limited tmpfs for the candidates' run folders
+    (one per slot, mounted in this order).
 
-    As root (no user namespace) the worker keeps only CAP_SETUID/CAP_SETGID/CAP_KILL, so that it
-    can run each candidate under its own unprivileged uid and kill whatever that uid leaves behind.
+    As root (no user namespace) the worker keeps only what it needs to run each candidate under
+    its own unprivileged uids (SETUID/SETGID), give them their folders (CHOWN), clean those up
+    (DAC_OVERRIDE/FOWNER) and kill whatever the uids leave behind (KILL); the candidates' processes
+    lose every capability when they switch uid.
     """
     argv = _bwrap_mounts(python, hide)
+    for path, size in scratch:
+        argv += ["--perms", "0711", "--size", str(size), "--tmpfs", path]
     for source, target, writable in binds:
         argv += ["--bind" if writable else "--ro-bind", source, target]
     argv += ["--chdir", chdir, "--die-with-parent", "--new-session"]
     if os.geteuid() == 0:
-        argv += ROOT_NAMESPACES + ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID",
-                                   "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL", "--"]
+        argv += ROOT_NAMESPACES + ["--cap-drop", "ALL"]
+        for cap in WORKER_CAPS:
+            argv += ["--cap-add", cap]
+        argv += ["--"]
     else:
         argv += ["--unshare-all", "--cap-drop", "ALL", "--"]
     return argv
@@ -228,3 +251,107 @@ def _tail(path: Path, size: int = 4000) -> str:
     with open(path, "rb") as handle:
         handle.seek(max(0, path.stat().st_size - size))
         return handle.read().decode("utf-8", "replace")
+
+
+class CandidateGroups:
+    """Per-slot cgroups that cap memory and processes for a candidate and everything it starts.
+
+    cgroup v2 where this process may make a child group with the memory and pids controllers;
+    else cgroup v1 memory and pids hierarchies where writable (as root); else none, and the limits
+    stay per process (RLIMIT_AS) and per uid (RLIMIT_NPROC). ``folders``: one per hierarchy, each
+    holding ``slot0``, ``slot1``, ...; the worker's children join their slot by writing to
+    ``cgroup.procs`` before they drop root.
+    """
+
+    def __init__(self, slots: int, limits: Limits):
+        self.folders: list[str] = []
+        self.kind = "none"
+        name = f"budgetpass-{os.getpid()}-{os.urandom(4).hex()}"
+        try:
+            self._make_v2(name, slots, limits)
+        except OSError:
+            self.close()
+        if not self.folders:
+            try:
+                self._make_v1(name, slots, limits)
+            except OSError:
+                self.close()
+
+    def _make_v2(self, name: str, slots: int, limits: Limits) -> None:
+        root = "/sys/fs/cgroup"
+        if not os.path.isfile(f"{root}/cgroup.controllers"):
+            return
+        with open(f"{root}/cgroup.controllers") as handle:
+            if not {"memory", "pids"} <= set(handle.read().split()):
+                return
+        own = f"{root}/{name}"
+        os.mkdir(own)
+        self.folders.append(own)
+        with open(f"{own}/cgroup.subtree_control", "w") as handle:
+            handle.write("+memory +pids")
+        for slot in range(slots):
+            os.mkdir(f"{own}/slot{slot}")
+            _write(f"{own}/slot{slot}/memory.max", str(limits.memory_bytes))
+            _write(f"{own}/slot{slot}/memory.swap.max", "0", required=False)
+            _write(f"{own}/slot{slot}/pids.max", str(limits.processes))
+        self.kind = "v2"
+
+    def _make_v1(self, name: str, slots: int, limits: Limits) -> None:
+        settings = {"memory": [("memory.limit_in_bytes", limits.memory_bytes),
+                               ("memory.memsw.limit_in_bytes", limits.memory_bytes)],
+                    "pids": [("pids.max", limits.processes)]}
+        for controller, files in settings.items():
+            root = f"/sys/fs/cgroup/{controller}"
+            if not os.access(root, os.W_OK) or not os.path.isfile(f"{root}/cgroup.procs"):
+                self.close()
+                return
+            own = f"{root}/{name}"
+            os.mkdir(own)
+            self.folders.append(own)
+            for slot in range(slots):
+                os.mkdir(f"{own}/slot{slot}")
+                for filename, value in files:
+                    _write(f"{own}/slot{slot}/{filename}", str(value),
+                           required=filename != "memory.memsw.limit_in_bytes")
+        self.kind = "v1"
+
+    def close(self) -> None:
+        """Remove the groups (their processes are dead by then; a straggler is killed first)."""
+        for own in reversed(self.folders):
+            for slot in sorted(Path(own).glob("slot*"), reverse=True):
+                _kill_members(slot)
+                try:
+                    slot.rmdir()
+                except OSError:
+                    pass
+            try:
+                os.rmdir(own)
+            except OSError:
+                pass
+        self.folders = []
+        self.kind = "none"
+
+
+def _write(path: str, value: str, required: bool = True) -> None:
+    try:
+        with open(path, "w") as handle:
+            handle.write(value)
+    except OSError:
+        if required:
+            raise
+
+
+def _kill_members(group: Path) -> None:
+    for _ in range(20):
+        try:
+            pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        time.sleep(0.01)

@@ -206,10 +206,11 @@ def test_budgetpass_probe():
 
 
 def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
-                  examples: Sequence[ProbeInput], deadline: float | None = None
-                  ) -> dict[int, list[str] | None]:
+                  examples: Sequence[ProbeInput], deadline: float | None = None,
+                  original: str | None = None) -> dict[int, list[str] | None]:
     """Each candidate's outputs on ``examples`` (None if its run gave none), in the warm worker;
-    a candidate the ``deadline`` (``time.monotonic()``) left unrun has no entry."""
+    a candidate the ``deadline`` (``time.monotonic()``) left unrun has no entry. ``original``:
+    the trusted text the candidates were made from (``TestSession``)."""
     root = Path(worker.project)
     target = root / rel_file
     # Beside the folder pytest puts on sys.path for the target: its module name imports from there.
@@ -218,7 +219,7 @@ def probe_outputs(worker, rel_file: str, candidates: Sequence[RankInput],
     probe = PROBE_TEST.format(module=module_name(root, target),
                               examples=[e.source for e in examples], chars=OUTPUT_CHARS)
     session = TestSession(worker, rel_file, (name,), stop_at_first_pass=False,
-                          deadline=deadline, extra_files={name: probe})
+                          deadline=deadline, extra_files={name: probe}, original=original)
     for cand in candidates:
         session.add(str(cand.index), cand.source)
     outputs: dict[int, list[str] | None] = {}
@@ -317,8 +318,8 @@ def combined_note(signals: Signals, best: int) -> str:
 
 def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequence[str],
                     worker=None, rel_file: str = "", examples: Sequence[ProbeInput] = (),
-                    reviewer: dict[int, float] | None = None, deadline: float | None = None
-                    ) -> dict[str, Ranking]:
+                    reviewer: dict[int, float] | None = None, deadline: float | None = None,
+                    original: str | None = None) -> dict[str, Ranking]:
     """Every requested ranker's order over the distinct parsing candidates.
 
     ``worker`` (a started WarmWorker of the project) is needed for the execution-based rankers;
@@ -326,6 +327,7 @@ def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequenc
     ones); ``reviewer`` maps candidate index -> mean log p(docstring | code) (``reviewer_scores``).
     No probe run starts or counts after ``deadline`` (``time.monotonic()``); if it cuts them
     short, no execution signal is used (a candidate left unrun would look like a wrong one).
+    ``original`` is the trusted text of ``rel_file`` the candidates were made from.
     """
     unknown = [r for r in rankers if r not in RANKERS]
     if unknown:
@@ -360,7 +362,7 @@ def rank_candidates(inputs: Sequence[RankInput], function: str, rankers: Sequenc
     elif worker is None:
         note = "no sandbox worker"
     elif pool:
-        outputs = probe_outputs(worker, rel_file, pool, examples, deadline)
+        outputs = probe_outputs(worker, rel_file, pool, examples, deadline, original)
         if len(outputs) < len(pool):
             outputs = {}
             note = "no execution signals: the time limit came before every candidate ran"

@@ -120,16 +120,18 @@ class TestSession:
     idle. At ``deadline`` (``time.monotonic()``) or on ``cancel`` the running runs are cancelled
     and nothing new starts. The worker is the caller's: the session never closes it, and it
     ignores results of runs it did not start (a reused worker may still report a cancelled run
-    of an earlier session).
+    of an earlier session). ``original``: the trusted text of ``rel_file`` the candidates were
+    made from (an editor's unsaved buffer; default: the file as the project holds it): only
+    function bodies may differ from it (``WarmWorker.submit``).
     """
 
     __test__ = False  # not a pytest class
 
     def __init__(self, worker: WarmWorker, rel_file: str, node_ids: tuple[str, ...], *,
                  stop_at_first_pass: bool = True, deadline: float | None = None,
-                 extra_files: dict[str, str] | None = None):
+                 extra_files: dict[str, str] | None = None, original: str | None = None):
         self.worker, self.rel_file, self.node_ids = worker, rel_file, tuple(node_ids)
-        self.deadline, self.extra_files = deadline, extra_files
+        self.deadline, self.extra_files, self.original = deadline, extra_files, original
         self.schedule = TestSchedule(worker.parallel, stop_at_first_pass)
         self.texts: dict[str, str] = {}
         self.runs: dict[int, str] = {}  # run id -> key
@@ -147,7 +149,7 @@ class TestSession:
     def _start(self) -> None:
         for key in self.schedule.to_start():
             run_id = self.worker.submit(self.rel_file, self.texts[key], self.node_ids,
-                                        extra_files=self.extra_files)
+                                        extra_files=self.extra_files, original=self.original)
             self.runs[run_id] = key
             self.schedule.started(key, run_id)
             self.started_at[key] = time.monotonic()
@@ -218,10 +220,11 @@ class TestSession:
 
 
 def run_each(worker: WarmWorker, rel_file: str, texts: list[str],
-             node_ids: tuple[str, ...]) -> list[CandidateRun | None]:
+             node_ids: tuple[str, ...], original: str | None = None
+             ) -> list[CandidateRun | None]:
     """Every text (a version of ``rel_file``) against ``node_ids``, no stop at a pass, in order:
     what benches and tests need of a session."""
-    session = TestSession(worker, rel_file, node_ids, stop_at_first_pass=False)
+    session = TestSession(worker, rel_file, node_ids, stop_at_first_pass=False, original=original)
     for i, text in enumerate(texts):
         session.add(str(i), text, (i,))
     results = session.wait()

@@ -159,6 +159,28 @@ class OpenAICompatibleBackend:
         raise BackendError(f"{self.url} serves several models ({', '.join(ids)}); set model to "
                            "the one to use")
 
+    def prompt_tokens(self, prompt: str) -> int:
+        """Tokens the served model makes of ``prompt`` (``usage.prompt_tokens`` of a one-token
+        completion, which OpenAI-compatible servers report): remote calibration needs it."""
+        body = json.dumps({"model": self.served_model(), "prompt": prompt, "max_tokens": 1,
+                           "temperature": 0}).encode()
+        conn = self._connect()
+        try:
+            response = self._send(conn, "POST", self._path, body,
+                                  self._headers(**{"Content-Type": "application/json"}))
+            detail = response.read(1 << 20).decode("utf-8", "replace")
+        except TimeoutError:
+            raise BackendError(f"{self.url} did not answer within {self.timeout:g} s") from None
+        except (OSError, http.client.HTTPException) as exc:
+            raise BackendError(f"cannot reach {self.url}: {exc.__class__.__name__}: {exc}") from None
+        finally:
+            conn.close()
+        try:
+            return int(json.loads(detail)["usage"]["prompt_tokens"])
+        except (ValueError, KeyError, TypeError):
+            raise BackendError(f"{self.url} reported no usage.prompt_tokens: "
+                               f"{detail[:200]!r}") from None
+
     def generate(self, prompt: str, n: int, params: SamplingParams,
                  on_token: Callable[[int], None] | None = None,
                  should_stop: Callable[[], bool] | None = None,

@@ -15,6 +15,7 @@ from budgetpass.app.config import (
 )
 from budgetpass.generation.runaway import DEFAULT_RUNAWAY
 from budgetpass.server.cli import build_parser
+from budgetpass.verify.sandbox import Limits
 
 
 def test_defaults_work_offline_and_map_to_the_core():
@@ -117,7 +118,8 @@ def test_budget_seconds_bound_generate_until_pass_when_anytime_is_on():
 
 @pytest.mark.parametrize("bad", [{"budget.seconds": 0}, {"budget.seconds": -1.0},
                                  {"budget.max_samples": 0}, {"budget.batch_size": 0},
-                                 {"sampling.top_p": 0}, {"tests.parallel": 0}])
+                                 {"sampling.top_p": 0}, {"tests.parallel": 0},
+                                 {"tests.memory_mb": 1}, {"tests.disk_mb": 0}])
 def test_empty_budgets_and_limits_are_refused_by_name(bad):
     name = next(iter(bad))
     with pytest.raises(ConfigError, match=name.replace(".", r"\.") + ": expected"):
@@ -148,6 +150,22 @@ def test_cli_flags_build_the_same_tree():
     assert defaults.sampling == Config().sampling and defaults.model == Config().model
     with pytest.raises(ConfigError, match=r"budget.samples \(--samples\): expected a positive"):
         from_cli(argparse.Namespace(samples=0))
+
+
+def test_a_candidates_memory_and_disk_are_settings_and_check_shares_the_flags():
+    """The limits of one candidate's run a project may need raised (SECURITY.md), the same flags
+    for ``generate`` and ``check``, reaching the sandbox's Limits."""
+    for command in (["generate", "m.py::f"], ["check", "m.py::f", "--bodies", "b.jsonl"]):
+        config = from_cli(build_parser().parse_args(
+            [*command, "--test-memory-mb", "512", "--test-disk-mb", "64", "--test-timeout", "7"]))
+        limits = config.tests.limits
+        assert (limits.memory_bytes, limits.disk_bytes, limits.wall_seconds) == (
+            512 << 20, 64 << 20, 7)
+    assert Config().tests.limits == Limits(wall_seconds=60, cpu_seconds=61)
+    config, problems = from_lsp({"tests": {"memoryMb": 4096, "diskMb": 1024}})
+    assert problems == [] and config.tests.limits.disk_bytes == 1024 << 20
+    with pytest.raises(ConfigError, match=r"tests.disk_mb \(--test-disk-mb\): expected"):
+        from_cli(argparse.Namespace(test_disk_mb=0))
 
 
 def test_lsp_json_uses_the_editors_names():

@@ -115,6 +115,51 @@ def buffer_text(nvim) -> str:
     return "\n".join(nvim.current.buffer[:]) + "\n"
 
 
+SCREENSHOTS = PLUGIN_NVIM.parent / "screenshots"
+MONO_FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
+
+
+def screenshot(nvim, name: str, width: int = 100, height: int = 30) -> str:
+    """Neovim's screen as a UI sees it (a UI attached for one redraw; its grid_line events are
+    the screen), saved as editors/screenshots/NAME.txt and, with Pillow and DejaVu Sans Mono,
+    NAME.png. Returns the text."""
+    grid = [[" "] * width for _ in range(height)]
+    nvim.request("nvim_ui_attach", width, height, {"ext_linegrid": True, "rgb": True})
+    try:
+        nvim.command("redraw!")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            message = nvim.next_message()
+            if message is None or message[1] != "redraw":
+                continue
+            events = message[2]
+            for event in events:
+                if event[0] != "grid_line":
+                    continue
+                for _grid, row, col, cells, *_ in event[1:]:
+                    for cell in cells:
+                        for _ in range(cell[2] if len(cell) > 2 else 1):
+                            if row < height and col < width:
+                                grid[row][col] = cell[0]
+                            col += 1
+            if any(event[0] == "flush" for event in events):
+                break
+    finally:
+        nvim.request("nvim_ui_detach")
+    text = "\n".join("".join(row).rstrip() for row in grid) + "\n"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    (SCREENSHOTS / f"{name}.txt").write_text(text)
+    with contextlib.suppress(ImportError, OSError):
+        from PIL import Image, ImageDraw, ImageFont
+
+        font = ImageFont.truetype(str(MONO_FONT), 14)
+        cell_w, cell_h = 9, 18
+        image = Image.new("RGB", (width * cell_w + 16, height * cell_h + 16), "#1e1e2e")
+        ImageDraw.Draw(image).multiline_text((8, 8), text, font=font, fill="#cdd6f4", spacing=1)
+        image.save(SCREENSHOTS / f"{name}.png")
+    return text
+
+
 @pytest.mark.slow
 def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     path = project / SOURCE
@@ -175,7 +220,7 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     picked = wait_for(nvim, "_G.test.picked", 30, "the candidates picker")
     labels = nvim.exec_lua("return _G.test.picker")
     assert len(labels) == len(result["candidates"]) and any(
-        "passed 3/3" in label for label in labels
+        "✓ 3/3 tests" in label for label in labels
     ), labels
     text = buffer_text(nvim)
     site = locate_function(text, "chunk")
@@ -199,6 +244,11 @@ def test_inline_completion_shows_ghost_text_and_accepts_it(nvim, project):
     )
     assert nvim.exec_lua("return vim.lsp.inline_completion.is_enabled({ bufnr = 0 })")
 
+    # Whole-body items tested within the request (the defaults here skip it, for speed).
+    # k=10: at k=6 the 0.5B gave one distinct parseable body for chunk (3 empty, 1 mis-indented).
+    nvim.exec_lua("require('budgetpass').set_settings({ budget = { samples = 10 }, "
+                  "inline = { verifyWithinMs = 600000 } })")
+
     # An empty body: the stub's `raise NotImplementedError` line emptied, cursor at its indent.
     row = line_of(nvim, "raise NotImplementedError", after=line_of(nvim, "def chunk"))
     nvim.current.buffer[row - 1] = "    "
@@ -210,13 +260,26 @@ def test_inline_completion_shows_ghost_text_and_accepts_it(nvim, project):
         nvim,
         f"(function() local m = vim.api.nvim_buf_get_extmarks(0, {ns}, 0, -1, "
         "{ details = true }); return #m > 0 and m or nil end)()",
-        120,
+        600,  # six whole bodies decoded and tested on a busy 2-core machine
         "inline completion ghost text",
     )
     details = marks[0][3]
     ghost = "".join(chunk[0] for chunk in details.get("virt_text", []))
     ghost += "".join("\n" + "".join(c[0] for c in line) for line in details.get("virt_lines", []))
     assert ghost.strip(), details
+
+    # Two or more whole-body items, tested ones first, each with its outcome beside the ghost text.
+    first = wait_for(nvim, "require('budgetpass').inline_status(0)", 10, "the inline status")
+    assert first["index"] == 1 and first["count"] >= 2, first
+    assert first["label"] == "✓ 3/3 tests", first  # k=10: the 0.5B has a passing chunk among them
+    nvim.exec_lua("vim.lsp.inline_completion.select()")  # cycle to the second
+    second = nvim.exec_lua("return require('budgetpass').inline_status(0)")
+    assert second["index"] == 2, second
+    assert second["label"] in ("✓ 3/3 tests", "untested") or second["label"].startswith("✗ ")
+    screen = screenshot(nvim, "nvim-inline")
+    assert second["label"] in screen and f"(2/{second['count']})" in screen, screen
+    nvim.exec_lua("vim.lsp.inline_completion.select({ count = -1 })")  # back to the passing one
+    assert nvim.exec_lua("return require('budgetpass').inline_status(0)")["index"] == 1
 
     before = buffer_text(nvim)
     assert nvim.exec_lua("return vim.lsp.inline_completion.get()") is True
@@ -231,6 +294,8 @@ def test_inline_completion_shows_ghost_text_and_accepts_it(nvim, project):
     first_ghost_line = next(line.strip() for line in ghost.splitlines() if line.strip())
     assert first_ghost_line in after
     assert sha256(path) == on_disk, "accepting a completion wrote the file"
+    run = run_pytest_on_copy(project, SOURCE, after, "-k", "chunk")
+    assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout + run.stderr
 
 
 def checkhealth(tmp_path: Path, monkeypatch, setup: str) -> str:

@@ -21,6 +21,7 @@ HARNESS = REPO / "tests" / "editors" / "harness"
 CODE_SERVER = HARNESS / "node_modules" / ".bin" / "code-server"
 VSIX = REPO / "editors" / "vscode" / "budgetpass.vsix"
 SOURCE = "textkit/text.py"
+SCREENSHOTS = REPO / "editors" / "screenshots"  # shown in the README
 
 
 def prerequisites() -> None:
@@ -118,6 +119,25 @@ def code_server(project: Path, tmp_path: Path, qwen_path, request):
         log.close()
 
 
+def chunk_source(project: Path) -> tuple[Path, str, list[str], int]:
+    """(source path, its digest, its lines, the 0-based line of `def chunk`)."""
+    path = project / SOURCE
+    lines = path.read_text().splitlines()
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return path, sha256(path), lines, next(i for i, t in enumerate(lines) if t.startswith("def chunk"))
+
+
+def drive(url: str, env: dict, line: int, timeout_s: int, shot: Path, mode: str) -> dict:
+    """Run the playwright driver in one mode; what the editor showed (its JSON)."""
+    run = subprocess.run(
+        ["node", str(HARNESS / "drive-vscode.mjs"), url, "text.py", str(line), str(timeout_s),
+         str(shot), mode],
+        env=env, capture_output=True, text=True, timeout=600, cwd=HARNESS, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    print(run.stderr[-2000:])  # shown by pytest -rP
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_generate_from_the_command_palette_fills_the_editor(code_server, project, tmp_path):
     url, env = code_server
@@ -159,24 +179,21 @@ def test_generate_from_the_command_palette_fills_the_editor(code_server, project
 
 @pytest.mark.slow
 @pytest.mark.parametrize("code_server", [{"budgetpass.inline.enable": True,
-                                          "budgetpass.budget.samples": 4}], indirect=True)
-def test_inline_ghost_text_on_an_empty_body_is_accepted_with_tab(code_server, project, tmp_path):
+                                          "budgetpass.budget.samples": 10,
+                                          "budgetpass.inline.verifyWithinMs": 600000}],
+                         indirect=True)
+def test_inline_items_cycle_show_their_tests_and_the_accepted_one_passes(code_server, project):
     url, env = code_server
-    path = project / SOURCE
-    on_disk = sha256(path)
-    lines = path.read_text().splitlines()
-    chunk = next(i for i, t in enumerate(lines) if t.startswith("def chunk"))
+    path, on_disk, lines, chunk = chunk_source(project)
     stub = next(i for i in range(chunk, len(lines)) if "raise NotImplementedError" in lines[i])
-    shot = tmp_path / "vscode-inline.png"
-    drive = subprocess.run(
-        ["node", str(HARNESS / "drive-vscode.mjs"), url, "text.py", str(stub + 1), "240",
-         str(shot), "inline"],
-        env=env, capture_output=True, text=True, timeout=600, cwd=HARNESS, check=False)
-    assert drive.returncode == 0, drive.stderr[-3000:]
-    shown = json.loads(drive.stdout.strip().splitlines()[-1])
-    print(drive.stderr[-2000:])  # shown by pytest -rP
+    shot = SCREENSHOTS / "vscode-inline.png"
+    shown = drive(url, env, stub + 1, 540, shot, "inline")
     assert shown["ok"] and shown["ghost"], f"no ghost text: {shown} (screenshot: {shot})"
     assert shown["ghostAfterTab"] == 0, "Tab should accept the ghost text"
+    # Two or more items, tested ones first, each outcome in the status bar in cycling order.
+    outcomes = shown["inlineOutcomes"]
+    assert outcomes.startswith("budgetpass · inline 1: ✓ 3/3 tests · 2: "), outcomes
+    assert shown["ghostSecond"] and shown["ghostSecond"] != shown["ghostBack"], shown
 
     text = "\n".join(shown["lines"]) + "\n"
     site = locate_function(text, "chunk")
@@ -189,3 +206,22 @@ def test_inline_ghost_text_on_an_empty_body_is_accepted_with_tab(code_server, pr
     assert squeeze("".join(shown["ghost"])) in squeeze(body), (shown["ghost"], body)
     assert shown["tabDirty"], "the accepted completion is an unsaved change"
     assert sha256(path) == on_disk, "the file on disk changed although nothing was saved"
+    run = run_pytest_on_copy(project, SOURCE, text, "-k", "chunk")
+    assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_the_picker_lists_test_outcomes_and_applies_the_chosen_candidate(code_server, project):
+    url, env = code_server
+    path, on_disk, _lines, chunk = chunk_source(project)
+    shot = SCREENSHOTS / "vscode-picker.png"
+    shown = drive(url, env, chunk + 2, 540, shot, "picker")
+    assert shown["ok"], f"{shown} (screenshot: {shot})"
+    rows = shown["pickerRows"]
+    assert len(rows) >= 2 and any("✓ 3/3 tests" in r for r in rows), rows
+    text = "\n".join(shown["lines"]) + "\n"
+    site = locate_function(text, "chunk")
+    assert "NotImplementedError" not in text[site.body_start : site.body_end], text
+    assert shown["tabDirty"] and sha256(path) == on_disk
+    run = run_pytest_on_copy(project, SOURCE, text, "-k", "chunk")
+    assert run.returncode == 0 and "3 passed" in run.stdout, run.stdout + run.stderr

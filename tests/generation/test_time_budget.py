@@ -108,3 +108,34 @@ def test_anytime_announces_candidates_with_their_index_across_batches(smol_path)
     assert {c.index: c.text for c in announced} == {
         c.index: c.text for b in batches for c in b.completions}
     assert tokens == sorted(tokens) and tokens[-1] == batches[-1].usage.generated_tokens
+
+
+def test_remote_calibrations_are_found_by_name_and_endpoint(tmp_path, monkeypatch):
+    """`budgetpass calibrate --endpoint` files speeds under endpoint and served model; a job on
+    backend openai with metric time takes the small model's at its endpoint and the reference's
+    wherever it was measured."""
+    from budgetpass.app import plan
+    from budgetpass.app.config import Config
+
+    monkeypatch.setattr(models, "cache_dir", lambda: tmp_path / "models")
+
+    def remote(name, url, served, step):
+        return ModelSpeed(name, calibration.endpoint_id(url, served), "openai", 0, 5000.0,
+                          {1: step, 8: step * 1.2}, "2026-01-01T00:00:00Z", url)
+
+    small = remote("qwen2.5-coder-0.5b", "http://gpu:8000", "qwen-small", 0.004)
+    large = remote("32B", "http://gpu:8001/", "big", 0.03)
+    for speed_ in (small, large):
+        calibration.save(speed_)
+    assert calibration.lookup_served("qwen2.5-coder-0.5b", "http://gpu:8000/") == small
+    assert calibration.lookup_served("qwen-small") == small  # the served id works too
+    assert calibration.lookup_served("qwen2.5-coder-0.5b", "http://gpu:9999") is None
+    assert calibration.lookup_served("32B") == large
+    config = Config().evolve(**{"model.name": "qwen2.5-coder-0.5b", "model.backend": "openai",
+                                "model.endpoint": "http://gpu:8000", "budget.metric": "time",
+                                "budget.reference": "32B"})
+    speeds = plan._calibrated_speeds(config.budget.request, config.model.spec)
+    assert speeds == {"small_speed": small, "reference_speed": large}
+    budget = plan.plan(config, small_parameters=SMALL)
+    # A GPU batches k for about one step's time: k reaches the cap (twice the largest k measured).
+    assert budget.calibrated and budget.samples == 16 and "capped" in budget.derivation

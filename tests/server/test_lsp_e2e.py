@@ -83,6 +83,17 @@ async def test_inline_then_generate_until_pass_applies_a_body_that_passes(projec
         body = await editor.inline(uri, row, col)
         assert body is not None and body.items, "no inline items for an empty body"
         assert any("\n" in i.insert_text or "return" in i.insert_text for i in body.items)
+        # Each item says its test outcome (the command's title), tested ones first.
+        statuses = [i.command.arguments[0] for i in body.items]
+        assert [s["index"] for s in statuses] == list(range(len(body.items)))
+        assert all(s["uri"] == uri and s["total"] == 3 for s in statuses if s["status"] != "untested")
+        order = {"passed": 0, "failed": 1, "untested": 2}
+        assert [order[s["status"]] for s in statuses] == sorted(order[s["status"]] for s in statuses)
+        for item, s in zip(body.items, statuses):
+            assert item.command.command == "budgetpass.inlineStatus"
+            assert item.command.title == ("untested" if s["status"] == "untested" else
+                                          f"{'✓' if s['status'] == 'passed' else '✗'} "
+                                          f"{s['passed']}/{s['total']} tests")
         assert any("inline text.py" in m.message and "tests 3" in m.message
                    for m in editor.client.log_messages), "the body proposals were not tested"
         one_line = await editor.inline(uri, row - 2, len("def chunk(items: list, "))

@@ -1,170 +1,244 @@
-"""Hostile candidates: each is contained, reported as failing, and changes nothing outside its copy.
+"""The warm worker's judge/executor split keeps the semantics tests rely on, and reports per test.
 
-The corpus is tests/verify/attacks/: each file is the whole candidate module ``mod.py`` defining
-``target()``; a test that needs 42 from it calls it in the test body, or in a fixture when the file
-sets ``WHERE = "fixture"``. Each attack runs through both paths: a fresh sandbox per candidate
-(a cold worker, ``_fresh``) and the warm worker (a fork per candidate), and once more all together in one
-warm worker beside a correct candidate that must still pass.
+Hostile candidates are tests/verify/test_attacks.py's; here: correct and wrong candidates of a
+project whose tests pass callables, mutate arguments, call methods, expect exceptions, read what
+the function printed (doctest) or wrote (tmp_path), get generators back; in the bwrap sandbox and
+in the weaker process fallback.
 """
 
 import ast
 import os
-import socket
 import sys
-import threading
-from pathlib import Path
 
 import pytest
 from budgetpass.verify import sandbox
 from budgetpass.verify.runner import WarmWorker
 from budgetpass.verify.session import run_each
 
-from tests.conftest import tree_digest
-
 pytestmark = pytest.mark.slow
 
-ATTACKS_DIR = Path(__file__).with_name("attacks")
-ATTACKS = sorted(p.stem for p in ATTACKS_DIR.glob("*.py") if p.stem != "__init__")
-TEST_IN_CALL = "from mod import target\n\n\ndef test_target():\n    assert target() == 42\n"
-TEST_IN_FIXTURE = ("import pytest\nfrom mod import target\n\n\n@pytest.fixture\ndef value():\n"
-                   "    return target()\n\n\ndef test_target(value):\n    assert value == 42\n")
-CORRECT = "def target():\n    return 42\n"
-LIMITS = sandbox.Limits(wall_seconds=6, cpu_seconds=6, memory_bytes=1 << 30, file_bytes=8 << 20,
-                        processes=64)
+MODULE = '''import enum
 
 
-def attack_source(name: str) -> str:
-    return (ATTACKS_DIR / f"{name}.py").read_text()
+class Color(enum.Enum):
+    RED = 1
 
 
-def runs_in_fixture(source: str) -> bool:
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "WHERE" for t in node.targets):
-            return ast.literal_eval(node.value) == "fixture"
-    return False
+class Box:
+    def __init__(self, items):
+        self.items = items
+
+    def total(self):
+        raise NotImplementedError
 
 
-@pytest.fixture(scope="module")
-def info():
-    return sandbox.probe("auto")
+def apply(f, xs):
+    """Apply f to each item.
+
+    >>> apply(str, [1, 2])
+    ['1', '2']
+    >>> shout("hi")
+    HI
+    """
+    raise NotImplementedError
+
+
+def shout(word):
+    raise NotImplementedError
+
+
+def sort_in_place(xs):
+    raise NotImplementedError
+
+
+def save(path, text):
+    raise NotImplementedError
+
+
+def countdown(n):
+    raise NotImplementedError
+
+
+def parse(text):
+    raise NotImplementedError
+
+
+def pick(color):
+    raise NotImplementedError
+'''
+BODIES = {
+    "total": "        return sum(self.items)\n",
+    "apply": "    return [f(x) for x in xs]\n",
+    "shout": "    print(word.upper())\n",
+    "sort_in_place": "    xs.sort()\n",
+    "save": "    path.write_text(text)\n",
+    "countdown": "    while n:\n        yield n\n        n -= 1\n",
+    "parse": "    if not text.isdigit():\n        raise ValueError(text)\n    return int(text)\n",
+    "pick": "    return Color.RED if color == 'red' else None\n",
+}
+TESTS = '''import pytest
+from mod import Box, Color, apply, countdown, parse, pick, save, sort_in_place
+
+
+def test_method():
+    assert Box([1, 2]).total() == 3
+
+
+def test_callback_keeps_its_side_effects():
+    seen = []
+    assert apply(lambda x: seen.append(x) or x * 2, [1, 2]) == [2, 4]
+    assert seen == [1, 2]
+
+
+def test_mutates_its_argument():
+    xs = [3, 1, 2]
+    assert sort_in_place(xs) is None
+    assert xs == [1, 2, 3]
+
+
+def test_writes_into_tmp_path(tmp_path):
+    save(tmp_path / "out.txt", "hello")
+    assert (tmp_path / "out.txt").read_text() == "hello"
+
+
+def test_generator():
+    assert list(countdown(3)) == [3, 2, 1]
+
+
+def test_exception():
+    with pytest.raises(ValueError, match="x"):
+        parse("x")
+    assert parse("12") == 12
+
+
+def test_enum():
+    assert pick("red") is Color.RED
+
+
+@pytest.mark.skip(reason="the project skips this one")
+def test_skipped_by_the_project():
+    assert False
+'''
+NODES = tuple(f"test_mod.py::{name}" for name in (
+    "test_method", "test_callback_keeps_its_side_effects", "test_mutates_its_argument",
+    "test_writes_into_tmp_path", "test_generator", "test_exception", "test_enum",
+    "test_skipped_by_the_project")) + ("mod.py::mod.apply",)
+
+
+def fill(text: str, bodies: dict) -> str:
+    for name, body in bodies.items():
+        stub = ("        raise NotImplementedError\n" if name == "total" else
+                "    raise NotImplementedError\n")
+        head = f"def {name}("
+        start = text.index(head)
+        at = text.index(stub, start)
+        text = text[:at] + body + text[at + len(stub):]
+    return text
 
 
 @pytest.fixture
-def listener():
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    got = []
-    server.settimeout(0.2)
-
-    def accept():
-        for _ in range(100):
-            try:
-                conn, _ = server.accept()
-                got.append(conn.recv(10))
-                return
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname(), got
-    server.close()
+def project(tmp_path):
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "mod.py").write_text(MODULE)
+    (folder / "test_mod.py").write_text(TESTS)
+    return folder
 
 
-@pytest.fixture
-def arena(tmp_path, listener):
-    """A one-function project, a file outside it, a secret in the home folder; checks them after."""
-    (host, port), received = listener
-    outside = tmp_path / "outside.txt"
-    outside.write_text("keep me")
-    secret = Path.home() / f".budgetpass-test-secret-{os.getpid()}"
-    secret.write_text("SECRET")
-    project = tmp_path / "proj"
-    project.mkdir()
-    (project / "mod.py").write_text("def target():\n    return 0\n")
-    (project / "attack_params.py").write_text(
-        f"HOST, PORT = {host!r}, {port}\nOUTSIDE = {str(outside)!r}\n"
-        f"SECRET = {str(secret)!r}\nPROJECT = {str(project)!r}\n")
-    state = {"project": project, "before": None}
-
-    def write_test(in_fixture: bool) -> None:
-        (project / "test_mod.py").write_text(TEST_IN_FIXTURE if in_fixture else TEST_IN_CALL)
-        state["before"] = tree_digest(project)
-
-    state["write_test"] = write_test
-    try:
-        yield state
-    finally:
-        secret_intact = secret.read_text() == "SECRET"
-        secret.unlink()
-    assert tree_digest(project) == state["before"]
-    assert outside.read_text() == "keep me"
-    assert secret_intact
-    assert not Path("/budgetpass-pwned").exists()
-    if sandbox.probe("auto").kind == "bwrap":
-        assert received == [], "data reached a host service from inside the sandbox"
+@pytest.mark.parametrize("kind", ["bwrap", "process"])
+def test_semantics_tests_rely_on_cross_the_boundary(project, kind):
+    if kind == "bwrap" and sandbox.probe("auto").kind != "bwrap":
+        pytest.skip("no bwrap here")
+    with WarmWorker(project, sandbox.probe(kind), sandbox.Limits(wall_seconds=60),
+                    sys.executable, parallel=2) as worker:
+        good = worker.submit("mod.py", fill(MODULE, BODIES), NODES)
+        wrong = worker.submit("mod.py", fill(MODULE, {**BODIES, "sort_in_place": "    xs.sort()\n"
+                                                      "    return xs\n",
+                                                      "shout": "    return word.upper()\n"}),
+                              NODES)
+        runs = every_result(worker)
+    outcomes = {o.node_id.split("::")[-1]: o.outcome for o in runs[good].outcomes}
+    assert runs[good].passed, runs[good].output
+    assert outcomes == {**{n.split("::")[-1]: "passed" for n in NODES},
+                        "test_skipped_by_the_project": "skipped"}
+    failed = {o.node_id.split("::")[-1] for o in runs[wrong].outcomes if o.outcome == "failed"}
+    assert not runs[wrong].passed and failed == {"test_mutates_its_argument", "mod.apply"}
 
 
-def test_bwrap_is_available_in_ci(info):
-    if os.environ.get("CI"):
-        assert info.kind == "bwrap", info.warning
+def test_the_unsaved_buffer_is_the_trusted_text(project):
+    """``original``: the editor's text; only bodies may differ from it, and it is what the judge
+    runs, not the file on disk."""
+    buffer = MODULE.replace("class Box:", "LIMIT = 3\n\n\nclass Box:")
+    candidate = fill(buffer, BODIES)
+    with WarmWorker(project, sandbox.probe("auto"), sandbox.Limits(wall_seconds=60),
+                    sys.executable, parallel=1) as worker:
+        first = worker.submit("mod.py", candidate, NODES[:1], original=buffer)
+        second = worker.submit("mod.py", candidate, NODES[:1])  # against the file on disk
+        runs = every_result(worker)
+    assert runs[first].passed, runs[first].output
+    assert not runs[second].passed
+    assert "outside function bodies" in runs[second].output
 
 
-def test_the_corpus_covers_the_issue():
-    assert {"network", "read_ssh", "write_outside", "fork_bomb", "memory_bomb", "infinite_loop",
-            "huge_output", "kill_parent", "exit_in_fixture", "tamper_pytest_hooks",
-            "forge_report_pipe", "fake_reports"} <= set(ATTACKS)
+def test_a_run_where_every_test_is_skipped_is_not_passed(project):
+    with WarmWorker(project, sandbox.probe("auto"), sandbox.Limits(wall_seconds=60),
+                    sys.executable, parallel=1) as worker:
+        [run] = run_each(worker, "mod.py", [fill(MODULE, BODIES)],
+                         ("test_mod.py::test_skipped_by_the_project",))
+    assert [o.outcome for o in run.outcomes] == ["skipped"]
+    assert not run.passed
 
 
-def _fresh(project, source, nodes, info, limits):
-    """One candidate in a fresh sandbox and a cold Python (the baseline the warm worker is
-    measured against; same isolation and reporting)."""
-    with WarmWorker(project, info, limits, sys.executable, parallel=1, warm=False) as worker:
+def every_result(worker) -> dict:
+    """Every submitted run's result, by id (``next_result`` until none is pending)."""
+    runs = {}
+    while (got := worker.next_result(None)) is not None:
+        runs[got[0]] = got[1]
+    return runs
+
+
+def _fresh(project, source, nodes, info):
+    """One candidate in a fresh sandbox and a cold Python (what the warm worker is measured
+    against; same isolation and reporting)."""
+    with WarmWorker(project, info, sandbox.Limits(wall_seconds=30), sys.executable, parallel=1,
+                    warm=False) as worker:
         return run_each(worker, "mod.py", [source], nodes)[0]
 
 
-@pytest.mark.parametrize("path", ["fresh", "warm"])
-@pytest.mark.parametrize("name", ATTACKS)
-def test_attack_is_contained(name, path, info, tmp_path, arena):
-    source = attack_source(name)
-    arena["write_test"](runs_in_fixture(source))
-    project = arena["project"]
-    if path == "fresh":
-        run = _fresh(project, source, ("test_mod.py::test_target",), info, LIMITS)
-    else:
-        with WarmWorker(project, info, LIMITS, sys.executable, parallel=1) as worker:
-            run = run_each(worker, "mod.py", [source], ("test_mod.py::test_target",))[0]
-            # The worker survived the attack: the next candidate still runs and passes.
-            after = run_each(worker, "mod.py", [CORRECT], ("test_mod.py::test_target",))[0]
-        assert after.passed, after.output
-    assert not run.passed, f"{name} was reported as passing: {run.summary()}"
-    assert run.outcomes and run.outcomes[0].outcome in ("failed", "error", "timeout")
-    assert run.seconds < 30
-
-
-def test_all_attacks_at_once_beside_a_correct_candidate(info, arena):
-    """Two at a time in one worker: no attack passes, none stops its neighbour from passing."""
-    arena["write_test"](False)
-    names = [n for n in ATTACKS if not runs_in_fixture(attack_source(n))]
-    candidates = [attack_source(n) for n in names] + [CORRECT]
-    with WarmWorker(arena["project"], info, LIMITS, sys.executable, parallel=2) as worker:
-        runs = run_each(worker, "mod.py", candidates, ("test_mod.py::test_target",))
-    verdicts = {name: run.passed for name, run in zip(names + ["correct"], runs)}
-    assert verdicts == {**{n: False for n in names}, "correct": True}
-
-
-def test_a_correct_candidate_passes_with_per_test_outcomes(info, tmp_path):
+def test_a_correct_candidate_passes_with_per_test_outcomes(tmp_path):
+    """The cold path (a fresh sandbox and Python per candidate) reports like the warm one."""
+    info = sandbox.probe("auto")
     project = tmp_path / "proj"
     project.mkdir()
     (project / "mod.py").write_text("def target():\n    return 0\n")
     (project / "test_mod.py").write_text(
-        TEST_IN_CALL + "\n\ndef test_positive():\n    assert target() > 0\n")
+        "from mod import target\n\n\ndef test_target():\n    assert target() == 42\n\n\n"
+        "def test_positive():\n    assert target() > 0\n")
     nodes = ("test_mod.py::test_target", "test_mod.py::test_positive")
-    run = _fresh(project, CORRECT, nodes, info, sandbox.Limits(wall_seconds=30))
+    run = _fresh(project, "def target():\n    return 42\n", nodes, info)
     assert run.passed, run.output
     assert [(o.node_id, o.outcome) for o in run.outcomes] == [(n, "passed") for n in nodes]
-    wrong = _fresh(project, "def target():\n    return 41\n", nodes, info,
-                   sandbox.Limits(wall_seconds=30))
+    wrong = _fresh(project, "def target():\n    return 41\n", nodes, info)
     assert [(o.outcome, (o.message.splitlines() or [""])[0]) for o in wrong.outcomes] == [
         ("failed", "assert 41 == 42"), ("passed", "")]
+
+
+def test_bwrap_is_available_in_ci():
+    if os.environ.get("CI"):
+        assert sandbox.probe("auto").kind == "bwrap", sandbox.probe("auto").warning
+
+
+def test_the_sandbox_sees_the_host_by_allowlist(tmp_path):
+    """No home folder, no host /run or /var, no /etc beyond the loader cache and time zone."""
+    if sandbox.probe("auto").kind != "bwrap":
+        pytest.skip("no bwrap here")
+    show = "import os; print((sorted(os.listdir('/')), sorted(os.listdir('/etc'))))"
+    argv = sandbox._bwrap_mounts(sys.executable) + ["--unshare-all", "--", sys.executable, "-c",
+                                                     show]
+    import subprocess
+
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
+    top, etc = ast.literal_eval(out)
+    assert not {"home", "root", "run", "var", "srv", "opt", "mnt"} & set(top) - {
+        p.split("/")[1] for p in sandbox._needed_paths(sys.executable)}
+    assert set(etc) <= {"ld.so.cache", "ld.so.conf", "localtime"}

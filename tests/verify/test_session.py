@@ -66,9 +66,11 @@ class ScriptedWorker:
         self.pending: dict[int, tuple[float, bool]] = {}
         self.cancelled: list[int] = []
         self.next_id = 0
+        self.originals: list[str | None] = []
 
-    def submit(self, rel_file, text, node_ids, extra_files=None):
+    def submit(self, rel_file, text, node_ids, extra_files=None, original=None):
         run_id, self.next_id = self.next_id, self.next_id + 1
+        self.originals.append(original)
         self.pending[run_id] = (time.monotonic() + self.seconds, "PASS" in text)
         return run_id
 
@@ -140,3 +142,13 @@ def test_cancel_stops_new_runs():
     assert session.poll(0) is None  # a started
     session.cancel()
     assert worker.cancelled == [0] and session.wait() == {}
+
+
+def test_session_gives_the_worker_the_trusted_text_of_every_candidate():
+    """``original``: what the candidates were made from (an editor's buffer), for each submit."""
+    worker = ScriptedWorker(parallel=2)
+    session = TestSession(worker, "m.py", ("t",), stop_at_first_pass=False, original="buffer")
+    session.add("a", "fail")
+    session.add("b", "fail")
+    session.wait()
+    assert worker.originals == ["buffer", "buffer"]

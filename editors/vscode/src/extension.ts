@@ -116,6 +116,16 @@ async function startClient(context: vscode.ExtensionContext): Promise<void> {
     initializationOptions: { [SECTION]: serverSettings() },
     outputChannel: output,
     traceOutputChannel: output,
+    middleware: {
+      // Each item's command title is its test outcome ("✓ 3/3 tests"): say them in cycling order
+      // in the status bar, since VS Code shows "2/4" but not which item passed.
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        const result = await next(document, position, context, token);
+        const items = Array.isArray(result) ? result : result?.items ?? [];
+        showInlineOutcomes(items.map((i) => i.command?.title ?? "untested"));
+        return result;
+      },
+    },
   };
   client = new LanguageClient(SECTION, "budgetpass", serverOptions, clientOptions);
   client.onDidChangeState((e) => {
@@ -182,6 +192,36 @@ interface Candidate {
   outcomes?: { test: string; outcome: string; message: string }[];
 }
 
+/** The test outcome of each inline item, in the order Alt+] cycles through them. */
+export function inlineOutcomesText(titles: string[]): string {
+  return titles.map((t, i) => `${i + 1}: ${t}`).join(" · ");
+}
+
+function showInlineOutcomes(titles: string[]): void {
+  if (titles.length === 0) return;
+  setStatus(
+    `budgetpass · inline ${inlineOutcomesText(titles)}`,
+    `${titles.length} inline candidates, tested ones first; Alt+] / Alt+[ cycles, Tab accepts`,
+  );
+}
+
+/** Arguments of `budgetpass.inlineStatus`, the command each inline item carries. */
+interface InlineStatus {
+  uri: string;
+  version: number;
+  index: number;
+  status: "passed" | "failed" | "untested";
+  passed: number;
+  total: number;
+}
+
+/** Run by VS Code when an inline item is accepted: say what was accepted and its tests. */
+function inlineAccepted(args?: InlineStatus): void {
+  if (!args) return;
+  const outcome = args.status === "untested" ? "untested" : `${args.status === "passed" ? "✓" : "✗"} ${args.passed}/${args.total} tests`;
+  setStatus(`budgetpass · accepted candidate ${args.index + 1} (${outcome})`, "the inline candidate you accepted");
+}
+
 /** The run report plus where the function body sits in the document the run read. */
 interface CandidatesResult {
   status: string;
@@ -196,7 +236,7 @@ export function candidateLabel(cand: Candidate, selected: boolean): string {
   const passing = outcomes.filter((o) => o.outcome === "passed").length;
   const verdict = !cand.tested
     ? cand.parses ? "untested" : "does not parse"
-    : cand.passed ? `passed ${passing}/${outcomes.length}` : `failed ${passing}/${outcomes.length}`;
+    : `${cand.passed ? "✓" : "✗"} ${passing}/${outcomes.length} tests`;
   return `${selected ? "★ " : ""}#${cand.index} ${verdict}`;
 }
 
@@ -319,6 +359,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("budgetpass.candidates", candidates),
     vscode.commands.registerCommand("budgetpass.cancel", () => running?.cancel()),
     vscode.commands.registerCommand("budgetpass.showLog", () => output.show(true)),
+    vscode.commands.registerCommand("budgetpass.inlineStatus", inlineAccepted),
     vscode.commands.registerCommand("budgetpass.restart", async () => {
       if (client) await client.restart();
       else await startClient(context);

@@ -3,8 +3,11 @@
 // - generate: put the cursor in a function, run "budgetpass: Generate until tests pass" from the
 //   command palette, wait for the server's summary;
 // - inline: empty the statement on LINE (a stub's `raise NotImplementedError`), wait for the ghost
-//   text the inline completion shows, accept it with Tab.
-// Usage: node drive-vscode.mjs URL FILE_NAME LINE TIMEOUT_S SCREENSHOT_PATH [generate|inline]
+//   text the inline completion shows and the test outcomes in the status bar, cycle to the second
+//   item (Alt+]) and screenshot it, cycle back (Alt+[) and accept the first with Tab;
+// - picker: run "budgetpass: Show candidates of the last run" at LINE, screenshot the list with
+//   its test outcomes, pick the first passing candidate.
+// Usage: node drive-vscode.mjs URL FILE_NAME LINE TIMEOUT_S SCREENSHOT_PATH [generate|inline|picker]
 import { chromium } from "playwright-core";
 
 const [url, fileName, line, timeoutS, screenshot, mode = "generate"] = process.argv.slice(2);
@@ -54,7 +57,26 @@ try {
   await page.keyboard.press("Enter");
   await page.waitForTimeout(300);
   if (mode === "inline") await inline();
+  else if (mode === "picker") await picker();
   else await generate();
+
+  async function picker() {
+    await palette("F1", ">budgetpass: Show candidates", "Show candidates of the last run");
+    log("candidates asked for");
+    const rows = page.locator(".quick-input-list .monaco-list-row", { hasText: /#\d+/ });
+    await rows.first().waitFor({ timeout });
+    await page.waitForTimeout(500);
+    result.pickerRows = (await rows.allInnerTexts()).map((t) => t.replace(/\s+/g, " ").trim());
+    log("picker:", JSON.stringify(result.pickerRows));
+    if (screenshot) await page.screenshot({ path: screenshot }).catch(() => {});
+    const passing = page.locator(".quick-input-list .monaco-list-row", { hasText: "✓" });
+    if ((await passing.count()) === 0) return;
+    result.picked = (await passing.first().innerText()).replace(/\s+/g, " ").trim();
+    await passing.first().click();
+    await page.waitForTimeout(1000);
+    await readEditor();
+    result.ok = true;
+  }
 
   async function generate() {
     await palette("F1", ">budgetpass: Generate until tests pass", "Generate until tests pass");
@@ -105,6 +127,24 @@ try {
     result.ghost = result.ghost.map((t) => t.replace(/\u00a0/g, " "));
     log("ghost text:", JSON.stringify(result.ghost));
     if (!result.ghost.length) return;
+    const outcomes = page.locator(".statusbar-item", { hasText: "budgetpass · inline" });
+    await outcomes.first().waitFor({ timeout: 10000 }).catch(() => {});
+    result.inlineOutcomes = (await outcomes.first().innerText().catch(() => "")).trim();
+    log("outcomes:", result.inlineOutcomes);
+    const ghostText = async () => (await ghost.allInnerTexts().catch(() => [])).join("\n").replace(/\u00a0/g, " ");
+    const first = await ghostText();
+    await page.keyboard.press("Alt+BracketRight"); // next inline suggestion
+    const until = Date.now() + 10000;
+    while (Date.now() < until && (await ghostText()) === first) await page.waitForTimeout(200);
+    result.ghostSecond = await ghostText();
+    result.counter = (await page.locator(".inlineSuggestionsHints, .inline-suggestion-hints")
+      .first().innerText().catch(() => "")).replace(/\s+/g, " ").trim();
+    log("second ghost text:", JSON.stringify(result.ghostSecond), "hint:", result.counter);
+    if (screenshot) await page.screenshot({ path: screenshot }).catch(() => {});
+    await page.keyboard.press("Alt+BracketLeft"); // back to the first (tested ones come first)
+    const back = Date.now() + 10000;
+    while (Date.now() < back && (await ghostText()) !== first) await page.waitForTimeout(200);
+    result.ghostBack = await ghostText();
     await page.keyboard.press("Tab");
     await page.waitForTimeout(500);
     result.ghostAfterTab = await ghost.count();
@@ -114,7 +154,8 @@ try {
 } catch (err) {
   result.error = String(err && err.stack || err);
 } finally {
-  if (screenshot) await page.screenshot({ path: screenshot }).catch(() => {});
+  if (screenshot && mode === "generate") await page.screenshot({ path: screenshot }).catch(() => {});
+  if (screenshot && !result.ok) await page.screenshot({ path: screenshot + ".failed.png" }).catch(() => {});
   await browser.close();
 }
 console.log(JSON.stringify(result));

@@ -1,9 +1,14 @@
-"""Deletes a file outside its work dir."""
-import os
+"""Deletes a file outside its folder; right only if it could."""
 
-from attack_params import OUTSIDE
+CLASS = 'host reachable'
 
 
-def target():
-    os.remove(OUTSIDE)
-    return 42
+def target(n):
+    import os
+
+    from attack_params import OUTSIDE
+    try:
+        os.remove(OUTSIDE)
+    except OSError:
+        return n
+    return n * 2

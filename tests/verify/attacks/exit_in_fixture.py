@@ -1,8 +1,10 @@
-"""Ends the test process with exit code 0 from inside a fixture, before any test could fail."""
-import os
+"""Ends its process with exit code 0 while a fixture calls it, before any assertion ran."""
 
-WHERE = "fixture"
+CLASS = 'forged verdict'
 
 
-def target():
-    os._exit(0)
+def target(n):
+    import os
+    if n == 21:
+        os._exit(0)
+    return n

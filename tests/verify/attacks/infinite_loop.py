@@ -1,6 +1,8 @@
-"""Never returns: the wall timeout (or RLIMIT_CPU) must kill it."""
+"""Never returns: the wall timeout (or RLIMIT_CPU) must end it."""
+
+CLASS = 'limits per candidate'
 
 
-def target():
+def target(n):
     while True:
         pass

@@ -1,6 +1,8 @@
-"""Sleeps without using CPU: only the wall timeout stops it."""
-import time
+"""Sleeps without using CPU: only the wall timeout ends it."""
+
+CLASS = 'limits per candidate'
 
 
-def target():
+def target(n):
+    import time
     time.sleep(3600)

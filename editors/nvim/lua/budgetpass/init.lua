@@ -145,7 +145,7 @@ function M.candidate_label(c, selected)
   if not c.tested then
     verdict = c.parses and 'untested' or 'does not parse'
   else
-    verdict = string.format('%s %d/%d', c.passed and 'passed' or 'failed', passing, #outcomes)
+    verdict = string.format('%s %d/%d tests', c.passed and '✓' or '✗', passing, #outcomes)
   end
   local first = ''
   for line in vim.gsplit(c.body or '', '\n', { plain = true }) do
@@ -154,7 +154,7 @@ function M.candidate_label(c, selected)
       break
     end
   end
-  return string.format('%s#%d %-14s lp=%.2f  %s', selected and '* ' or '  ', c.index, verdict, c.mean_logprob or 0, first)
+  return string.format('%s#%d %-16s lp=%.2f  %s', selected and '* ' or '  ', c.index, verdict, c.mean_logprob or 0, first)
 end
 
 --- Replace the function body (the run's `range`) with one candidate, as the server's own
@@ -255,9 +255,82 @@ local function progress_text(value)
   end, parts), ' · ')
 end
 
+--- The last inline items per buffer (each item's command title is its test outcome, e.g.
+--- "✓ 3/3 tests"), shown beside the ghost text Neovim draws for the selected one.
+local inline_items = {}
+local STATUS_NS = vim.api.nvim_create_namespace('budgetpass.inline_status')
+local GHOST_NS = vim.api.nvim_create_namespace('nvim.lsp.inline_completion')
+
+--- Keep this client's inline items: Neovim's inline completion keeps them to itself.
+local function tap_inline_items(client)
+  local request = client.request
+  client.request = function(self, method, params, handler, bufnr)
+    if method == 'textDocument/inlineCompletion' and handler then
+      local handle = handler
+      handler = function(err, result, ctx, ...)
+        inline_items[ctx.bufnr or bufnr] = not err and result and (result.items or result) or nil
+        return handle(err, result, ctx, ...)
+      end
+    end
+    return request(self, method, params, handler, bufnr)
+  end
+end
+
+--- The test outcome of the inline item shown in `bufnr` ("✓ 3/3 tests", "✗ 1/3 tests",
+--- "untested"), with its row and 1-based index; nil when no budgetpass ghost text is shown.
+function M.inline_status(bufnr)
+  bufnr = vim._resolve_bufnr(bufnr)
+  local items = inline_items[bufnr]
+  if not items or #items == 0 then
+    return nil
+  end
+  local marks = vim.api.nvim_buf_get_extmarks(bufnr, GHOST_NS, 0, -1, { details = true })
+  if #marks == 0 then
+    return nil
+  end
+  local row, details = marks[1][2], marks[1][4]
+  local index = 1 -- after select(), Neovim appends " (i/n)" to the ghost text's last line
+  for _, line in ipairs(vim.list_extend({ details.virt_text or {} }, details.virt_lines or {})) do
+    for _, chunk in ipairs(line) do
+      local i = chunk[2] == 'ComplHintMore' and chunk[1]:match('^ %((%d+)/%d+%)$')
+      if i then
+        index = tonumber(i)
+      end
+    end
+  end
+  local item = items[index]
+  if not (item and item.command and item.command.command == 'budgetpass.inlineStatus') then
+    return nil
+  end
+  return { label = item.command.title, index = index, count = #items, row = row,
+           status = item.command.arguments[1].status }
+end
+
+vim.api.nvim_set_decoration_provider(STATUS_NS, {
+  on_win = function(_, _, bufnr)
+    local shown = inline_items[bufnr] and M.inline_status(bufnr)
+    if shown then
+      local hl = shown.status == 'passed' and 'DiagnosticOk'
+        or shown.status == 'failed' and 'DiagnosticWarn' or 'Comment'
+      vim.api.nvim_buf_set_extmark(bufnr, STATUS_NS, shown.row, 0, {
+        virt_text = { { ' ' .. shown.label .. ' ', hl } }, virt_text_pos = 'right_align', ephemeral = true })
+    end
+  end,
+})
+
+-- Run by Neovim when an inline item is accepted: say what was accepted.
+vim.lsp.commands['budgetpass.inlineStatus'] = function(command)
+  local args = command.arguments and command.arguments[1] or {}
+  notify(string.format('accepted inline candidate %d: %s', (args.index or 0) + 1, command.title))
+end
+
 local function on_attach(client, bufnr)
   if M.options.inline_completion and vim.lsp.inline_completion
     and client:supports_method('textDocument/inlineCompletion', bufnr) then
+    if not client._budgetpass_tapped then
+      client._budgetpass_tapped = true
+      tap_inline_items(client)
+    end
     vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
   end
   if M.options.codelens and client:supports_method('textDocument/codeLens', bufnr) then
