@@ -241,7 +241,9 @@ class OpenAICompatibleBackend:
             "seed": seed,
         }
         if params.stop:
-            body["stop"] = list(params.stop)
+            # The OpenAI API allows at most 4 stop strings and vLLM's server refuses more (HTTP
+            # 400); the rest are applied to the text as it arrives (_apply_stops).
+            body["stop"] = list(params.stop)[:MAX_SERVER_STOPS]
         if self.sampler_extensions:
             body["top_k"] = params.top_k or CANDIDATE_POOL
             body["min_p"] = 0.0
@@ -409,6 +411,9 @@ def _error_message(detail: str) -> str:
         return str(err)[:500]
     except ValueError:
         return detail[:500] or "(empty body)"
+
+
+MAX_SERVER_STOPS = 4
 
 
 def _apply_stops(text: str, stops: tuple[str, ...], reason: str | None) -> tuple[str, str]:

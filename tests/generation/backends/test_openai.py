@@ -248,6 +248,11 @@ class _VllmLikeServer(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         self.bodies.append(body)
+        if len(body.get("stop", [])) > 4:  # vLLM validates the OpenAI limit
+            self.send_response(400)
+            self.end_headers()
+            self.wfile.write(b'{"error": "stop: List should have at most 4 items"}')
+            return
         keep_special = body.get("skip_special_tokens") is False
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -292,3 +297,21 @@ def test_a_special_token_stop_fires_on_a_server_that_skips_special_tokens():
         server.shutdown()
         server.server_close()
 
+
+
+def test_more_than_four_stops_are_cut_on_our_side():
+    """The OpenAI API (and vLLM's server) takes at most 4 stop strings: the first 4 go to the
+    server, the rest end the text as it comes back."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _VllmLikeServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAICompatibleBackend(f"http://127.0.0.1:{server.server_port}", "m")
+        stops = ("<|a|>", "<|b|>", "<|c|>", "<|d|>", "<|fim_pad|>")
+        result = backend.generate("<|fim_prefix|>def add(a, b):\n", 1, SamplingParams(
+            temperature=0, max_tokens=len(SCRIPT), stop=stops))
+        completion = result.completions[0]
+        assert (completion.text, completion.finish_reason) == ("    return a + b", "stop")
+        assert _VllmLikeServer.bodies[-1]["stop"] == list(stops[:4])
+    finally:
+        server.shutdown()
+        server.server_close()
