@@ -53,3 +53,12 @@ def vllm_python() -> Path:
     if not python.is_file():
         pytest.fail(f"BUDGETPASS_VLLM_PYTHON={python} does not exist")
     return python
+
+
+def double_project(project: Path, tests: str) -> Path:
+    """A project with a stub ``double`` in mod.py and ``tests`` as its test_mod.py."""
+    project.mkdir()
+    (project / "setup.py").write_text("")
+    (project / "mod.py").write_text('def double(x):\n    """Twice x."""\n    raise NotImplementedError\n')
+    (project / "test_mod.py").write_text(tests)
+    return project

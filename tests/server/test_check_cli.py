@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import tree_digest
+from tests.conftest import double_project, tree_digest
 
 BUDGETPASS = [sys.executable, "-m", "budgetpass.server.cli"]
 
@@ -18,20 +18,15 @@ def check(*args, input_text=None):
 
 @pytest.fixture
 def project(tmp_path):
-    folder = tmp_path / "proj"
-    folder.mkdir()
-    (folder / "pyproject.toml").write_text("[project]\nname = 'p'\n")
-    (folder / "mod.py").write_text('def double(n):\n    """Twice n."""\n    raise NotImplementedError\n')
-    (folder / "test_mod.py").write_text(
-        "from mod import double\n\n\ndef test_double():\n    assert double(21) == 42\n")
-    return folder
+    return double_project(tmp_path / "proj",
+                          "from mod import double\n\n\ndef test_double():\n    assert double(21) == 42\n")
 
 
 @pytest.mark.slow
 def test_check_selects_the_passing_body_and_writes_nothing(project, tmp_path):
     bodies = tmp_path / "bodies.jsonl"
     bodies.write_text("".join(json.dumps({"body": b}) + "\n" for b in (
-        "    return n\n", "    import pytest\n    pytest.skip('no')\n", "    return n * 2\n")))
+        "    return x\n", "    import pytest\n    pytest.skip('no')\n", "    return x * 2\n")))
     before = tree_digest(project)
     proc = check(f"{project}/mod.py::double", "--bodies", bodies, "--json")
     assert proc.returncode == 0, proc.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from budgetpass.generation.source import locate_function, splice_body
 
-from tests.conftest import EXAMPLE, tree_digest
+from tests.conftest import EXAMPLE, double_project, tree_digest
 
 BUDGETPASS = [sys.executable, "-m", "budgetpass.server.cli"]
 
@@ -109,15 +109,6 @@ def test_function_without_tests_is_ranked_by_its_docstring_example(qwen_path, tm
 
 
 # --- bad input ----------------------------------------------------------------------------
-
-
-def double_project(project: Path, tests: str) -> Path:
-    """A project with a stub ``double`` in mod.py and ``tests`` as its test_mod.py."""
-    project.mkdir()
-    (project / "setup.py").write_text("")
-    (project / "mod.py").write_text('def double(x):\n    """Twice x."""\n    raise NotImplementedError\n')
-    (project / "test_mod.py").write_text(tests)
-    return project
 
 
 @pytest.fixture
