@@ -261,9 +261,11 @@ class Runner:
         template = self.template(role)
         site = task.site()
         if site is not None:
-            # The FIM style its cached generations were drawn with (the template names it).
+            # The style its cached generations were drawn with (the template names it): FIM, or
+            # left to right for a model without FIM tokens (SmolLM2).
             prompt = build_prompt(BodyRequest(task.prompt, task.entry_point),
-                                  ModelPromptInfo(self.resolved[role].name, template), "fim")
+                                  ModelPromptInfo(self.resolved[role].name, template),
+                                  "fim" if template.is_fim else "plain")
             text, stops = prompt.text, prompt.stops
         else:  # not a parseable function: plain left-to-right completion of the prompt
             text, stops = task.prompt, ()

@@ -33,9 +33,10 @@ class Backend(Protocol):
         ``should_stop`` cancels (the candidates end ``cancelled``); ``on_complete`` gets each
         finished candidate: as it finishes (llama.cpp) or at the end (the others)."""
 
-    def tokenize(self, text: str) -> list[int]:
-        """The model's token ids for ``text`` (special tokens parsed), e.g. to fit a context
-        budget; BackendError where the backend cannot tell."""
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """The model's token ids for ``text``, e.g. to fit a context budget; ``special``: marker
+        texts such as ``<|im_end|>`` count as their one special token (user code never should).
+        BackendError where the backend cannot tell."""
 
     def template_hints(self, markers: Iterable[str]) -> TemplateHints:
         """What the backend knows that tells the prompt template: which of ``markers`` (FIM

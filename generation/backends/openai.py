@@ -97,9 +97,11 @@ class OpenAICompatibleBackend:
         """A server tells its model's name, not its vocabulary."""
         return TemplateHints(names=(self.served_model(),), source="the server")
 
-    def tokenize(self, text: str) -> list[int]:
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
         """Token ids from the server's tokenize endpoint (vLLM and llama.cpp's server have
-        ``/tokenize``, llama-cpp-python's ``/extras/tokenize``); BackendError if it has none."""
+        ``/tokenize``, llama-cpp-python's ``/extras/tokenize``); BackendError if it has none. The
+        server decides how marker texts tokenize (``special`` cannot be asked: counts may differ
+        by a token where code spells a marker)."""
         root = self._v1[: -len("/v1")]
         body = json.dumps({"model": self.served_model(), "prompt": text, "content": text,
                            "input": text, "add_special": False,
@@ -278,7 +280,7 @@ class OpenAICompatibleBackend:
         return response
 
     def _connect(self) -> http.client.HTTPConnection:
-        cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        cls = _HTTPSConnection if self._scheme == "https" else _HTTPConnection
         return cls(self._host, self._port, timeout=self.timeout)
 
     def _request(self, prompt, n, params, seed, should_stop, progress, guard: RunawayGuard):
@@ -295,6 +297,7 @@ class OpenAICompatibleBackend:
         choices: dict[int, _Choice] = {}
         first_piece = None
         generated = 0
+        settled = 0  # events since every choice seen so far finished, bringing no new choice
         try:
             while True:
                 if should_stop and should_stop():
@@ -314,15 +317,25 @@ class OpenAICompatibleBackend:
                 if kind == "done":
                     break
                 first_piece = first_piece or time.monotonic()
+                new_index = False
                 for item in payload.get("choices", []):
-                    choice = choices.setdefault(int(item.get("index", 0)), _Choice())
-                    if choice.finish_reason == "runaway":
-                        continue  # cut: the rest of it is not read
-                    generated += _take(choice, item, guard)
+                    index = int(item.get("index", 0))
+                    new_index = new_index or index not in choices
+                    choice = choices.setdefault(index, _Choice())
+                    if choice.finish_reason in _CUT_HERE:
+                        continue  # cut on our side: the rest of it is not read
+                    generated += _take(choice, item, guard, params.stop)
                 if progress:
                     progress(generated)
-                if len(choices) >= n and all(c.finish_reason for c in choices.values()):
-                    break  # hanging up stops a runaway the server is still generating
+                finished = all(c.finish_reason for c in choices.values())
+                if finished and len(choices) >= n:
+                    break  # hanging up stops what the server is still generating
+                # A server that ignores n (llama.cpp's) streams one choice: once ours is cut and
+                # the server keeps sending only that one, stop it rather than wait for max_tokens.
+                settled = settled + 1 if finished and not new_index else 0
+                if settled >= _EVENTS_BEFORE_HANG_UP and all(
+                        c.finish_reason in _CUT_HERE for c in choices.values()):
+                    break
         finally:
             _hang_up(conn)
         ordered = [choices[i] for i in sorted(choices)]
@@ -373,9 +386,12 @@ class OpenAICompatibleBackend:
                 "did the server crash or restart?")))
 
 
-def _take(choice: _Choice, item: dict, guard: RunawayGuard) -> int:
-    """Add one streamed piece to its choice; returns its token count."""
-    choice.text += item.get("text") or ""
+def _take(choice: _Choice, item: dict, guard: RunawayGuard, stops: tuple[str, ...]) -> int:
+    """Add one streamed piece to its choice; returns its token count. A stop string the server
+    was not sent (MAX_SERVER_STOPS) ends the choice here: ``client-stop``, cut at the end."""
+    piece = item.get("text") or ""
+    checked_from = max(0, len(choice.text) - max((len(s) for s in stops), default=0))
+    choice.text += piece
     reported = item.get("logprobs") or {}
     logprobs = reported.get("token_logprobs") or []
     choice.logprobs.extend(float(x) for x in logprobs if x is not None)
@@ -386,14 +402,43 @@ def _take(choice: _Choice, item: dict, guard: RunawayGuard) -> int:
         choice.finish_reason = item["finish_reason"]
         if choice.finish_reason == "stop":
             guard.finished(choice.tokens)
+    elif piece and any(stop in choice.text[checked_from:] for stop in stops):
+        choice.finish_reason = "client-stop"
+        guard.finished(choice.tokens)
     elif guard.verdict(choice.pieces):
         choice.finish_reason = "runaway"
     return len(texts)
 
 
+# Finish reasons decided on our side: the server may still be generating that choice.
+_CUT_HERE = ("runaway", "client-stop")
+# Stream events, all for choices already cut on our side, after which a server is taken to
+# ignore ``n`` (a server that honours it starts every choice in its first few events).
+_EVENTS_BEFORE_HANG_UP = 8
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    """Keeps its socket: http.client hands it to a response that will close the connection
+    (HTTP/1.0, ``Connection: close``) and forgets it, and a hang-up needs it."""
+
+    opened = None
+
+    def connect(self):
+        super().connect()
+        self.opened = self.sock
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    opened = None
+
+    def connect(self):
+        super().connect()
+        self.opened = self.sock
+
+
 def _hang_up(conn: http.client.HTTPConnection) -> None:
     """Close at once; a streaming server sees the disconnect and stops generating."""
-    sock = conn.sock
+    sock = conn.opened or conn.sock
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)

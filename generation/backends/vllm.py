@@ -95,8 +95,9 @@ class VLLMBackend:
     def busy(self) -> bool:
         return self._lock.locked()
 
-    def tokenize(self, text: str) -> list[int]:
-        return list(self._tokenizer.encode(text, add_special_tokens=False))
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return list(self._tokenizer.encode(text, add_special_tokens=False,
+                                           split_special_tokens=not special))
 
     def template_hints(self, markers) -> TemplateHints:
         """The markers among the tokenizer's added and special tokens."""

@@ -227,9 +227,10 @@ def test_vocabulary_fixtures_have_no_chat_template_so_chat_is_refused():
 
 @pytest.fixture(scope="module")
 def qwen(qwen_path):
-    from budgetpass.generation.engine import load_model, template_for
+    from budgetpass.generation.backends import open_llamacpp
+    from budgetpass.generation.prompts import template_for
 
-    model = load_model(qwen_path)
+    model = open_llamacpp(qwen_path)
     return model, prompts.model_prompt_info(model, "qwen2.5-coder-0.5b", template_for(model))
 
 

@@ -315,3 +315,55 @@ def test_more_than_four_stops_are_cut_on_our_side():
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _IgnoresNServer(http.server.BaseHTTPRequestHandler):
+    """Streams one choice whatever ``n`` says (as llama.cpp's servers do), a token every 10 ms
+    for up to 2,000 tokens, and counts what it got to send before the client hung up."""
+
+    protocol_version = "HTTP/1.0"
+    sent: list = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        tokens = ["    return", " a", " +", " b", "\n", "\n", "def", " sub"] + ["(a)"] * 2000
+        sent = 0
+        try:
+            for token in tokens[:body["max_tokens"]]:
+                choice = {"index": 0, "text": token, "finish_reason": None,
+                          "logprobs": {"tokens": [token], "token_logprobs": [-0.1]}}
+                self.wfile.write(b"data: " + json.dumps({"choices": [choice]}).encode() + b"\n\n")
+                self.wfile.flush()
+                sent += 1
+                time.sleep(0.01)
+        except OSError:
+            pass
+        self.sent.append(sent)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_stop_cut_on_our_side_hangs_up_on_a_server_that_ignores_n():
+    """The dedent stop is the 5th, so only we see it: each of the n rounds ends a few tokens
+    after it instead of at max_tokens (a 0.5B on a busy CPU spent minutes there)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _IgnoresNServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        backend = OpenAICompatibleBackend(f"http://127.0.0.1:{server.server_port}", "m")
+        stops = ("<|a|>", "<|b|>", "<|c|>", "<|d|>", "\ndef")
+        result = backend.generate("def add(a, b):\n", 2, SamplingParams(
+            temperature=0.8, max_tokens=2000, stop=stops))
+        assert [(c.text, c.finish_reason) for c in result.completions] == [
+            ("    return a + b\n", "stop")] * 2
+        deadline = time.monotonic() + 5
+        while len(_IgnoresNServer.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_IgnoresNServer.sent) == 2 and max(_IgnoresNServer.sent) < 60, \
+            _IgnoresNServer.sent
+    finally:
+        server.shutdown()
+        server.server_close()
