@@ -206,12 +206,14 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     )
 
     # :BudgetpassCandidates lists the run's candidates with their results; picking a passing one
-    # that differs from the applied body replaces the body again (still unsaved).
+    # (another than the applied one where there is one) replaces the body again (still unsaved).
     nvim.exec_lua("""
       vim.ui.select = function(items, opts, on_choice)
         _G.test.picker = vim.tbl_map(opts.format_item, items)
-        local pick = items[1]
-        for _, c in ipairs(items) do if c.passed and c.index ~= _G.test.done.result.selected then pick = c end end
+        local selected = _G.test.done.result.selected
+        local pick = nil
+        for _, c in ipairs(items) do if c.index == selected then pick = c end end
+        for _, c in ipairs(items) do if c.passed and c.index ~= selected then pick = c end end
         _G.test.picked = pick
         on_choice(pick)
       end
@@ -222,6 +224,10 @@ def test_generate_fills_the_buffer_and_leaves_the_file_alone(nvim, project):
     assert len(labels) == len(result["candidates"]) and any(
         "✓ 3/3 tests" in label for label in labels
     ), labels
+    assert picked["passed"] is True, picked
+    # A candidate cut off by the first pass is labelled so, never "does not parse".
+    unfinished = [c for c in result["candidates"] if not c["decoded"]]
+    assert sum("not finished" in label for label in labels) == len(unfinished), labels
     text = buffer_text(nvim)
     site = locate_function(text, "chunk")
     assert text[site.body_start : site.body_end].strip() == picked["body"].strip()

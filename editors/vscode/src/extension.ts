@@ -188,6 +188,7 @@ interface Candidate {
   parses: boolean;
   problem?: string | null;
   tested: boolean;
+  decoded?: boolean;
   passed?: boolean;
   outcomes?: { test: string; outcome: string; message: string }[];
 }
@@ -198,6 +199,7 @@ export function inlineOutcomesText(titles: string[]): string {
 }
 
 function showInlineOutcomes(titles: string[]): void {
+  output.info(`inline: ${titles.length} item(s)${titles.length ? ": " + inlineOutcomesText(titles) : ""}`);
   if (titles.length === 0) return;
   setStatus(
     `budgetpass · inline ${inlineOutcomesText(titles)}`,
@@ -234,7 +236,10 @@ interface CandidatesResult {
 export function candidateLabel(cand: Candidate, selected: boolean): string {
   const outcomes = cand.outcomes ?? [];
   const passing = outcomes.filter((o) => o.outcome === "passed").length;
-  const verdict = !cand.tested
+  // A candidate cut off when another passed (or on cancel) is "not finished", not broken code.
+  const verdict = cand.decoded === false
+    ? "not finished"
+    : !cand.tested
     ? cand.parses ? "untested" : "does not parse"
     : `${cand.passed ? "✓" : "✗"} ${passing}/${outcomes.length} tests`;
   return `${selected ? "★ " : ""}#${cand.index} ${verdict}`;

@@ -115,7 +115,10 @@ try {
     const ghost = page.locator(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
     const deadline = Date.now() + timeout;
     let triggered = false;
+    let seen = "";
     while (Date.now() < deadline && (await ghost.count()) === 0) {
+      const now = (await status.first().innerText().catch(() => "")).trim();
+      if (now !== seen) { seen = now; log("status:", now); }
       if (!triggered && Date.now() > deadline - timeout + 30000) {
         triggered = true; // no automatic request came: ask as a user would (Alt+\\ in VS Code)
         await palette("F1", ">Trigger Inline Suggestion", "Trigger Inline Suggestion");

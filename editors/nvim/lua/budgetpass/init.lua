@@ -142,7 +142,9 @@ function M.candidate_label(c, selected)
     return o.outcome == 'passed'
   end, outcomes)
   local verdict
-  if not c.tested then
+  if c.decoded == false then
+    verdict = 'not finished' -- cut off when another candidate passed (or on cancel)
+  elseif not c.tested then
     verdict = c.parses and 'untested' or 'does not parse'
   else
     verdict = string.format('%s %d/%d tests', c.passed and '✓' or '✗', passing, #outcomes)
