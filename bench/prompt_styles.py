@@ -90,14 +90,14 @@ class Bench:
 
     def model(self, role: str):
         if role not in self._models:
-            from budgetpass.generation.engine import load_model
+            from budgetpass.generation.backends import open_llamacpp
 
-            self._models[role] = load_model(self.resolved[role].path, self.threads)
+            self._models[role] = open_llamacpp(self.resolved[role].path, self.threads)
         return self._models[role]
 
     def prompt_info(self, role: str) -> ModelPromptInfo:
         if role not in self._infos:
-            from budgetpass.generation.engine import template_for
+            from budgetpass.generation.prompts import template_for
 
             model = self.model(role)
             self._infos[role] = model_prompt_info(model, self.resolved[role].name,

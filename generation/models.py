@@ -171,12 +171,17 @@ def resolve(name_or_path: str | os.PathLike) -> ResolvedModel:
     if path.suffix == ".gguf" or path.exists():
         if not path.is_file():
             raise ModelError(f"model file {path} does not exist")
+        sha = _verified_sha256(path)
+        # A registered model's file by its path counts as by its name: the GGUF's tensors count
+        # the tied output matrix again (630M for the 0.5B, not 494M), and the budget must not
+        # change with how the model was named.
+        known = next((m for m in REGISTRY.values() if m.sha256 == sha), None)
         return ResolvedModel(
             name=path.stem,
             path=path.resolve(),
             size=path.stat().st_size,
-            sha256=_verified_sha256(path),
-            parameters=gguf_parameter_count(path),
+            sha256=sha,
+            parameters=known.parameters if known else gguf_parameter_count(path),
             source="path",
         )
     hf = _find_in_hf_cache(text)

@@ -102,3 +102,12 @@ def test_cli_models_json_for_the_default_model(qwen_path):
     assert data["sha256"] == models.REGISTRY["qwen2.5-coder-0.5b"].sha256
     assert data["size"] == 491_400_064 and data["parameters"] == 494_032_768
     assert Path(data["path"]).stat().st_size == data["size"]
+
+
+@pytest.mark.slow
+def test_a_registered_model_by_its_path_counts_as_by_its_name(qwen_path, smol_path):
+    """The budget's parameter count must not change with how the model is named (the GGUF's
+    tensors count the 0.5B's tied output matrix twice)."""
+    assert models.gguf_parameter_count(qwen_path) != 494_032_768
+    assert models.resolve(str(qwen_path)).parameters == 494_032_768
+    assert models.resolve(str(smol_path)).parameters == models.resolve("smollm2-135m").parameters
