@@ -12,7 +12,8 @@ import json
 import sys
 from pathlib import Path
 
-from budgetpass.app.config import DEFAULTS, SANDBOX_ENV, SANDBOXES, from_cli
+from budgetpass.app.config import DEFAULTS, SANDBOX_ENV, SANDBOXES
+from budgetpass.app.config_sources import from_cli
 from budgetpass.app.report import Event, Report, SolveError
 from budgetpass.app.solve import GivenBodies, Request, solve
 from budgetpass.generation import models
