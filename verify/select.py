@@ -34,8 +34,7 @@ from .typed_inputs import typed_inputs
 
 T = TypeVar("T")
 
-# homes: verify/examples.py, verify/typed_inputs.py
-__all__ = ["ProbeInput", "docstring_examples", "typed_inputs"]
+__all__ = ["ProbeInput", "docstring_examples", "typed_inputs"]  # homes: examples.py, typed_inputs.py
 
 RANKERS = ("combined", "execution_agreement", "doctest", "reviewer", "mean_logprob")
 MAX_INPUTS = 16
