@@ -4,7 +4,7 @@ Typed with attrs, structured with a strict cattrs converter: a value of the wron
 its limits is refused with the dotted field name (``budget.samples: expected a positive number``).
 Built three ways: ``Config()`` (defaults that work offline), ``from_cli`` (argparse flags) and
 ``from_lsp`` (``initializationOptions`` / ``workspace/configuration``, partial updates; a bad value
-keeps the previous one and is reported). The editors' camelCase names (``referenceModel``,
+keeps the previous one and is reported); the last two live in ``config_sources.py``. The editors' camelCase names (``referenceModel``,
 ``inline.debounceMs``, ``tests.extraArgs``, ...) are aliases of the snake_case fields.
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import os
 import re
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -338,7 +337,7 @@ def _reason(exc: BaseException) -> str:
     return str(exc)
 
 
-def _assemble(values: dict[str, Any], base: Config) -> Config:
+def assemble(values: dict[str, Any], base: Config) -> Config:
     """``base`` with the checked ``values`` (dotted snake_case names) put in."""
     groups: dict[str, dict[str, Any]] = {}
     top: dict[str, Any] = {}
@@ -357,116 +356,7 @@ def build(values: dict[str, Any], base: Config | None = None) -> Config:
     """``base`` (default: the defaults) with ``values`` by dotted name; the first bad value
     raises ConfigError."""
     checked = {ALIASES.get(name, name): check(name, value) for name, value in values.items()}
-    return _assemble(checked, base or Config())
-
-
-# --- builders -----------------------------------------------------------------------------------
-
-
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"budget": {"calls": 2}}`` and ``{"budget.calls": 2}`` both give ``{"budget.calls": 2}``."""
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def from_lsp(data: Any, previous: Config | None = None) -> tuple[Config, list[str]]:
-    """Settings from an editor (the ``budgetpass`` section); fields absent keep ``previous``'s
-    value, and so does every invalid or unknown one, each reported by its full name."""
-    problems: list[str] = []
-    try:
-        config = previous or Config()
-    except ConfigError as exc:  # a bad BUDGETPASS_SANDBOX: the server still starts, sandboxed
-        config = DEFAULTS
-        problems.append(f"{exc}; using {DEFAULTS.tests.sandbox}")
-    if data is None:
-        return config, problems
-    if not isinstance(data, dict):
-        wrong = type(data).__name__
-        return config, [*problems, f"{SECTION}: settings must be an object, got {wrong}"]
-    checked: dict[str, Any] = {}
-    for name, value in _flatten(data).items():
-        if value is None:
-            continue  # "unset" in most clients: keep what we have
-        try:
-            checked[ALIASES.get(name, name)] = check(name, value)
-        except ConfigError as exc:
-            if name in ALIASES:
-                current = _get(config, ALIASES[name])
-                problems.append(f"{SECTION}.{exc}; got {value!r}, keeping {_show(current)}")
-            else:
-                problems.append(f"{SECTION}.{name}: unknown setting (ignored); known: "
-                                + ", ".join(sorted(EDITOR_NAMES)))
-    return _assemble(checked, config), problems
-
-
-def _get(config: Config, path: str) -> Any:
-    value: Any = config
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def _show(value: Any) -> str:
-    return repr(list(value)) if isinstance(value, tuple) else repr(value)
-
-
-def lsp_json(config: Config) -> dict:
-    """The settings by the editors' names, nested as VS Code's package.json contributes them."""
-    out: dict = {}
-    for name, path in EDITOR_NAMES.items():
-        value = _get(config, path)
-        node = out
-        *groups, leaf = name.split(".")
-        for group in groups:
-            node = node.setdefault(group, {})
-        node[leaf] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
-# argparse destinations of ``budgetpass generate`` -> fields of the tree.
-CLI_NAMES = {
-    "model": "model.name", "backend": "model.backend", "endpoint": "model.endpoint",
-    "vllm_model": "model.vllm_model", "template": "model.template", "threads": "model.threads",
-    "budget_metric": "budget.metric", "reference": "budget.reference", "calls": "budget.calls",
-    "samples": "budget.samples", "seconds": "budget.seconds", "max_samples": "budget.max_samples",
-    "batch_size": "budget.batch_size", "temperature": "sampling.temperature",
-    "top_p": "sampling.top_p", "max_tokens": "sampling.max_tokens", "seed": "sampling.seed",
-    "sandbox": "tests.sandbox", "test_timeout": "tests.timeout_seconds", "python": "tests.python",
-    "trace_tests": "tests.trace", "prompt_style": "prompt.style",
-    "max_context_tokens": "prompt.max_context_tokens", "project": "project",
-    "test_memory_mb": "tests.memory_mb", "test_disk_mb": "tests.disk_mb",
-}
-
-
-def from_cli(args: Any) -> Config:
-    """The tree from ``budgetpass generate``'s parsed flags; ConfigError names the flag's field."""
-    values = {path: getattr(args, dest) for dest, path in CLI_NAMES.items()
-              if getattr(args, dest, None) is not None}
-    # An endpoint names a server: with backend auto that means the openai backend.
-    if values.get("model.endpoint") and values.get("model.backend") == "auto":
-        values["model.backend"] = "openai"
-    seconds, max_samples = getattr(args, "seconds", None), getattr(args, "max_samples", None)
-    values["budget.anytime"] = bool(getattr(args, "anytime", False) or seconds is not None
-                                    or max_samples is not None)
-    values["tests.pipeline"] = not getattr(args, "no_pipeline", False)
-    values["sampling.runaway"] = not getattr(args, "no_runaway", False)
-    if values.get("project"):
-        values["project"] = str(Path(values["project"]))
-    # The CLI's anytime without --seconds: a time budget's seconds, else 4 batches.
-    values["budget.seconds"] = seconds
-    try:
-        return build(values)
-    except ConfigError as exc:  # say the flag too: "budget.calls (--calls): expected ..."
-        name, _, why = str(exc).partition(": ")
-        flags = [dest for dest, path in CLI_NAMES.items() if path == name]
-        raise ConfigError(f"{name} (--{flags[0].replace('_', '-')}): {why}" if flags
-                          else str(exc)) from None
+    return assemble(checked, base or Config())
 
 
 def notes(config: Config) -> list[str]:

@@ -5,7 +5,7 @@ runs all 20 tests, nothing stops early. Overhead per candidate = wall time / 16 
 own time as pytest measured it (setup + call + teardown). Both paths use the same bubblewrap
 sandbox, limits and report pipe, and the same split per candidate: a judge process runs the tests,
 a separate executor process (another uid) runs the candidate's function, each call forwarded
-(verify/worker.py); ``fresh`` starts a new sandbox and a new Python that imports pytest for every
+(verify/worker/); ``fresh`` starts a new sandbox and a new Python that imports pytest for every
 candidate, ``warm`` forks both from a worker that imported pytest once. Measured side by side in one run, both sequentially (latency) and two at
 a time (throughput on the 2 cores); the headline figures are the parallel ones.
 

@@ -12,13 +12,16 @@ import json
 import sys
 from pathlib import Path
 
-from budgetpass.app.config import DEFAULTS, SANDBOX_ENV, SANDBOXES, from_cli
-from budgetpass.app.report import Event, Report, SolveError
+from budgetpass.app.config import DEFAULTS, SANDBOX_ENV, SANDBOXES
+from budgetpass.app.config_sources import from_cli
+from budgetpass.app.report import Report, SolveError
 from budgetpass.app.solve import GivenBodies, Request, solve
 from budgetpass.generation import models
 from budgetpass.generation.backends import BACKENDS
 from budgetpass.generation.budget import METRICS
 from budgetpass.generation.prompts import PROMPT_STYLES, TEMPLATES
+
+from .cli_output import ByteProgress, JobProgress, render_report
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -40,7 +43,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "fetch":
         if not args.name:
             return _error("name the model to fetch, e.g. budgetpass models fetch qwen2.5-coder-0.5b")
-        progress = _byte_progress(args.name) if sys.stderr.isatty() else None
+        progress = ByteProgress(args.name) if sys.stderr.isatty() else None
         try:
             models.fetch(args.name, progress=progress)
         except models.ModelError as exc:
@@ -82,22 +85,6 @@ def _print_models(resolved: list[models.ResolvedModel], as_json: bool) -> None:
                   f" sha256 {r.sha256} ({r.source})")
 
 
-class _byte_progress:
-    def __init__(self, name: str):
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
-
-        self.bar = Progress(TextColumn(f"joining {name}"), BarColumn(), DownloadColumn(),
-                            transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task("join", total=None)
-
-    def __call__(self, done: int, total: int) -> None:
-        self.bar.update(self.task, completed=done, total=total)
-
-    def close(self) -> None:
-        self.bar.stop()
-
-
 # --- generate ---------------------------------------------------------------------------------
 
 
@@ -116,7 +103,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         config = from_cli(args)
     except ValueError as exc:  # ConfigError names the setting
         return _error(str(exc))
-    show = _JobProgress() if sys.stderr.isatty() and not args.quiet else None
+    show = JobProgress() if sys.stderr.isatty() and not args.quiet else None
     try:
         report = solve(Request(path, function, write=args.write), config, on_event=show)
     except SolveError as exc:
@@ -136,12 +123,6 @@ def _show_report(report: Report, as_json: bool) -> int:
         print(f"budgetpass: WARNING: {warning}", file=sys.stderr)
     print(json.dumps(report.to_json(), indent=2) if as_json else render_report(report))
     return EXIT_OK if report.status in ("passed", "ranked") else EXIT_FAILED
-
-
-def _prompt_used(model: dict) -> str:
-    """The style, and the FIM template when that is what was used."""
-    style = model.get("prompt", {}).get("style", "")
-    return f"{style} {model['template']}" if style == "fim" else style or model["template"]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -181,72 +162,6 @@ def _read_bodies(name: str) -> list[str]:
     if not bodies:
         raise ValueError(f"{name}: no bodies")
     return bodies
-
-
-def render_report(report: Report) -> str:
-    lines = [f"{report.function} in {report.file}: {report.status.upper()}", f"  {report.message}",
-             f"  budget: {report.budget.derivation} "
-             f"(metric {report.budget.metric}, reference {report.budget.reference})",
-             f"  model: {report.model['name']} ({_prompt_used(report.model)} prompt, "
-             f"{report.model.get('backend', 'llama.cpp')}), sandbox: "
-             f"{report.sandbox}, {report.seconds:.1f} s ({report.generation_seconds:.1f} s sampling, "
-             f"{report.testing_seconds:.1f} s testing, {report.overlap_seconds:.1f} s of both)",
-             "  budget used: " + _budget_used(report.to_json()["budget_used"], report.batches)]
-    if report.tests:
-        lines.append(f"  tests ({len(report.tests)}): " + ", ".join(report.tests))
-    else:
-        lines.append("  tests: none found (looked for test_*.py / *_test.py naming the function)")
-    for cand in report.candidates:
-        mark = "*" if cand.index == report.selected else " "
-        if cand.run is not None:
-            state = "PASS" if cand.run.passed else f"FAIL: {cand.run.summary()}"
-        elif cand.problem.startswith("not decoded"):
-            state = cand.problem  # stopped early, not a fault of the candidate
-        elif cand.problem:
-            state = f"unusable: {cand.problem}"
-        else:
-            state = "not tested" if report.tests else "parses"
-        lines.append(f"  {mark} candidate {cand.index + 1}: mean logprob {cand.mean_logprob:.3f}, "
-                     f"{cand.tokens} tokens, {state}")
-    if report.selected_body is not None:
-        lines.append("  selected body:")
-        lines.extend("    | " + line for line in report.selected_body.rstrip("\n").splitlines())
-        lines.append("  written to the file." if report.written
-                     else "  (not written; pass --write to apply it)")
-    return "\n".join(lines)
-
-
-def _budget_used(used: dict, batches: int) -> str:
-    given = f"{used['given_seconds']:g} s" if used["given_seconds"] is not None else "no limit"
-    text = (f"{used['samples']} of {used['given_samples']} samples in {batches} "
-            f"batch{'es' if batches != 1 else ''}, {used['seconds']:.1f} s of {given}")
-    if used["cancelled"]:
-        text += f"; {used['cancelled']} not decoded to the end (a candidate had passed)"
-    if used.get("runaway"):
-        text += f"; {used['runaway']} cut as runaways (far longer than the others, or looping)"
-    return text
-
-
-class _JobProgress:
-    """A progress bar on stderr while candidates are sampled and tested."""
-
-    def __init__(self):
-        from rich.console import Console
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                            TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                            console=Console(stderr=True), transient=True)
-        self.bar.start()
-        self.task = self.bar.add_task("starting", total=None)
-
-    def __call__(self, event: Event) -> None:
-        total = event.total or None
-        self.bar.update(self.task, description=f"{event.phase}: {event.text}",
-                        completed=event.done, total=total)
-
-    def close(self) -> None:
-        self.bar.stop()
 
 
 # --- calibrate / doctor ------------------------------------------------------------------------

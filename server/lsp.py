@@ -16,6 +16,7 @@ from typing import Any
 
 from budgetpass.app import config as configs
 from budgetpass.app.config import SECTION
+from budgetpass.app.config_sources import from_lsp
 from budgetpass.app.report import Report
 from budgetpass.app.target import tested_functions
 from budgetpass.app.workers import WorkerCache
@@ -44,7 +45,7 @@ class BudgetpassServer(LanguageServer):
     def __init__(self):
         super().__init__("budgetpass", "0.1.0", protocol_cls=Protocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
-        self.config, problems = configs.from_lsp(None)  # BUDGETPASS_SANDBOX may set tests.sandbox
+        self.config, problems = from_lsp(None)  # BUDGETPASS_SANDBOX may set tests.sandbox
         for problem in problems:
             log.warning("%s", problem)
         self.workers = WorkerCache()  # warm test workers kept between requests
@@ -82,7 +83,7 @@ class BudgetpassServer(LanguageServer):
     # --- settings -----------------------------------------------------------------------------
 
     def apply_settings(self, data: Any, origin: str) -> None:
-        new, problems = configs.from_lsp(data, self.config)
+        new, problems = from_lsp(data, self.config)
         for problem in problems:
             self.show(f"budgetpass settings ({origin}): {problem}", types.MessageType.Warning)
         changed = new != self.config
@@ -242,7 +243,7 @@ def initialize(ls: BudgetpassServer, params: types.InitializeParams) -> None:
         options = options[SECTION]  # both {"budgetpass": {...}} and the bare section work
     ls.apply_settings_pending = options
     # Capabilities are computed after this handler: advertise the completion fallback only if on.
-    wanted, _ = configs.from_lsp(options)
+    wanted, _ = from_lsp(options)
     if wanted.completion.enable and types.TEXT_DOCUMENT_COMPLETION not in ls.protocol.fm.features:
         ls.feature(types.TEXT_DOCUMENT_COMPLETION)(completion)
 

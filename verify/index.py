@@ -27,7 +27,6 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from budgetpass.generation.locate import FunctionSite, functions
@@ -41,78 +40,17 @@ from .discovery import (
     read_summary,
     select_in_file,
 )
+from .index_snapshot import FileEntry, IndexSnapshot, indexed, walk_key
 
 log = logging.getLogger("budgetpass.index")
 
 CACHE_VERSION = 1
-# A file changed within this long before it was read may change again with the same mtime and
-# size (coarse file-system clocks): it is read again at the next check until it is older.
-RACY_NS = 2_000_000_000
 RESCAN_WATCHED_S = 60.0  # with change notifications, still walk now and then (missed events)
 CACHE_WORTH_S = 0.2  # parsing this long is worth a cache file; tiny projects get none
 MAX_INDEXES = 8
 MAX_FUNCTION_FILES = 64
 # Source versions are unique in the process: an index dropped and made again never repeats one.
 _VERSIONS = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    mtime_ns: int
-    size: int
-    read_ns: int  # wall clock just before the file was read
-    summary: FileSummary | None  # None: not valid Python (pytest reports it if it is run)
-
-    def current(self, mtime_ns: int, size: int) -> bool:
-        return (self.mtime_ns, self.size) == (mtime_ns, size) and \
-            self.read_ns - self.mtime_ns > RACY_NS
-
-
-@dataclass
-class _Snapshot:
-    """Immutable once published (the conftest chains are a cache of a pure function of it)."""
-
-    entries: dict[str, _Entry]  # relative path -> entry: test files and conftest.py files
-    order: tuple[str, ...]  # test files in the order a sorted os.walk yields them
-    chains: dict[str, list[FileSummary]] = field(default_factory=dict)
-    used: frozenset[str] | None = None  # every name any test file or conftest.py uses or imports
-
-    def may_name(self, short: str) -> bool:
-        """False when no indexed file can name ``short`` (``select_in_file`` is then empty for
-        every file): a 50k-line module's thousands of functions skip the per-file scan."""
-        if self.used is None:
-            self.used = frozenset().union(*(e.summary.names | e.summary.imported
-                                            for e in self.entries.values()
-                                            if e.summary is not None))
-        return short in self.used
-
-    def conftests(self, rel: str) -> list[FileSummary]:
-        """The conftest.py summaries that apply to test file ``rel``, from the root down."""
-        folder = rel.rpartition("/")[0]
-        chain = self.chains.get(folder)
-        if chain is None:
-            chain, current = [], folder
-            while True:
-                entry = self.entries.get(f"{current}/conftest.py" if current else "conftest.py")
-                if entry is not None and entry.summary is not None:
-                    chain.append(entry.summary)
-                if not current:
-                    break
-                current = current.rpartition("/")[0]
-            chain.reverse()
-            self.chains[folder] = chain
-        return chain
-
-
-def _walk_key(rel: str) -> tuple:
-    """Sorts paths as ``os.walk`` with sorted folders and files yields them: a folder's files
-    before its subfolders."""
-    *folders, name = rel.split("/")
-    return tuple((1, f) for f in folders) + ((0, name),)
-
-
-def _indexed(name: str) -> bool:
-    return is_test_file(name) or name == "conftest.py"
 
 
 def cache_path(root: Path) -> Path:
@@ -129,7 +67,7 @@ class ProjectIndex:
         self.parsed = 0  # files parsed so far (the bench and the tests read it)
         self._version = 0  # a new number when a Python file of the project changes
         self._python_stamp: int | None = None  # every .py file's path, mtime and size, hashed
-        self._snapshot: _Snapshot | None = None
+        self._snapshot: IndexSnapshot | None = None
         self._update = threading.Lock()
         self._building: threading.Thread | None = None
         self._last_walk = 0.0
@@ -209,7 +147,7 @@ class ProjectIndex:
                     continue
                 full = self.root / rel
                 self._version = next(_VERSIONS)  # a Python file, or a folder that may hold some
-                if not _indexed(full.name):
+                if not indexed(full.name):
                     # A folder created, renamed or deleted (its files are not named one by one).
                     walk = walk or not full.name.endswith(".py")
                     continue
@@ -254,27 +192,27 @@ class ProjectIndex:
                 except OSError:
                     continue  # deleted during the walk, or a dangling link
                 python.append((path, stat.st_mtime_ns, stat.st_size))
-                if _indexed(name):
+                if indexed(name):
                     rel = os.path.relpath(path, root).replace(os.sep, "/")
                     found[rel] = (stat.st_mtime_ns, stat.st_size)
         return found, hash(tuple(python))
 
-    def _read(self, rel: str) -> _Entry:
+    def _read(self, rel: str) -> FileEntry:
         path = self.root / rel
         read_ns = time.time_ns()
         try:
             stat = path.stat()
         except OSError:
-            return _Entry(0, -1, read_ns, None)
+            return FileEntry(0, -1, read_ns, None)
         self.parsed += 1
-        return _Entry(stat.st_mtime_ns, stat.st_size, read_ns, read_summary(path))
+        return FileEntry(stat.st_mtime_ns, stat.st_size, read_ns, read_summary(path))
 
-    def _publish(self, entries: dict[str, _Entry]) -> None:
+    def _publish(self, entries: dict[str, FileEntry]) -> None:
         order = tuple(sorted((rel for rel in entries if is_test_file(rel.rpartition("/")[2])),
-                             key=_walk_key))
-        self._snapshot = _Snapshot(entries, order)
+                             key=walk_key))
+        self._snapshot = IndexSnapshot(entries, order)
 
-    def _current(self) -> _Snapshot:
+    def _current(self) -> IndexSnapshot:
         if self._snapshot is None:
             self.wait()
         if self._snapshot is None or not self.watched or \
@@ -288,21 +226,21 @@ class ProjectIndex:
         return {"version": CACHE_VERSION, "python": list(sys.version_info[:2]),
                 "root": str(self.root)}
 
-    def _load_cache(self) -> dict[str, _Entry]:
+    def _load_cache(self) -> dict[str, FileEntry]:
         if self._cache is None or not self._cache.is_file():
             return {}
         try:
             data = json.loads(self._cache.read_text(encoding="utf-8"))
             if data.get("key") != self._cache_key():
                 return {}
-            return {rel: _Entry(mtime, size, read_ns,
+            return {rel: FileEntry(mtime, size, read_ns,
                                 FileSummary.from_json(summary) if summary is not None else None)
                     for rel, (mtime, size, read_ns, summary) in data["files"].items()}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring the damaged index cache %s: %s", self._cache, exc)
             return {}
 
-    def _save(self, entries: dict[str, _Entry]) -> None:
+    def _save(self, entries: dict[str, FileEntry]) -> None:
         data = {"key": self._cache_key(),
                 "files": {rel: [e.mtime_ns, e.size, e.read_ns,
                                 e.summary.to_json() if e.summary is not None else None]
@@ -355,7 +293,7 @@ class ProjectIndex:
         return {name: self._select(snapshot, name, target_file, sites.get(name))
                 for name in function_names}
 
-    def _select(self, snapshot: _Snapshot, function_name: str, target_file: Path | None,
+    def _select(self, snapshot: IndexSnapshot, function_name: str, target_file: Path | None,
                 site: FunctionSite | None) -> SelectedTests:
         parts = function_name.split(".")
         short, owner = parts[-1], (parts[-2] if len(parts) > 1 else None)

@@ -74,10 +74,12 @@ def copy_project(project: Path, dest: Path) -> None:
                     ignore=lambda folder, names: [n for n in names if n in SKIP_DIRS])
 
 
-WORKER_SCRIPT = Path(__file__).with_name("worker.py")
+WORKER_PACKAGE = Path(__file__).with_name("worker")  # copied whole; run as ``python FOLDER``
+WORKER_NAME = "budgetpass_worker"  # the copy's name: its import name inside the sandbox
 SANDBOX_BASE = "/tmp/p"  # the project copy, read-only
 SANDBOX_RUNS = "/tmp/s"  # one writable folder per candidate
-SANDBOX_WORKER = "/tmp/bp/worker.py"
+SANDBOX_WORKER_DIR = "/tmp/bp"  # holds only the worker package, read-only
+SANDBOX_WORKER = f"{SANDBOX_WORKER_DIR}/{WORKER_NAME}"
 
 
 # Extra pytest options a user may add (``tests.extraArgs``): ones that narrow or tune the run.
@@ -198,15 +200,21 @@ class WarmWorker:
         base, runs = self._tmp / "base", self._tmp / "runs"
         copy_project(self.project, base)
         _open_for_reading(base)
-        # Run as a copy: beside its source, ``select.py`` of this package would shadow the stdlib.
-        shutil.copy(WORKER_SCRIPT, self._tmp / "worker.py")
+        # Run as a copy, alone in its folder: beside its source, ``select.py`` of this package
+        # would shadow the stdlib.
+        worker_dir = self._tmp / "bp"
+        worker = worker_dir / WORKER_NAME
+        shutil.copytree(WORKER_PACKAGE, worker, ignore=shutil.ignore_patterns("__pycache__"))
         os.chmod(self._tmp, 0o755)
-        os.chmod(self._tmp / "worker.py", 0o644)
+        for folder in (worker_dir, worker):
+            os.chmod(folder, 0o755)
+        for module in worker.iterdir():
+            os.chmod(module, 0o644)
         bwrap = self.info.kind == "bwrap"
         if not bwrap:
             runs.mkdir(mode=0o711)  # the worker makes each run's folder, with a fresh random name
         paths = (SANDBOX_BASE, SANDBOX_RUNS, SANDBOX_WORKER) if bwrap else (
-            str(base), str(runs), str(self._tmp / "worker.py"))
+            str(base), str(runs), str(worker))
         same_uid = not bwrap and not _others_can_reach(self.python, self._tmp)
         # cgroups only where the worker switches candidates to their own uids (root)
         self.groups = sandbox.CandidateGroups(self.parallel, self.limits) \
@@ -224,7 +232,7 @@ class WarmWorker:
             argv.append("--same-uid")
         if bwrap:
             binds = [(str(base), SANDBOX_BASE, False),
-                     (str(self._tmp / "worker.py"), SANDBOX_WORKER, False)]
+                     (str(worker_dir), SANDBOX_WORKER_DIR, False)]
             binds += [(folder, inner, True) for folder, inner in zip(folders, inner_groups)]
             # A tmpfs per slot (the worker puts each run's folder in its slot's): a candidate's
             # files, its project copy included, never use another slot's share.

@@ -28,12 +28,13 @@ from typing import TypeVar
 from budgetpass.generation.locate import body_ast, find_function
 
 from .discovery import iter_python_files, module_name, package_root
-from .examples import ProbeInput, docstring_examples, function_node, outputs_match, typed_inputs
+from .examples import ProbeInput, docstring_examples, function_node, outputs_match
 from .session import TestSession
+from .typed_inputs import typed_inputs
 
 T = TypeVar("T")
 
-__all__ = ["ProbeInput", "docstring_examples", "typed_inputs"]  # one home: verify/examples.py
+__all__ = ["ProbeInput", "docstring_examples", "typed_inputs"]  # homes: examples.py, typed_inputs.py
 
 RANKERS = ("combined", "execution_agreement", "doctest", "reviewer", "mean_logprob")
 MAX_INPUTS = 16

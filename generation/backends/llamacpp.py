@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..prompts import TemplateHints
 from ..runaway import RunawayGuard
 from ..types import Completion, CompletionCallback, GenerationResult, SamplingParams
 from .base import BackendError
+from .llamacpp_vocab import LlamaVocabulary
 from .sampler import sample_rows
 
 PROMPT_CHUNK = 512
@@ -83,7 +83,7 @@ def _announce(seqs: list[_Sequence], on_complete: CompletionCallback | None) -> 
             on_complete(seq.completion())
 
 
-class LlamaCppModel:
+class LlamaCppModel(LlamaVocabulary):
     """One loaded GGUF model. Not thread-safe: one ``generate`` at a time (a lock enforces it)."""
 
     name = "llama.cpp"  # the backend, for reports (see base.Backend)
@@ -130,52 +130,6 @@ class LlamaCppModel:
             self.close()
         except Exception:
             pass
-
-    # --- vocabulary ---------------------------------------------------------------------------
-
-    def tokenize(self, text: str, special: bool = True) -> list[int]:
-        data = text.encode("utf-8")
-        size = len(data) + 16
-        buf = (self.llama.llama_token * size)()
-        n = self.llama.llama_tokenize(self.vocab, data, len(data), buf, size, False, special)
-        if n < 0:
-            size = -n
-            buf = (self.llama.llama_token * size)()
-            n = self.llama.llama_tokenize(self.vocab, data, len(data), buf, size, False, special)
-        return list(buf[:n])
-
-    def token_bytes(self, token: int) -> bytes:
-        buf = ctypes.create_string_buffer(64)
-        n = self.llama.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = self.llama.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
-        return buf.raw[:n]
-
-    def is_special_token(self, text: str) -> bool:
-        """Whether ``text`` is one control token of this vocabulary (e.g. a FIM marker)."""
-        tokens = self.tokenize(text, special=True)
-        if len(tokens) != 1:
-            return False
-        attr = self.llama.llama_vocab_get_attr(self.vocab, tokens[0])
-        return bool(attr & (self.llama.LLAMA_TOKEN_ATTR_CONTROL | self.llama.LLAMA_TOKEN_ATTR_USER_DEFINED))
-
-    def template_hints(self, markers) -> TemplateHints:
-        """The markers that are single control tokens here, plus the FIM tokens the GGUF
-        declares (``fim_marker_texts``)."""
-        special = {m for m in markers if self.is_special_token(m)} | self.fim_marker_texts()
-        return TemplateHints(special=frozenset(special), source="the model's vocabulary")
-
-    def fim_marker_texts(self) -> set[str]:
-        """Texts of the FIM tokens the GGUF declares (metadata or llama.cpp's own detection),
-        without SentencePiece's word marker: CodeLlama's are "▁<PRE>", "▁<SUF>", "▁<MID>"."""
-        found = set()
-        for getter in ("llama_vocab_fim_pre", "llama_vocab_fim_suf", "llama_vocab_fim_mid"):
-            token = getattr(self.llama, getter)(self.vocab)
-            if token is not None and 0 <= token < self.n_vocab:
-                text = self.llama.llama_vocab_get_text(self.vocab, token)
-                found.add(text.decode("utf-8", "replace").lstrip("\u2581").strip())
-        return found
 
     # --- generation ---------------------------------------------------------------------------
 
@@ -478,7 +432,3 @@ class LlamaCppModel:
                 return
         if len(seq.tokens) >= params.max_tokens:
             seq.finish_reason = "length"
-
-    def is_control(self, token: int) -> bool:
-        attr = self.llama.llama_vocab_get_attr(self.vocab, token)
-        return bool(attr & self.llama.LLAMA_TOKEN_ATTR_CONTROL)

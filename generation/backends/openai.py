@@ -19,12 +19,10 @@ from __future__ import annotations
 import http.client
 import json
 import queue
-import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ..prompts import TemplateHints
 from ..runaway import RunawayGuard
@@ -36,18 +34,21 @@ from ..types import (
     deliver_completions,
 )
 from .base import BackendError
+from .openai_stream import (
+    CUT_HERE,
+    EVENTS_BEFORE_HANG_UP,
+    MAX_SERVER_STOPS,
+    Choice,
+    KeptSocketHTTPConnection,
+    KeptSocketHTTPSConnection,
+    apply_stops,
+    error_message,
+    hang_up,
+    take_piece,
+)
 from .sampler import CANDIDATE_POOL
 
 _POLL_SECONDS = 0.02
-
-
-@dataclass
-class _Choice:
-    text: str = ""
-    logprobs: list[float] = field(default_factory=list)
-    tokens: int = 0  # generated tokens, as the server reports them (stop tokens included)
-    finish_reason: str | None = None
-    pieces: list = field(default_factory=list)  # the token texts, for runaway control
 
 
 class OpenAICompatibleBackend:
@@ -199,7 +200,7 @@ class OpenAICompatibleBackend:
 
     def _generate(self, prompt, n, params, on_token, should_stop, on_complete):
         start = time.monotonic()
-        choices: list[_Choice] = []
+        choices: list[Choice] = []
         first_piece: float | None = None
         guard = RunawayGuard.for_params(params, n)
         while len(choices) < n:
@@ -216,10 +217,10 @@ class OpenAICompatibleBackend:
                 break
             choices.extend(got[:missing])
         while len(choices) < n:
-            choices.append(_Choice(finish_reason="cancelled"))
+            choices.append(Choice(finish_reason="cancelled"))
         completions = []
         for index, choice in enumerate(choices):
-            text, reason = _apply_stops(choice.text, params.stop, choice.finish_reason)
+            text, reason = apply_stops(choice.text, params.stop, choice.finish_reason)
             completions.append(Completion(index, text, (), tuple(choice.logprobs), reason,
                                           token_count=choice.tokens))
         elapsed = time.monotonic() - start
@@ -244,7 +245,7 @@ class OpenAICompatibleBackend:
         }
         if params.stop:
             # The OpenAI API allows at most 4 stop strings and vLLM's server refuses more (HTTP
-            # 400); the rest are applied to the text as it arrives (_apply_stops).
+            # 400); the rest are applied to the text as it arrives (apply_stops).
             body["stop"] = list(params.stop)[:MAX_SERVER_STOPS]
         if self.sampler_extensions:
             body["top_k"] = params.top_k or CANDIDATE_POOL
@@ -276,11 +277,11 @@ class OpenAICompatibleBackend:
         if response.status >= 400:
             detail = response.read(2000).decode("utf-8", "replace").strip()
             raise BackendError(f"{self.url}{path} answered HTTP {response.status} "
-                               f"{response.reason}: {_error_message(detail)}")
+                               f"{response.reason}: {error_message(detail)}")
         return response
 
     def _connect(self) -> http.client.HTTPConnection:
-        cls = _HTTPSConnection if self._scheme == "https" else _HTTPConnection
+        cls = KeptSocketHTTPSConnection if self._scheme == "https" else KeptSocketHTTPConnection
         return cls(self._host, self._port, timeout=self.timeout)
 
     def _request(self, prompt, n, params, seed, should_stop, progress, guard: RunawayGuard):
@@ -294,7 +295,7 @@ class OpenAICompatibleBackend:
                                   daemon=True, name="budgetpass-http")
         reader.start()
         deadline = time.monotonic() + self.request_timeout
-        choices: dict[int, _Choice] = {}
+        choices: dict[int, Choice] = {}
         first_piece = None
         generated = 0
         settled = 0  # events since every choice seen so far finished, bringing no new choice
@@ -302,7 +303,7 @@ class OpenAICompatibleBackend:
             while True:
                 if should_stop and should_stop():
                     for i in range(n):
-                        choices.setdefault(i, _Choice()).finish_reason = "cancelled"
+                        choices.setdefault(i, Choice()).finish_reason = "cancelled"
                     break
                 if time.monotonic() > deadline:
                     raise BackendError(f"{self.base_url}: the request took longer than "
@@ -321,10 +322,10 @@ class OpenAICompatibleBackend:
                 for item in payload.get("choices", []):
                     index = int(item.get("index", 0))
                     new_index = new_index or index not in choices
-                    choice = choices.setdefault(index, _Choice())
-                    if choice.finish_reason in _CUT_HERE:
+                    choice = choices.setdefault(index, Choice())
+                    if choice.finish_reason in CUT_HERE:
                         continue  # cut on our side: the rest of it is not read
-                    generated += _take(choice, item, guard, params.stop)
+                    generated += take_piece(choice, item, guard, params.stop)
                 if progress:
                     progress(generated)
                 finished = all(c.finish_reason for c in choices.values())
@@ -333,11 +334,11 @@ class OpenAICompatibleBackend:
                 # A server that ignores n (llama.cpp's) streams one choice: once ours is cut and
                 # the server keeps sending only that one, stop it rather than wait for max_tokens.
                 settled = settled + 1 if finished and not new_index else 0
-                if settled >= _EVENTS_BEFORE_HANG_UP and all(
-                        c.finish_reason in _CUT_HERE for c in choices.values()):
+                if settled >= EVENTS_BEFORE_HANG_UP and all(
+                        c.finish_reason in CUT_HERE for c in choices.values()):
                     break
         finally:
-            _hang_up(conn)
+            hang_up(conn)
         ordered = [choices[i] for i in sorted(choices)]
         for choice in ordered:
             if choice.finish_reason is None:
@@ -371,7 +372,7 @@ class OpenAICompatibleBackend:
                                        f"{data[:200]!r}") from None
                 if "error" in payload:
                     raise BackendError(f"{url} reported an error: "
-                                       f"{_error_message(json.dumps(payload))}")
+                                       f"{error_message(json.dumps(payload))}")
                 events.put(("event", payload))
         except BackendError as exc:
             events.put(("error", exc))
@@ -384,86 +385,3 @@ class OpenAICompatibleBackend:
             events.put(("error", BackendError(
                 f"{url}: the connection failed mid-response ({exc.__class__.__name__}: {exc}); "
                 "did the server crash or restart?")))
-
-
-def _take(choice: _Choice, item: dict, guard: RunawayGuard, stops: tuple[str, ...]) -> int:
-    """Add one streamed piece to its choice; returns its token count. A stop string the server
-    was not sent (MAX_SERVER_STOPS) ends the choice here: ``client-stop``, cut at the end."""
-    piece = item.get("text") or ""
-    checked_from = max(0, len(choice.text) - max((len(s) for s in stops), default=0))
-    choice.text += piece
-    reported = item.get("logprobs") or {}
-    logprobs = reported.get("token_logprobs") or []
-    choice.logprobs.extend(float(x) for x in logprobs if x is not None)
-    texts = reported.get("tokens") or [object() for _ in logprobs]  # no texts: no loop check
-    choice.tokens += len(texts)
-    choice.pieces.extend(texts)
-    if item.get("finish_reason"):
-        choice.finish_reason = item["finish_reason"]
-        if choice.finish_reason == "stop":
-            guard.finished(choice.tokens)
-    elif piece and any(stop in choice.text[checked_from:] for stop in stops):
-        choice.finish_reason = "client-stop"
-        guard.finished(choice.tokens)
-    elif guard.verdict(choice.pieces):
-        choice.finish_reason = "runaway"
-    return len(texts)
-
-
-# Finish reasons decided on our side: the server may still be generating that choice.
-_CUT_HERE = ("runaway", "client-stop")
-# Stream events, all for choices already cut on our side, after which a server is taken to
-# ignore ``n`` (a server that honours it starts every choice in its first few events).
-_EVENTS_BEFORE_HANG_UP = 8
-
-
-class _HTTPConnection(http.client.HTTPConnection):
-    """Keeps its socket: http.client hands it to a response that will close the connection
-    (HTTP/1.0, ``Connection: close``) and forgets it, and a hang-up needs it."""
-
-    opened = None
-
-    def connect(self):
-        super().connect()
-        self.opened = self.sock
-
-
-class _HTTPSConnection(http.client.HTTPSConnection):
-    opened = None
-
-    def connect(self):
-        super().connect()
-        self.opened = self.sock
-
-
-def _hang_up(conn: http.client.HTTPConnection) -> None:
-    """Close at once; a streaming server sees the disconnect and stops generating."""
-    sock = conn.opened or conn.sock
-    if sock is not None:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-    conn.close()
-
-
-def _error_message(detail: str) -> str:
-    try:
-        data = json.loads(detail)
-        err = data.get("error", data)
-        if isinstance(err, dict):
-            return str(err.get("message") or err.get("detail") or err)[:500]
-        return str(err)[:500]
-    except ValueError:
-        return detail[:500] or "(empty body)"
-
-
-MAX_SERVER_STOPS = 4
-
-
-def _apply_stops(text: str, stops: tuple[str, ...], reason: str | None) -> tuple[str, str]:
-    """Cut at the first stop string, for servers that cap or ignore the ``stop`` list."""
-    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
-    if cut >= 0:
-        return text[:cut], "stop"
-    return text, reason or "stop"

@@ -4,15 +4,8 @@ LSP value never replaces a good one."""
 import argparse
 
 import pytest
-from budgetpass.app.config import (
-    Config,
-    ConfigError,
-    build,
-    from_cli,
-    from_lsp,
-    lsp_json,
-    notes,
-)
+from budgetpass.app.config import Config, ConfigError, build, notes
+from budgetpass.app.config_sources import from_cli, from_lsp, lsp_json
 from budgetpass.generation.runaway import DEFAULT_RUNAWAY
 from budgetpass.server.cli import build_parser
 from budgetpass.verify.sandbox import Limits

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from budgetpass.app.config import EDITOR_CHOICES, Config, lsp_json
+from budgetpass.app.config import EDITOR_CHOICES, Config
+from budgetpass.app.config_sources import lsp_json
 
 from tests.conftest import REPO
 

@@ -2,7 +2,7 @@
 `BUDGETPASS_SANDBOX=process make demo` sets) as tests.sandbox's default in the config tree, for
 the CLI and the language server alike."""
 
-from budgetpass.app.config import from_cli, from_lsp
+from budgetpass.app.config_sources import from_cli, from_lsp
 from budgetpass.server.cli import build_parser, main
 
 

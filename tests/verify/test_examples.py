@@ -6,8 +6,8 @@ from budgetpass.verify.examples import (
     docstring_examples,
     outputs_match,
     parse_examples,
-    typed_inputs,
 )
+from budgetpass.verify.typed_inputs import typed_inputs
 
 
 def pairs(doc, name="f", n_params=1):

@@ -11,6 +11,7 @@ import pytest
 from budgetpass.verify import index as index_module
 from budgetpass.verify.discovery import find_tests
 from budgetpass.verify.index import ProjectIndex, project_index
+from budgetpass.verify.index_snapshot import RACY_NS
 
 
 def _write(root: Path, rel: str, text: str) -> Path:
@@ -124,7 +125,7 @@ def test_disk_cache_spares_parsing_and_stays_out_of_the_project(project, monkeyp
     # Old enough not to be racy, as they would be on a real project.
     data = json.loads(cache.read_text())
     for entry in data["files"].values():
-        entry[2] += 10 * index_module.RACY_NS
+        entry[2] += 10 * RACY_NS
     cache.write_text(json.dumps(data))
     second = ProjectIndex(project)
     assert second.find_tests("total") == expected

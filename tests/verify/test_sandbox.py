@@ -223,6 +223,44 @@ def test_a_correct_candidate_passes_with_per_test_outcomes(tmp_path):
         ("failed", "assert 41 == 42"), ("passed", "")]
 
 
+LAYOUT_TESTS = """import os
+import sys
+
+from mod import target
+
+
+def test_target():
+    assert target() == 42
+
+
+def test_the_worker_package_is_out_of_the_way():
+    import budgetpass_worker
+
+    package = os.path.dirname(budgetpass_worker.__file__)
+    above = os.path.dirname(package)
+    assert package not in sys.path and os.listdir(above) == [os.path.basename(package)]
+    assert not any(os.path.isfile(os.path.join(p or ".", "judge_link.py")) for p in sys.path)
+    assert not READ_ONLY or os.statvfs(package).f_flag & os.ST_RDONLY
+"""
+
+
+@pytest.mark.parametrize("kind", ["bwrap", "process"])
+def test_the_worker_package_shadows_nothing_and_is_read_only(tmp_path, kind):
+    """The worker runs as a copied package: only the folder above it is on sys.path (its modules
+    never shadow a test dependency of the same name), and in bwrap it is mounted read-only."""
+    if kind == "bwrap" and sandbox.probe("auto").kind != "bwrap":
+        pytest.skip("no bwrap here")
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "mod.py").write_text("def target():\n    return 0\n")
+    (project / "test_mod.py").write_text(f"READ_ONLY = {kind == 'bwrap'}\n" + LAYOUT_TESTS)
+    nodes = ("test_mod.py::test_target", "test_mod.py::test_the_worker_package_is_out_of_the_way")
+    with WarmWorker(project, sandbox.probe(kind), sandbox.Limits(wall_seconds=60),
+                    sys.executable, parallel=1) as worker:
+        [run] = run_each(worker, "mod.py", ["def target():\n    return 42\n"], nodes)
+    assert run.passed, run.output
+
+
 def test_bwrap_is_available_in_ci():
     if os.environ.get("CI"):
         assert sandbox.probe("auto").kind == "bwrap", sandbox.probe("auto").warning

@@ -1,0 +1,74 @@
+"""A run's result from the judge's report lines: a missing 'done' or a garbled line fails it."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .scheduler import Running
+
+
+def verdict(run: Running, status: int | None, seconds: float, output: str) -> dict:
+    """Outcomes from the judge's messages; a missing 'done' or a garbled line fails the run."""
+    wall = run.job["limits"]["wall_seconds"]
+    collected: list[str] = []
+    final: dict[str, tuple[str, str]] = {}
+    test_seconds = 0.0
+    current = None
+    done = None
+    problems = list(run.problems)
+    for message in run.messages:
+        op = message.get("op")
+        if op == "collected":
+            collected = [str(n) for n in message.get("tests", [])]
+        elif op == "start":
+            current = message.get("node")
+        elif op == "test":
+            final[str(message.get("node"))] = (str(message.get("outcome")),
+                                               str(message.get("message", "")))
+            current = None
+            try:
+                test_seconds += float(message.get("seconds", 0.0))
+            except (TypeError, ValueError):
+                pass
+        elif op == "collect_error":
+            problems.append(f"collection error in {message.get('node')}: {message.get('message')}")
+        elif op == "done":
+            done = message.get("exitstatus")
+    if run.garbled:
+        problems.append(f"{run.garbled} garbled report line(s)")
+    if status is None:
+        exit_text = "not started"
+    elif os.WIFSIGNALED(status):
+        exit_text = f"killed by signal {os.WTERMSIG(status)}"
+    else:
+        exit_text = f"exit code {os.WEXITSTATUS(status)}"
+    outcomes = []
+    for node in collected or run.job["tests"]:
+        if node in final:
+            outcomes.append([node, *final[node]])
+        elif run.timed_out and node == current:
+            outcomes.append([node, "timeout", f"killed after {wall:g} s"])
+        elif run.cancelled:
+            outcomes.append([node, "error", "cancelled"])
+        elif node == current:
+            outcomes.append([node, "error", f"the test process ended during this test ({exit_text})"])
+        elif run.timed_out:
+            outcomes.append([node, "timeout", f"not run: the run was killed after {wall:g} s"])
+        else:
+            outcomes.append([node, "error", problems[0] if problems else
+                             f"not run: the test process ended early ({exit_text})"])
+    complete = (done is not None and collected and all(n in final for n in collected))
+    exited = status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    passed = (complete and done == 0 and not problems and not run.timed_out and not run.cancelled
+              and exited and any(o[1] == "passed" for o in outcomes)
+              and all(o[1] in ("passed", "skipped") for o in outcomes))
+    if not complete and not problems and not run.timed_out and not run.cancelled:
+        problems.append(f"the test process ended before pytest finished ({exit_text})")
+    returncode = None if status is None else (
+        os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))
+    return {"op": "result", "id": run.job["id"], "passed": bool(passed), "outcomes": outcomes,
+            "seconds": seconds, "timed_out": run.timed_out, "cancelled": run.cancelled,
+            "returncode": returncode, "problems": problems, "output": output,
+            "test_seconds": test_seconds}
