@@ -32,7 +32,16 @@ MIN_SEQUENCES = 16
 ABORT_POLL_SECONDS = 0.01  # how often should_stop() is asked while a decode runs
 
 
+# llama.cpp's CPU threads (OpenMP) spin between steps by default. Beside one busy process (a
+# candidate's tests while the others decode, the editor) a 2-thread decode on 2 cores is 1.33x
+# faster with threads that wait instead; alone on the machine it is 0.89x as fast
+# (bench/results/decode_contention.json). budgetpass rarely decodes alone, so it waits; set
+# OMP_WAIT_POLICY=ACTIVE to spin. libgomp reads it once, as it loads: before llama_cpp's import.
+DECODE_WAIT_POLICY = "PASSIVE"
+
+
 def _llama():
+    os.environ.setdefault("OMP_WAIT_POLICY", DECODE_WAIT_POLICY)
     try:
         import llama_cpp
     except ImportError as exc:  # pragma: no cover - depends on the install

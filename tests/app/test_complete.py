@@ -48,12 +48,13 @@ def test_a_passing_proposal_is_verified_and_comes_first(qwen_path, emptied):
         assert first.verified, [(c.text, c.passed) for c in result.items]
         assert (first.start, first.end) == (offset, offset)
         assert path.read_text() != text  # the buffer was tested, the file left as it was
-        again = complete(path, text, offset, _config(qwen_path), workers=workers)
+        one = _config(qwen_path, **{"budget.samples": 1})  # the worker is under test now
+        again = complete(path, text, offset, one, workers=workers)
         assert again.report.tests == result.report.tests
         assert workers.started == 1, "the second request reused the warm worker"
         time.sleep(0.01)
         (path.parent.parent / "tests" / "test_text.py").touch()  # a test file changed on disk
-        complete(path, text, offset, _config(qwen_path), workers=workers)
+        complete(path, text, offset, one, workers=workers)
         assert workers.started == 2, "a changed test file starts a fresh worker"
     finally:
         workers.close()

@@ -79,10 +79,6 @@ def test_temporary_project_passes_and_write_changes_only_the_body(qwen_path, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 14: with --calls 2 none of the 0.5B's 6 candidates computes "
-                   "initials (all capitalise the name); the ranker reports 'matches 0 of 1 "
-                   "docstring examples'. Needs better candidates (prompt, or more samples until "
-                   "an example passes), not a better ranker", strict=False)
 def test_function_without_tests_is_ranked_by_its_docstring_example(qwen_path, tmp_path):
     """`make demo`'s `initials` (no tests; the docstring says 'ada lovelace' -> 'AL' in prose):
     the default ranker picks a body that does that, and says it is unverified and why."""

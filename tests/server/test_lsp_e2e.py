@@ -222,15 +222,18 @@ async def test_a_failed_run_shows_its_failing_test_above_the_function(project, t
 
 async def test_anytime_spends_its_seconds_and_progress_counts_candidates(project, tmp_path):
     add_an_impossible_test_for_initials(project)
+    # Short candidates (24 tokens: they fail anyway), so that a batch of 2 takes a few seconds
+    # even on a loaded 2-core machine and 12 s hold more than one.
     editor = await start_editor(tmp_path / "state", {"budget": {
-        "metric": "samples", "samples": 2, "anytime": True, "seconds": 5}})
+        "metric": "samples", "samples": 2, "anytime": True, "seconds": 12},
+        "sampling": {"maxTokens": 24}})
     try:
         uri, text, row = await open_at_initials(editor, project)
         result = await editor.command("budgetpass.generateUntilPass",
                                       {"uri": uri, "position": {"line": row, "character": 4}})
         assert result["status"] == "failed" and not result["applied"]
         used = result["budget_used"]
-        assert used["given_seconds"] == 5 and used["samples"] > 2, used
+        assert used["given_seconds"] == 12 and used["samples"] > 2, used
         assert result["pipeline"]["batches"] == used["samples"] // 2
         assert len(result["candidates"]) == used["samples"]
         reports = [r for values in editor.client.progress_reports.values() for r in values
@@ -241,7 +244,7 @@ async def test_anytime_spends_its_seconds_and_progress_counts_candidates(project
         assert counted and all("0 passing" in m for m in counted)
         assert any(f"sampling {used['samples']} candidates" in (r.message or "")
                    for r in reports), "the candidate count grows with each batch"
-        assert any("generate-until-pass" in m.message and "budget 5 s" in m.message
+        assert any("generate-until-pass" in m.message and "budget 12 s" in m.message
                    for m in editor.client.messages)
     finally:
         await editor.client.shutdown_session()

