@@ -153,7 +153,9 @@ def anytime_batches(backend, prompt: str, params: SamplingParams, max_samples: i
             if on_complete else None
         result = backend.generate(prompt, size, batch_params, on_token=report_tokens,
                                   should_stop=should_stop, on_complete=report_done)
-        last_seconds = result.seconds
+        # The next batch's estimate: the first one evaluated the prompt, which the next finds in
+        # the backend's prompt cache (llama.cpp, vLLM); later batches are measured as they are.
+        last_seconds = result.seconds - (result.prompt_seconds if number == 0 else 0.0)
         completions = tuple(replace(c, index=drawn + c.index) for c in result.completions)
         drawn += size
         tokens += result.generated_tokens

@@ -66,7 +66,8 @@ def test_budgets_for_05b_vs_15b_by_flops_time_and_samples(qwen_path, tmp_path, m
     assert by_flops.samples == 3
     assert by_samples.samples == 5
     assert by_time.calibrated and by_time.samples >= 1
-    assert small.seconds(400, 96, by_time.samples) <= by_time.seconds
+    # k candidates fit the reference's time, unless k was raised to the minimum of one
+    assert by_time.samples == 1 or small.seconds(400, 96, by_time.samples) <= by_time.seconds
     print(f"\nk on this machine: flops {by_flops.samples}, time {by_time.samples} "
           f"({by_time.derivation}), samples {by_samples.samples}")
 

@@ -137,7 +137,8 @@ try {
     const ghostText = async () => (await ghost.allInnerTexts().catch(() => [])).join("\n").replace(/\u00a0/g, " ");
     const first = await ghostText();
     await page.keyboard.press("Alt+BracketRight"); // next inline suggestion
-    const until = Date.now() + 10000;
+    // VS Code may ask the server again for every item before it cycles: a whole solve.
+    const until = Date.now() + 240000;
     while (Date.now() < until && (await ghostText()) === first) await page.waitForTimeout(200);
     result.ghostSecond = await ghostText();
     result.counter = (await page.locator(".inlineSuggestionsHints, .inline-suggestion-hints")
