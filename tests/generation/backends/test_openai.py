@@ -1,5 +1,6 @@
 """The OpenAI-compatible HTTP backend against a real llama.cpp server started on loopback."""
 
+import contextlib
 import http.server
 import json
 import socket
@@ -234,6 +235,18 @@ def test_a_server_tokenizes_as_the_model_does(server, smol_path):
     assert backend.template_hints(()).names == (backend.served_model(),)
 
 
+@contextlib.contextmanager
+def scripted_server(handler):
+    """A scripted HTTP server on a free loopback port for the block; yields its URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 SCRIPT = ["    return", " a", " +", " b", "<|fim_pad|>", "\n", "def", " sub", "(a", ", b", "):"]
 
 
@@ -284,37 +297,27 @@ class _VllmLikeServer(http.server.BaseHTTPRequestHandler):
 def test_a_special_token_stop_fires_on_a_server_that_skips_special_tokens():
     """vLLM's server drops special tokens from the text it checks stops against by default: the
     backend asks it to keep them, so the FIM stop <|fim_pad|> ends the body there."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _VllmLikeServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        backend = OpenAICompatibleBackend(f"http://127.0.0.1:{server.server_port}", "m")
+    with scripted_server(_VllmLikeServer) as url:
+        backend = OpenAICompatibleBackend(url, "m")
         result = backend.generate("<|fim_prefix|>def add(a, b):\n", 1, SamplingParams(
             temperature=0, max_tokens=len(SCRIPT), stop=("<|fim_pad|>", "<|file_sep|>")))
         completion = result.completions[0]
         assert (completion.text, completion.finish_reason) == ("    return a + b", "stop")
         assert _VllmLikeServer.bodies[-1]["skip_special_tokens"] is False
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 
 def test_more_than_four_stops_are_cut_on_our_side():
     """The OpenAI API (and vLLM's server) takes at most 4 stop strings: the first 4 go to the
     server, the rest end the text as it comes back."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _VllmLikeServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        backend = OpenAICompatibleBackend(f"http://127.0.0.1:{server.server_port}", "m")
+    with scripted_server(_VllmLikeServer) as url:
+        backend = OpenAICompatibleBackend(url, "m")
         stops = ("<|a|>", "<|b|>", "<|c|>", "<|d|>", "<|fim_pad|>")
         result = backend.generate("<|fim_prefix|>def add(a, b):\n", 1, SamplingParams(
             temperature=0, max_tokens=len(SCRIPT), stop=stops))
         completion = result.completions[0]
         assert (completion.text, completion.finish_reason) == ("    return a + b", "stop")
         assert _VllmLikeServer.bodies[-1]["stop"] == list(stops[:4])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 class _IgnoresNServer(http.server.BaseHTTPRequestHandler):
@@ -350,10 +353,8 @@ class _IgnoresNServer(http.server.BaseHTTPRequestHandler):
 def test_a_stop_cut_on_our_side_hangs_up_on_a_server_that_ignores_n():
     """The dedent stop is the 5th, so only we see it: each of the n rounds ends a few tokens
     after it instead of at max_tokens (a 0.5B on a busy CPU spent minutes there)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _IgnoresNServer)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        backend = OpenAICompatibleBackend(f"http://127.0.0.1:{server.server_port}", "m")
+    with scripted_server(_IgnoresNServer) as url:
+        backend = OpenAICompatibleBackend(url, "m")
         stops = ("<|a|>", "<|b|>", "<|c|>", "<|d|>", "\ndef")
         result = backend.generate("def add(a, b):\n", 2, SamplingParams(
             temperature=0.8, max_tokens=2000, stop=stops))
@@ -364,6 +365,3 @@ def test_a_stop_cut_on_our_side_hangs_up_on_a_server_that_ignores_n():
             time.sleep(0.05)
         assert len(_IgnoresNServer.sent) == 2 and max(_IgnoresNServer.sent) < 60, \
             _IgnoresNServer.sent
-    finally:
-        server.shutdown()
-        server.server_close()
