@@ -36,9 +36,9 @@ TESTS = ("import pytest\nfrom mod import target\n\n\n@pytest.fixture\ndef value(
 CORRECT, WRONG = "    return n * 2\n", "    return n + 1 if n else 0\n"
 # The limits every attack runs under, set as a user would (``budgetpass check``'s flags); the
 # attacks read them from attack_params.py to aim just past them.
-FLAGS = ["--sandbox", "bwrap", "--test-timeout", "20", "--test-memory-mb", "512",
+FLAGS = ["--sandbox", "bwrap", "--test-timeout", "8", "--test-memory-mb", "512",
          "--test-disk-mb", "64"]
-LIMITS = TestsConfig(sandbox="bwrap", timeout_seconds=20, memory_mb=512, disk_mb=64).limits
+LIMITS = TestsConfig(sandbox="bwrap", timeout_seconds=8, memory_mb=512, disk_mb=64).limits
 TALLY = {"tried": 0, "false passes": [], "escapes": []}
 
 
