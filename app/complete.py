@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .choose import proposals
@@ -55,6 +55,7 @@ class Completions:
     items: list[Proposal]  # best first: passing, partial, untested
     report: Report
     notes: list[str] = field(default_factory=list)
+    typed_through: str | None = None  # reused: the characters typed since they were made
 
     @property
     def multiline(self) -> bool:
@@ -84,3 +85,45 @@ def complete(path: Path, text: str, offset: int, config: Config,
              for c in proposals(report.candidates, report.ranked_order)]
     # Stable: within each test status the selection step's order stays.
     return Completions(sorted(items, key=_tested_first), report, list(report.warnings))
+
+
+class RecentCompletions:
+    """The last proposals per file, reused while the user types into them.
+
+    Typing the first characters of a shown proposal, or an editor asking again for the same spot
+    (VS Code does before it cycles), is answered at once with what is left of the proposals that
+    still match, as Copilot keeps its ghost text while you type through it, instead of sampling
+    (and testing) again. Anything else changed in the buffer, another setting or a character no
+    proposal continues with: no reuse.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[Path, tuple[str, int, Config, Completions]] = {}
+
+    def remember(self, path: Path, text: str, offset: int, config: Config,
+                 completions: Completions) -> None:
+        if completions.items:
+            self._last[path] = (text, offset, config, completions)
+        else:
+            self._last.pop(path, None)
+
+    def reuse(self, path: Path, text: str, offset: int, config: Config) -> Completions | None:
+        last = self._last.get(path)
+        if last is None:
+            return None
+        old_text, old_offset, old_config, old = last
+        typed_length = offset - old_offset
+        if (typed_length < 0 or config != old_config
+                or len(text) - len(old_text) != typed_length
+                or not text.startswith(old_text[:old_offset])
+                or text[offset:] != old_text[old_offset:]):
+            return None
+        typed = text[old_offset:offset]
+        items = [replace(p, text=p.text[len(typed):], start=offset, end=offset)
+                 for p in old.items if p.text.startswith(typed) and len(p.text) > len(typed)]
+        if not items:
+            return None
+        return Completions(items, old.report, list(old.notes), typed_through=typed)
+
+    def forget(self, path: Path) -> None:
+        self._last.pop(path, None)

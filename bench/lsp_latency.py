@@ -31,6 +31,9 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 RESULTS = Path(__file__).resolve().parent / "results" / "lsp_latency.json"
+# Issue 10: inline answers must feel immediate while typing (debounce included).
+GOAL_P50_MS = 200
+GOAL_P95_MS = 400
 
 # A small module the user is editing; each typed line is inserted below the marker, inside a function.
 MODULE = '''"""Order bookkeeping for a small shop."""
@@ -221,10 +224,14 @@ async def run(args) -> dict:
         "answered": len(answered),
         "answered_with_items": len(with_items),
         "errors": len(errors),
-        "goal_p50_ms": 500,
-        "goal_p95_ms": 1200,
-        "goal_met": bool(answered) and percentile(answered, 50) <= 500
-        and percentile(answered, 95) <= 1200,
+        # Answered from the shown proposals the user typed into (no sampling), per the server log.
+        "answers_typed_through": sum("typed through" in line for line in log_lines),
+        "answers_sampled": sum(line.startswith("inline ") and "typed through" not in line
+                               for line in log_lines),
+        "goal_p50_ms": GOAL_P50_MS,
+        "goal_p95_ms": GOAL_P95_MS,
+        "goal_met": bool(answered) and percentile(answered, 50) <= GOAL_P50_MS
+        and percentile(answered, 95) <= GOAL_P95_MS,
     }
     return {
         "summary": summary,
@@ -237,7 +244,7 @@ async def run(args) -> dict:
                           "latency includes the server-side debounce"},
         "mean_ms": round(statistics.fmean(answered), 1) if answered else None,
         "records": session.records,
-        "server_log_tail": log_lines[-20:],
+        "server_log_tail": log_lines[-40:],
     }
 
 
@@ -255,7 +262,7 @@ def main() -> None:
     args.out.write_text(json.dumps(data, indent=2) + "\n")
     s = data["summary"]
     print(f"inline latency over {s['answered']} answered of {s['requests']} warm requests: "
-          f"p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms (goal 500 / 1200: "
+          f"p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms (goal {GOAL_P50_MS} / {GOAL_P95_MS}: "
           f"{'met' if s['goal_met'] else 'MISSED'}); with items p50 {s['p50_ms_with_items']:.0f} ms;"
           f" cancelled {s['cancelled_share']:.0%}; errors {s['errors']}")
     print(f"wrote {args.out}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from budgetpass.app import config as configs
+from budgetpass.app.complete import RecentCompletions
 from budgetpass.app.config import SECTION
 from budgetpass.app.config_sources import from_lsp
 from budgetpass.app.report import Report
@@ -49,6 +50,7 @@ class BudgetpassServer(LanguageServer):
         for problem in problems:
             log.warning("%s", problem)
         self.workers = WorkerCache()  # warm test workers kept between requests
+        self.recent = RecentCompletions()  # inline proposals the user may type through
         self.board = WorkBoard()
         self.model = ModelSlot()
         self.last_runs: dict[tuple[str, str], Report] = {}
@@ -276,6 +278,9 @@ async def did_change_watched_files(ls: BudgetpassServer,
 @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: BudgetpassServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.board.close(params.text_document.uri)
+    path = convert.file_path(params.text_document.uri)
+    if path is not None:
+        ls.recent.forget(path)
 
 
 @server.feature(types.SHUTDOWN)

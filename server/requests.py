@@ -43,6 +43,11 @@ async def complete_at(ls, uri: str, position: types.Position
     if not config.inline.enable or not convert.is_python(doc) or path is None:
         return None
     serial, flag = ls.board.start_inline(uri)
+    text, offset = doc.source, convert.offset(doc, position)
+    reused = ls.recent.reuse(path, text, offset, config)
+    if reused is not None:  # typed through shown proposals, or asked again (no debounce)
+        _log_inline(ls, uri, position, reused)
+        return doc, reused
     with ls.protocol.cancellations.track(ls.protocol, flag):
         await asyncio.sleep(config.inline.debounce_ms / 1000)
         if flag() or not ls.board.is_latest_inline(uri, serial):
@@ -53,22 +58,29 @@ async def complete_at(ls, uri: str, position: types.Position
             return None
         if opened.backend.busy and ls.board.jobs_running():
             return None  # a job holds the model for seconds: ghost text would come far too late
-        call = functools.partial(complete, path, doc.source, convert.offset(doc, position),
-                                 config, should_stop=flag, workers=ls.workers)
+        call = functools.partial(complete, path, text, offset, config, should_stop=flag,
+                                 workers=ls.workers)
         try:
             result = await ls.in_pool(call, flag)
         except Cancelled:
             return None
         except SolveError as exc:
             raise UserError(str(exc)) from None
+    ls.recent.remember(path, text, offset, config, result)
+    _log_inline(ls, uri, position, result)
+    return doc, result
+
+
+def _log_inline(ls, uri: str, position: types.Position, result: Completions) -> None:
     report = result.report
+    how = (f"reused ({len(result.typed_through)} character(s) typed through)"
+           if result.typed_through is not None else f"{report.seconds * 1000:.0f} ms")
     ls.tell_log(f"inline {Path(uri).name}:{position.line + 1}: "
                 f"{'body' if result.multiline else 'line'}, k={result.samples}, "
-                f"{len(result.items)} item(s), {report.seconds * 1000:.0f} ms"
+                f"{len(result.items)} item(s), {how}"
                 + (f", tests {len(report.tests)}, verified "
                    f"{sum(c.verified for c in result.items)}" if report.tests else "")
                 + ("; " + "; ".join(result.notes) if result.notes else ""))
-    return doc, result
 
 
 async def run_job(ls, args: tuple, apply: bool) -> dict:

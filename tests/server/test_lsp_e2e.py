@@ -99,6 +99,21 @@ async def test_inline_then_generate_until_pass_applies_a_body_that_passes(projec
         one_line = await editor.inline(uri, row - 2, len("def chunk(items: list, "))
         assert one_line is not None, "a one-line request at a ready model gets an answer"
         assert one_line.items and all("\n" not in i.insert_text for i in one_line.items)
+        # Typing the first character of a shown proposal answers at once from it (no sampling);
+        # asking again at the same spot too (VS Code does before it cycles).
+        first = one_line.items[0].insert_text
+        column = len("def chunk(items: list, ")
+        at = sum(len(line) + 1 for line in text.split("\n")[:row - 2]) + column
+        editor.edit(uri, at, at, first[0])
+        through = await editor.inline(uri, row - 2, column + 1)
+        if len(first) > 1:
+            assert through.items[0].insert_text == first[1:]
+        editor.edit(uri, at, at + 1, "")
+        assert editor.texts[uri] == text
+        again = await editor.inline(uri, row - 2, column)
+        assert [i.insert_text for i in again.items] == [i.insert_text for i in one_line.items]
+        reused = [m.message for m in editor.client.log_messages if "typed through" in m.message]
+        assert len(reused) == 1 + (len(first) > 1), reused
 
         lenses = await editor.client.text_document_code_lens_async(
             types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri)))
