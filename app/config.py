@@ -71,6 +71,11 @@ def _probability(_inst, attribute, value):
         raise ValueError("expected a number in (0, 1]")
 
 
+def _share(_inst, attribute, value):
+    if not 0 <= value <= 1:
+        raise ValueError("expected a number in [0, 1]")
+
+
 def _model_name(_inst, attribute, value):
     if not value.strip():
         raise ValueError("expected a model name or .gguf path")
@@ -128,6 +133,9 @@ class BudgetConfig:
     seconds: float | None = attrs.field(default=10.0, validator=_positive)
     max_samples: int | None = attrs.field(default=None, validator=_at_least(1))
     batch_size: int | None = attrs.field(default=None, validator=_at_least(1))
+    # Repair rounds: after a batch without a pass, this share of the next batch (at least one) is
+    # asked to fix the closest failed candidate, shown with its failing test's message; 0: off.
+    repair_share: float = attrs.field(default=0.5, validator=_share)
 
     @property
     def request(self) -> BudgetRequest:
@@ -293,7 +301,8 @@ EDITOR_NAMES = {
     "endpoint": "model.endpoint", "vllmModel": "model.vllm_model", "template": "model.template",
     "budget.metric": "budget.metric", "budget.calls": "budget.calls",
     "budget.samples": "budget.samples", "budget.anytime": "budget.anytime",
-    "budget.seconds": "budget.seconds", "inline.enable": "inline.enable",
+    "budget.seconds": "budget.seconds", "budget.repairShare": "budget.repair_share",
+    "inline.enable": "inline.enable",
     "inline.debounceMs": "inline.debounce_ms", "inline.maxTokens": "inline.max_tokens",
     "inline.verifyWithinMs": "inline.verify_within_ms", "completion.enable": "completion.enable",
     "tests.extraArgs": "tests.extra_args", "tests.timeoutSeconds": "tests.timeout_seconds",

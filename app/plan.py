@@ -110,6 +110,10 @@ def sampling(config: Config, kind: str, k: int, stops: tuple[str, ...], inline: 
     return k, params
 
 
+# (batch number, candidates drawn so far, batch size) -> [(prompt, count), ...]
+BatchSplit = Callable[[int, int, int], list[tuple[str, int]]]
+
+
 @dataclass(frozen=True)
 class AnytimeBatch:
     number: int  # 0, 1, ...
@@ -124,14 +128,17 @@ def anytime_batches(backend, prompt: str, params: SamplingParams, max_samples: i
                     should_stop: Callable[[], bool] | None = None,
                     on_token: Callable[[int], None] | None = None,
                     on_complete: CompletionCallback | None = None,
-                    on_batch_start: Callable[[int], None] | None = None
-                    ) -> Iterator[AnytimeBatch]:
+                    on_batch_start: Callable[[int], None] | None = None,
+                    split: BatchSplit | None = None) -> Iterator[AnytimeBatch]:
     """Batches of up to ``batch_size`` candidates until ``max_samples`` are drawn or
     ``max_seconds`` would be exceeded (a batch is not started if the previous one's duration says
     it would overrun; the first batch always runs). Each batch uses its own seed, so candidates do
     not repeat. ``on_token`` gets the running count of tokens over all batches; ``on_complete``
     each finished candidate as the backend reports it, with its index across batches;
-    ``on_batch_start`` the size of each batch as it starts."""
+    ``on_batch_start`` the size of each batch as it starts. ``split`` may share a batch among
+    prompts (repair rounds): it gets (batch number, candidates drawn so far, batch size) and gives
+    (prompt, count) parts, decoded in turn, whose candidates take the batch's indices in order
+    (none: sampling ends)."""
     if max_samples < 1 or batch_size < 1:
         raise ValueError("max_samples and batch_size must be at least 1")
     start = time.monotonic()
@@ -145,20 +152,32 @@ def anytime_batches(backend, prompt: str, params: SamplingParams, max_samples: i
         if should_stop and should_stop():
             return
         size = min(batch_size, max_samples - drawn)
+        parts = split(number, drawn, size) if split else [(prompt, size)]
+        if not parts or (should_stop and should_stop()):
+            return  # (the split may wait for verdicts, and one may have passed meanwhile)
         if on_batch_start:
             on_batch_start(size)
-        batch_params = replace(params, seed=params.seed + 1000 * number)
-        report_tokens = (lambda n, base=tokens: on_token(base + n)) if on_token else None
-        report_done = (lambda c, base=drawn: on_complete(replace(c, index=base + c.index))) \
-            if on_complete else None
-        result = backend.generate(prompt, size, batch_params, on_token=report_tokens,
-                                  should_stop=should_stop, on_complete=report_done)
+        results: list[tuple[int, GenerationResult]] = []
+        offset = 0  # of the part within the batch
+        for part_prompt, count in parts:
+            if results and should_stop and should_stop():
+                break
+            report_tokens = (lambda n, base=tokens: on_token(base + n)) if on_token else None
+            report_done = (lambda c, base=drawn + offset: on_complete(
+                replace(c, index=base + c.index))) if on_complete else None
+            part = backend.generate(
+                part_prompt, count, replace(params, seed=params.seed + 1000 * number + offset),
+                on_token=report_tokens, should_stop=should_stop, on_complete=report_done)
+            results.append((offset, part))
+            offset += count
+            tokens += part.generated_tokens
+        result = _joined(results)
+        size = offset if len(results) < len(parts) else size
         # The next batch's estimate: the first one evaluated the prompt, which the next finds in
         # the backend's prompt cache (llama.cpp, vLLM); later batches are measured as they are.
         last_seconds = result.seconds - (result.prompt_seconds if number == 0 else 0.0)
         completions = tuple(replace(c, index=drawn + c.index) for c in result.completions)
         drawn += size
-        tokens += result.generated_tokens
         used = time.monotonic() - start
         more_time = max_seconds is None or used + last_seconds <= max_seconds
         usage = BudgetUsage(max_samples, drawn, max_seconds, used, tokens)
@@ -168,3 +187,15 @@ def anytime_batches(backend, prompt: str, params: SamplingParams, max_samples: i
         if cancelled:
             return
         number += 1
+
+
+def _joined(parts: list[tuple[int, GenerationResult]]) -> GenerationResult:
+    """One batch's result from its parts (each part's indices moved by its offset)."""
+    if len(parts) == 1 and parts[0][0] == 0:
+        return parts[0][1]
+    return GenerationResult(
+        tuple(replace(c, index=offset + c.index) for offset, part in parts
+              for c in part.completions),
+        sum(part.prompt_tokens for _, part in parts), sum(part.seconds for _, part in parts),
+        sum(part.prompt_seconds for _, part in parts),
+        sum(part.cached_prompt_tokens for _, part in parts))

@@ -34,6 +34,7 @@ class Candidate:
     decoded_at: float | None = None
     test_started_at: float | None = None
     test_ended_at: float | None = None
+    repair_of: int | None = None  # the failed candidate this one was asked to fix
 
     @property
     def decoded(self) -> bool:
@@ -54,6 +55,7 @@ class Candidate:
             "decoded_at": _rounded(self.decoded_at),
             "test_started_at": _rounded(self.test_started_at),
             "test_ended_at": _rounded(self.test_ended_at),
+            "repair_of": self.repair_of,
         }
         if self.run is not None:
             data["passed"] = self.run.passed
@@ -161,7 +163,7 @@ class Report:
 
 @dataclass(frozen=True)
 class Event:
-    """Progress: ``phase`` is resolve | load | generate | test | done.
+    """Progress: ``phase`` is resolve | load | generate | repair | test | done.
 
     generate: ``done``/``total`` tokens; test: ``done`` distinct candidates tested of ``total``
     known so far (decoded ones to test plus those still decoding). Generate and test events

@@ -12,14 +12,17 @@ import time
 from collections.abc import Callable
 
 from budgetpass.generation.budget import BudgetUsage
-from budgetpass.generation.prompts import Prompt
+from budgetpass.generation.prompts import Prompt, RepairHint
 from budgetpass.generation.types import Completion, SamplingParams
 from budgetpass.verify.runner import WarmWorker
 from budgetpass.verify.session import Finished, TestSession
 
 from .plan import SamplingPlan, anytime_batches
-from .report import Cancelled, Candidate, Event
+from .report import Cancelled, Candidate, Event, SolveError
 from .target import Target
+
+# Before a repair round the sampling waits this long at most for the last batch's verdicts.
+REPAIR_WAIT_SECONDS = 10.0
 
 
 class GenerateAndTest:
@@ -27,12 +30,15 @@ class GenerateAndTest:
 
     ``worker``: a callable that lends a started worker (``None`` when there is nothing to test);
     ``deadline``: no test starts or counts after it (``time.monotonic()``), the rest are untested.
+    ``repair``: the prompt that asks to fix a failed candidate (None: no repair rounds);
+    ``repair_share``: the share of a batch after one without a pass that it asks for.
     """
 
     def __init__(self, model, prompt: Prompt, sampling: SamplingParams, plan: SamplingPlan,
                  target: Target, node_ids: tuple[str, ...], worker: Callable[[], WarmWorker],
                  *, pipeline: bool, stop_at_first_pass: bool, deadline: float | None,
-                 emit, should_stop, start: float):
+                 emit, should_stop, start: float,
+                 repair: Callable[[RepairHint], Prompt] | None = None, repair_share: float = 0.0):
         self.model, self.prompt, self.sampling, self.plan = model, prompt, sampling, plan
         self.target, self.node_ids, self.lend_worker = target, node_ids, worker
         self.pipeline, self.stop_at_first_pass = pipeline, stop_at_first_pass
@@ -51,6 +57,9 @@ class GenerateAndTest:
         self.session: TestSession | None = None
         self.worker: WarmWorker | None = None
         self.batch_began = 0.0
+        self.repair, self.repair_share = repair, repair_share
+        self.repair_of: dict[int, int] = {}  # candidate index -> the failed one it fixes
+        self.verdict = threading.Event()  # a test run finished (the sampling thread may wait)
 
     def _cancelled(self) -> bool:
         return bool(self.should_stop and self.should_stop())
@@ -65,12 +74,58 @@ class GenerateAndTest:
                     should_stop=lambda: self.halt.is_set() or self._cancelled(),
                     on_token=lambda n: put(("tokens", n, time.monotonic())),
                     on_complete=lambda c: put(("complete", c, time.monotonic())),
-                    on_batch_start=lambda size: put(("batch_start", size, time.monotonic()))):
+                    on_batch_start=lambda size: put(("batch_start", size, time.monotonic())),
+                    split=self._split if self.repair and self.repair_share > 0 else None):
                 put(("batch", batch, time.monotonic()))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the request's thread
             put(("error", exc, time.monotonic()))
         finally:
             put(("end", None, time.monotonic()))
+
+    def _split(self, number: int, drawn: int, size: int) -> list[tuple[str, int]]:
+        """The sampling thread, before each batch: after a batch without a pass, part of this one
+        is asked to fix the closest failed candidate tested so far (most tests passed, then
+        likeliest; one not yet repaired first)."""
+        fresh = [(self.prompt.text, size)]
+        if number == 0:
+            return fresh
+        if not self._verdicts_in(drawn) or (self.passing and self.stop_at_first_pass):
+            return []  # stopped, or the last batch passed after all
+        if self.passing:
+            return fresh
+        repaired = set(self.repair_of.values())
+        failed = [(c, message) for c in list(self.candidates) if c.run is not None
+                  and not c.run.passed and (message := _first_failure(c.run))]
+        if not failed:
+            return fresh
+        closest, message = max(failed, key=lambda f: (f[0].index not in repaired,
+                                                       f[0].run.n_passed, f[0].mean_logprob))
+        try:
+            fix = self.repair(RepairHint(closest.body, message))
+        except SolveError:  # (the prompt would not build: fresh samples instead)
+            return fresh
+        repairs = min(size, max(1, round(size * self.repair_share)))
+        for i in range(repairs):
+            self.repair_of[drawn + i] = closest.index
+        self.events.put(("repair", (closest.index, repairs, size), time.monotonic()))
+        return [(fix.text, repairs)] + ([(self.prompt.text, size - repairs)] if size > repairs
+                                        else [])
+
+    def _verdicts_in(self, drawn: int) -> bool:
+        """Wait (up to ``REPAIR_WAIT_SECONDS``) until every candidate drawn so far that can be
+        tested has its verdict, so that a repair fixes the closest one; False if stopped."""
+        end = time.monotonic() + REPAIR_WAIT_SECONDS
+        while not (self.halt.is_set() or self._cancelled()):
+            cands = list(self.candidates)
+            session = self.session
+            if len(cands) >= drawn and (session is None or session.expired or all(
+                    c.run is not None for c in cands if c.parses)):
+                return True
+            if time.monotonic() > end:
+                return True  # repair what has a verdict by now
+            self.verdict.wait(0.05)
+            self.verdict.clear()
+        return False
 
     def run(self) -> None:
         thread = threading.Thread(target=self._sample, daemon=True, name="budgetpass-sample")
@@ -130,6 +185,7 @@ class GenerateAndTest:
         self.passing += finished.run.passed
         for cand in cands:
             cand.run, cand.test_started_at, cand.test_ended_at = finished.run, began, ended
+        self.verdict.set()
         self.emit(Event("test", self.session.tested, self._total(),
                         f"candidate {cands[0].index + 1}: {finished.run.summary()}",
                         passing=self.passing, seconds=self._now()))
@@ -163,6 +219,11 @@ class GenerateAndTest:
                                 self.samples * self.sampling.max_tokens,
                                 f"sampling {self.samples} candidates", samples=self.samples,
                                 seconds=at - self.start))
+            elif kind == "repair":
+                failed, repairs, size = item
+                self.emit(Event("repair", repairs, size,
+                                f"{repairs} of the next {size} candidates fix candidate "
+                                f"{failed + 1}", samples=self.samples, seconds=at - self.start))
             elif kind == "complete":
                 self._decoded(item, at)
             elif kind == "batch":
@@ -185,6 +246,7 @@ class GenerateAndTest:
                 and not self._cancelled() else "(cancelled)")
             cand.parses = False
         cand.decoded_at = at - self.start if cand.decoded else None
+        cand.repair_of = self.repair_of.get(cand.index)
         self.by_index[cand.index] = cand
         self.candidates.append(cand)
         self.candidates.sort(key=lambda c: c.index)
@@ -197,3 +259,11 @@ class GenerateAndTest:
 
     def _now(self) -> float:
         return time.monotonic() - self.start
+
+
+def _first_failure(run) -> str:
+    """The first failing (or erroring) test's message, with its node id: what a repair shows."""
+    for outcome in run.outcomes:
+        if outcome.outcome in ("failed", "error", "timeout"):
+            return f"{outcome.node_id}: {outcome.message or outcome.outcome}"
+    return "timed out" if run.timed_out else ""

@@ -16,7 +16,7 @@ from pathlib import Path
 from budgetpass.generation import models
 from budgetpass.generation.backends import BackendError, OpenedModel, open_model
 from budgetpass.generation.budget import Budget
-from budgetpass.generation.prompts import Prompt, prompt_info_for
+from budgetpass.generation.prompts import Prompt, RepairHint, prompt_info_for
 from budgetpass.generation.types import Completion, GenerationResult, SamplingParams
 from budgetpass.verify.runner import default_python
 from budgetpass.verify.sandbox import SandboxInfo
@@ -90,6 +90,7 @@ class Sampling:
     budget: Budget
     model: dict  # the report's "model"
     warnings: list[str]
+    repair: Callable[[RepairHint], Prompt] | None = None  # the prompt that fixes a failed body
 
 
 # (config, target, at_cursor, has_tests, emit) -> Sampling
@@ -115,8 +116,11 @@ def model_source(config: Config, target: Target, at_cursor: bool, has_tests: boo
     model = {**opened.to_json(), "template": made.template, "template_reason": template.reason,
              "prompt": made.to_json()}
     # e.g. auto fell back to fim because the chat template failed to render
+    info = prompt_info_for(opened, template.template)
+    repair = (lambda hint: prompt(target, info, config, hint)) \
+        if target.cursor is None and target.kind == "whole_body" else None
     return Sampling(opened.backend, made, params, plan, budget, model,
-                    ([template.reason] if template.fallback else []) + list(made.notes))
+                    ([template.reason] if template.fallback else []) + list(made.notes), repair)
 
 
 class GivenBodies:
@@ -202,7 +206,8 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
                           pipeline=config.tests.pipeline,
                           stop_at_first_pass=config.tests.stop_at_first_pass,
                           deadline=request.deadline, emit=emit, should_stop=should_stop,
-                          start=start)
+                          start=start, repair=sampling.repair,
+                          repair_share=config.budget.repair_share)
     try:
         try:
             job.run()

@@ -21,6 +21,7 @@ from budgetpass.generation.prompts import (
     ModelPromptInfo,
     Prompt,
     PromptError,
+    RepairHint,
     build_prompt,
 )
 from budgetpass.generation.source import normalize_body, splice_body
@@ -133,9 +134,11 @@ def resolve(path: Path, text: str, function: str | None, offset: int | None, kin
     return Target(path, text, project, rel_file, name, shape, None, ctx)
 
 
-def prompt(target: Target, model: ModelPromptInfo, config: Config) -> Prompt:
+def prompt(target: Target, model: ModelPromptInfo, config: Config,
+           repair: RepairHint | None = None) -> Prompt:
     """The target's prompt from the one prompt builder, in ``config.prompt``'s style; a whole
-    body asked at a cursor is the same request (and prompt) as one asked by name."""
+    body asked at a cursor is the same request (and prompt) as one asked by name. ``repair``: a
+    failed candidate to fix (a function asked by name only)."""
     style, budget = config.prompt.style, config.prompt.max_context_tokens
     try:
         if target.cursor is not None:
@@ -143,7 +146,7 @@ def prompt(target: Target, model: ModelPromptInfo, config: Config) -> Prompt:
                                         path=target.path, project=target.project,
                                         max_context_tokens=budget)
         return build_prompt(BodyRequest(target.text, target.function, target.path,
-                                        target.project), model, style, budget)
+                                        target.project, repair=repair), model, style, budget)
     except (PromptError, SourceError) as exc:
         raise SolveError(str(exc)) from None
 

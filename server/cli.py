@@ -284,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-samples", type=int,
                    help="anytime budget: candidates in all (implies --anytime)")
     g.add_argument("--batch-size", type=int, help="anytime: candidates per batch (default: k)")
+    g.add_argument("--repair-share", type=float,
+                   help="anytime: after a batch without a pass, the share of the next batch (at "
+                        "least one) asked to fix the closest failed candidate (default 0.5; 0: "
+                        "off)")
     g.add_argument("--no-runaway", action="store_true",
                    help="let every candidate decode to a stop or --max-tokens (default: cut one "
                         "that runs far past the others or loops)")

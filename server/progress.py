@@ -57,7 +57,8 @@ class Progress:
             self.tested = event.done
             self.passing = max(self.passing, event.passing)
         now = time.monotonic()
-        if not self.enabled or (now - self.last < PROGRESS_EVERY_S and event.phase != "test"):
+        if not self.enabled or (now - self.last < PROGRESS_EVERY_S
+                                 and event.phase not in ("test", "repair")):
             return
         self.last = now
         elapsed = now - self.start

@@ -20,7 +20,15 @@ a model), ``base`` (the requests, the prompt and the model facts the builder tak
 ``context`` (the token-bounded relevant context).
 """
 
-from .base import BodyRequest, ChatTemplate, LineRequest, ModelPromptInfo, Prompt, PromptError
+from .base import (
+    BodyRequest,
+    ChatTemplate,
+    LineRequest,
+    ModelPromptInfo,
+    Prompt,
+    PromptError,
+    RepairHint,
+)
 from .builder import (
     AUTO_BODY_STYLE,
     CHAT_INSTRUCTION,
@@ -61,7 +69,7 @@ __all__ = [
     "AUTO_BODY_STYLE", "CHAT_INSTRUCTION", "CODELLAMA", "CODESTRAL", "DEEPSEEK_CODER",
     "DEFAULT_MAX_CONTEXT_TOKENS", "LEFT_TO_RIGHT", "NAME_HINTS", "PROMPT_STYLES", "QWEN_CODER",
     "STARCODER2", "TEMPLATES", "BodyRequest", "ChatTemplate", "LineRequest", "ModelPromptInfo",
-    "Prompt", "PromptError", "PromptTemplate", "TemplateChoice", "TemplateHints", "body_context",
+    "Prompt", "PromptError", "PromptTemplate", "RepairHint", "TemplateChoice", "TemplateHints", "body_context",
     "build_prompt", "chat_template_from_gguf", "chat_template_from_hf", "choose_template",
     "choose_template_from", "fim_markers", "gguf_metadata", "model_prompt_info", "prompt_info_for",
     "render_chat", "template_for", "template_from_name", "template_from_vocabulary",

@@ -48,16 +48,27 @@ class ModelPromptInfo:
 
 
 @dataclass(frozen=True)
+class RepairHint:
+    """A body that failed the function's tests and what the first failing test said: the next
+    candidates are asked to fix it (repair rounds of generate-until-pass)."""
+
+    body: str
+    failure: str
+
+
+@dataclass(frozen=True)
 class BodyRequest:
     """A whole body for ``function`` in ``text`` (a file or an editor's buffer). ``path`` and
     ``project`` let the context show signatures from the project modules the file imports.
-    ``cursor``: inline completion's offset, used when ``text`` does not parse mid-keystroke."""
+    ``cursor``: inline completion's offset, used when ``text`` does not parse mid-keystroke.
+    ``repair``: a failed attempt to fix, shown to the model just above where the body starts."""
 
     text: str
     function: str
     path: Path | None = None
     project: Path | None = None
     cursor: int | None = None
+    repair: RepairHint | None = None
 
 
 @dataclass(frozen=True)

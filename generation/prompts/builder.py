@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from ..source import FunctionSite
-from .base import BodyRequest, LineRequest, ModelPromptInfo, Prompt, PromptError
+from .base import BodyRequest, LineRequest, ModelPromptInfo, Prompt, PromptError, RepairHint
 from .chat import render_chat
 from .context import body_context
 
@@ -16,6 +18,11 @@ AUTO_BODY_STYLE = "chat"
 # what one in a small file does before the first candidate token (bench/prompt_styles.py measures
 # the ratio); HumanEval-sized files fit whole.
 DEFAULT_MAX_CONTEXT_TOKENS = 1024
+# A repair shows the failed body and the failing test's message as comments where the body starts
+# (every style: the reply is still the body), bounded so that neither crowds out the code.
+REPAIR_BODY_LINES = 40
+REPAIR_FAILURE_LINES = 12
+REPAIR_LINE_CHARS = 160
 CHAT_INSTRUCTION = ("Complete the Python function `{name}` below: write the rest of its body. "
                     "Reply with the code in one ```python block.")
 
@@ -41,6 +48,9 @@ def build_prompt(request: BodyRequest | LineRequest, model: ModelPromptInfo, sty
     code, site, used, notes = body_context(
         request, model, max_context_tokens // 2 if chosen == "chat" else max_context_tokens)
     stops = _dedent_stops(site.def_indent)
+    if request.repair is not None:
+        code += _repair_comment(request.repair, site.body_indent)
+        notes = notes + ("asks to repair a failed candidate",)
     if chosen == "chat":
         try:
             return _chat_prompt(code, site, model, stops, used, notes)
@@ -93,3 +103,25 @@ def _chat_prompt(code: str, site: FunctionSite, model: ModelPromptInfo, stops, u
     prefill = "```python\n" + code
     chat_stops = ("\n```",) + tuple(t for t in (model.chat.eos_token,) if t)
     return Prompt(rendered + prefill, "chat", chat_stops + stops, code, "chat", notes, used, site)
+
+
+def _printable(line: str) -> str:
+    """A line of test output as a comment can hold it: control and undecodable characters escaped
+    (a test may print binary), cut to ``REPAIR_LINE_CHARS``."""
+    text = "".join(ch if ch.isprintable() or ch == "\t" else ch.encode("unicode_escape").decode()
+                   for ch in line.replace("\ufffd", "?"))
+    return text if len(text) <= REPAIR_LINE_CHARS else text[:REPAIR_LINE_CHARS - 3] + "..."
+
+
+def _repair_comment(hint: RepairHint, indent: str) -> str:
+    """The comment block a repair adds where the body starts."""
+    body = [line for line in textwrap.dedent(hint.body).splitlines() if line.strip()]
+    if len(body) > REPAIR_BODY_LINES:
+        body = body[:REPAIR_BODY_LINES] + ["..."]
+    failure = [line for line in hint.failure.splitlines() if line.strip()] or ["(no message)"]
+    if len(failure) > REPAIR_FAILURE_LINES:  # the assertion's first lines say the most
+        failure = failure[:REPAIR_FAILURE_LINES] + ["..."]
+    lines = (["This body failed a test:"] + [f"    {_printable(line)}" for line in body]
+             + ["The test said:"] + [f"    {_printable(line)}" for line in failure]
+             + ["A corrected body:"])
+    return "".join(f"{indent}# {line}\n" for line in lines)

@@ -98,6 +98,11 @@ def test_failing_everything_spends_the_whole_sample_budget(qwen_path, tmp_path):
     used = report.to_json()["budget_used"]
     assert (used["samples"], used["given_samples"]) == (6, 6)
     assert all(c.decoded for c in report.candidates)
+    # Repair rounds (share 0.5 of a batch of 2): after each failed batch, the first candidate of
+    # the next is the model's fix of a failed one, shown with its failing test's message.
+    repairs = [c.index for c in report.candidates if c.repair_of is not None]
+    assert repairs == [2, 4], [(c.index, c.repair_of) for c in report.candidates]
+    assert all(report.candidates[i].repair_of < i for i in repairs)
 
 
 def test_anytime_respects_a_seconds_budget(qwen_path, tmp_path):

@@ -306,3 +306,37 @@ def test_a_stub_the_docstring_names_shows_its_signature_but_never_its_body():
     prompt = build_prompt(BodyRequest(text, "main"), FIM_ONLY, "plain")
     assert 'def helper(x: int) -> int:\n    """Twice x."""\n' in prompt.text
     assert "NotImplementedError" not in prompt.text
+
+
+@pytest.mark.parametrize("style", ["chat", "fim", "plain"])
+def test_a_repair_shows_the_failed_body_and_the_failing_message_where_the_body_starts(style):
+    from budgetpass.generation.prompts import RepairHint
+
+    hint = RepairHint("    return r * r\n", "test_geo.py::test_area: assert 4 == 12.566")
+    fresh = build_prompt(BodyRequest(SOURCE, "area"), CHAT, style)
+    repair = build_prompt(BodyRequest(SOURCE, "area", repair=hint), CHAT, style)
+    block = ("    # This body failed a test:\n    #     return r * r\n    # The test said:\n"
+             "    #     test_geo.py::test_area: assert 4 == 12.566\n    # A corrected body:\n")
+    assert repair.prefill == fresh.prefill + block  # the reply is still the body, after the block
+    assert repair.stops == fresh.stops and repair.site == fresh.site
+    assert "asks to repair a failed candidate" in repair.notes
+    if style == "chat":  # the user's turn shows it too
+        assert repair.text.count("# This body failed a test:") == 2
+
+
+def test_a_huge_or_binary_failure_is_trimmed_and_escaped_in_the_repair():
+    from budgetpass.generation.prompts import RepairHint
+    from budgetpass.generation.prompts.builder import REPAIR_FAILURE_LINES, REPAIR_LINE_CHARS
+
+    failure = "\n".join(["E   \x00\x1b[31mbinary\udcff " + "x" * 5000] * 500)
+    body = "\n".join(f"    y{i} = {i}" for i in range(200))
+    repair = build_prompt(BodyRequest(SOURCE, "area", repair=RepairHint(body, failure)),
+                          FIM_ONLY, "plain")
+    block = repair.prefill.split("# This body failed a test:\n")[1]
+    lines = block.splitlines()
+    assert all(len(line) <= len("    #     ") + REPAIR_LINE_CHARS for line in lines)
+    said = block.split("# The test said:\n")[1].split("    # A corrected body:")[0].splitlines()
+    assert len(said) == REPAIR_FAILURE_LINES + 1 and said[-1].endswith("...")
+    assert "\\x00\\x1b[31mbinary" in block and "\x00" not in block and "\x1b" not in block
+    assert "#     y39 = 39" in block and "y40" not in block
+    ast.parse(repair.prefill + "    return 0\n")  # still a module a body completes

@@ -1,0 +1,105 @@
+"""Repair rounds: after a batch without a pass, part of the next batch is asked to fix the closest
+failed candidate. The candidates come from a scripted backend (what it returns is decided here, so
+the round is certain); the prompts, the sandbox, the tests, the report are the product's."""
+
+import threading
+from pathlib import Path
+
+import pytest
+from budgetpass.app import plan as planning
+from budgetpass.app.config import build
+from budgetpass.app.report import Cancelled
+from budgetpass.app.solve import Request, Sampling, solve
+from budgetpass.app.target import prompt
+from budgetpass.generation.budget import Budget
+from budgetpass.generation.prompts import ModelPromptInfo
+from budgetpass.generation.types import Completion, GenerationResult
+
+from tests.conftest import double_project
+
+TESTS = ("from mod import double\n\n\ndef test_one():\n    assert double(1) == 2\n\n\n"
+         "def test_three():\n    assert double(3) == 6\n")
+WRONG = "    return x + 1\n"  # passes test_one only
+RIGHT = "    return x * 2\n"
+INFO = ModelPromptInfo("scripted")
+
+
+class Scripted:
+    """Answers every fresh prompt with WRONG; a prompt that asks for a repair with ``fix``.
+    ``cancel``: set when a repair is asked (the user cancels while it decodes)."""
+
+    def __init__(self, fix: str, cancel: threading.Event | None = None):
+        self.fix, self.prompts, self.cancel = fix, [], cancel
+
+    def generate(self, text, n, params, on_token=None, should_stop=None, on_complete=None):
+        self.prompts.append((text, n))
+        repair = "This body failed a test" in text
+        body = self.fix if repair else WRONG
+        reason = "stop"
+        if repair and self.cancel is not None:
+            self.cancel.set()
+            reason = "cancelled"
+        completions = tuple(Completion(i, body, (1,) * 3, (-0.1,) * 3, reason, 3)
+                            for i in range(n))
+        for c in completions:
+            if on_complete and reason != "cancelled":
+                on_complete(c)
+        return GenerationResult(completions, 10, 0.01, 0.001)
+
+
+def source(backend: Scripted):
+    def make(config, target, at_cursor, has_tests, emit):
+        made = prompt(target, INFO, config)
+        plan = planning.plan_sampling(2, has_tests, anytime=True, max_samples=6)
+        return Sampling(backend, made, config.sampling.params(stop=made.stops), plan,
+                        Budget("samples", "none", 0, 0, 0.0, 2, "scripted"), {"name": "scripted"},
+                        [], lambda hint: prompt(target, INFO, config, hint))
+    return make
+
+
+def settings(**extra):
+    return build({"budget.anytime": True, "budget.seconds": None, "tests.sandbox": "auto",
+                  **extra})
+
+
+def test_a_batch_without_a_pass_is_followed_by_a_repair_that_passes(tmp_path: Path):
+    project = double_project(tmp_path / "p", TESTS)
+    backend = Scripted(RIGHT)
+    events = []
+    report = solve(Request(project / "mod.py", "double"), settings(), on_event=events.append,
+                   source=source(backend))
+    assert report.status == "passed", report.message
+    # Batch 0: 2 fresh (both WRONG, one body, one test run). Batch 1: 1 repair + 1 fresh.
+    assert [n for _, n in backend.prompts] == [2, 1, 1]
+    repair_prompt = backend.prompts[1][0]
+    assert "#     return x + 1" in repair_prompt  # the failed body
+    assert "test_mod.py::test_three" in repair_prompt and "assert 4 == 6" in repair_prompt
+    assert "This body failed a test" not in backend.prompts[2][0]  # the rest are fresh samples
+    by_index = {c.index: c for c in report.candidates}
+    assert by_index[2].repair_of == 0 and by_index[2].body == RIGHT and by_index[2].run.passed
+    assert by_index[3].repair_of is None
+    assert report.selected == 2 and report.to_json()["candidates"][2]["repair_of"] == 0
+    # Repairs are candidates like the others in the budget's accounting.
+    assert report.usage.used_samples == 4 and report.usage.generated_tokens == 4 * 3
+    assert any(e.phase == "repair" and "fix candidate 1" in e.text for e in events)
+
+
+def test_repair_share_zero_samples_fresh_only(tmp_path: Path):
+    project = double_project(tmp_path / "p", TESTS)
+    backend = Scripted(RIGHT)
+    report = solve(Request(project / "mod.py", "double"), settings(**{"budget.repair_share": 0}),
+                   source=source(backend))
+    assert report.status == "partial"
+    assert all("This body failed a test" not in text for text, _ in backend.prompts)
+    assert all(c.repair_of is None for c in report.candidates)
+
+
+def test_a_job_cancelled_mid_repair_applies_nothing(tmp_path: Path):
+    project = double_project(tmp_path / "p", TESTS)
+    before = (project / "mod.py").read_text()
+    cancel = threading.Event()
+    backend = Scripted(RIGHT, cancel)  # the repair would pass, but it is cancelled
+    with pytest.raises(Cancelled):
+        solve(Request(project / "mod.py", "double", write=True), settings(),
+              should_stop=cancel.is_set, source=source(backend))
+    assert cancel.is_set() and (project / "mod.py").read_text() == before
