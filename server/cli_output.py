@@ -29,8 +29,9 @@ def render_report(report: Report) -> str:
             state = f"unusable: {cand.problem}"
         else:
             state = "not tested" if report.tests else "parses"
-        lines.append(f"  {mark} candidate {cand.index + 1}: mean logprob {cand.mean_logprob:.3f}, "
-                     f"{cand.tokens} tokens, {state}")
+        repair = "" if cand.repair_of is None else f" (repair of {cand.repair_of + 1})"
+        lines.append(f"  {mark} candidate {cand.index + 1}{repair}: mean logprob "
+                     f"{cand.mean_logprob:.3f}, {cand.tokens} tokens, {state}")
     if report.selected_body is not None:
         lines.append("  selected body:")
         lines.extend("    | " + line for line in report.selected_body.rstrip("\n").splitlines())

@@ -14,6 +14,7 @@ from budgetpass.app.target import prompt
 from budgetpass.generation.budget import Budget
 from budgetpass.generation.prompts import ModelPromptInfo
 from budgetpass.generation.types import Completion, GenerationResult
+from budgetpass.server.cli_output import render_report
 
 from tests.conftest import double_project
 
@@ -52,7 +53,8 @@ def source(backend: Scripted):
         made = prompt(target, INFO, config)
         plan = planning.plan_sampling(2, has_tests, anytime=True, max_samples=6)
         return Sampling(backend, made, config.sampling.params(stop=made.stops), plan,
-                        Budget("samples", "none", 0, 0, 0.0, 2, "scripted"), {"name": "scripted"},
+                        Budget("samples", "none", 0, 0, 0.0, 2, "scripted"),
+                        {"name": "scripted", "template": "plain"},
                         [], lambda hint: prompt(target, INFO, config, hint))
     return make
 
@@ -82,6 +84,7 @@ def test_a_batch_without_a_pass_is_followed_by_a_repair_that_passes(tmp_path: Pa
     # Repairs are candidates like the others in the budget's accounting.
     assert report.usage.used_samples == 4 and report.usage.generated_tokens == 4 * 3
     assert any(e.phase == "repair" and "fix candidate 1" in e.text for e in events)
+    assert "* candidate 3 (repair of 1): " in render_report(report)
 
 
 def test_repair_share_zero_samples_fresh_only(tmp_path: Path):
