@@ -375,3 +375,27 @@ def test_settings_changes_reach_the_server_and_bad_values_are_named(nvim, projec
         "a message naming the bad field",
     )
     assert "keeping 3" in warning, warning
+
+
+def test_the_picker_labels_outcomes_unfinished_and_repair_candidates(tmp_path):
+    """The picker's one line per candidate (``candidate_label``), on report JSON as the server
+    sends it (a JSON null arrives as vim.NIL)."""
+    script = tmp_path / "labels.lua"
+    out = tmp_path / "labels.txt"
+    script.write_text(
+        f"vim.opt.rtp:prepend({json.dumps(str(PLUGIN_NVIM))})\n"
+        "local m = require('budgetpass')\n"
+        "local lines = {\n"
+        "  m.candidate_label({index = 2, repair_of = 0, tested = true, passed = true,\n"
+        "    outcomes = {{outcome = 'passed'}, {outcome = 'passed'}}, body = '    return 1',\n"
+        "    mean_logprob = -0.2}, true),\n"
+        "  m.candidate_label({index = 1, repair_of = vim.NIL, tested = false, parses = true,\n"
+        "    decoded = false, body = 'x', mean_logprob = -1}, false),\n"
+        "}\n"
+        f"vim.fn.writefile(lines, {json.dumps(str(out))})\n")
+    proc = subprocess.run([nvim_binary(), "--headless", "--clean", "-n", "-l", str(script)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    repaired, unfinished = out.read_text().splitlines()
+    assert repaired.startswith("* #2 ✓ 2/2 tests (fixes #0)") and "return 1" in repaired
+    assert unfinished.startswith("  #1 not finished") and "fixes" not in unfinished

@@ -191,6 +191,7 @@ interface Candidate {
   decoded?: boolean;
   passed?: boolean;
   outcomes?: { test: string; outcome: string; message: string }[];
+  repair_of?: number | null;
 }
 
 /** The test outcome of each inline item, in the order Alt+] cycles through them. */
@@ -242,7 +243,9 @@ export function candidateLabel(cand: Candidate, selected: boolean): string {
     : !cand.tested
     ? cand.parses ? "untested" : "does not parse"
     : `${cand.passed ? "✓" : "✗"} ${passing}/${outcomes.length} tests`;
-  return `${selected ? "★ " : ""}#${cand.index} ${verdict}`;
+  // A repair round's candidate: the model's fix of a failed one, shown with its failure.
+  const repair = cand.repair_of != null ? ` · repair of #${cand.repair_of}` : "";
+  return `${selected ? "★ " : ""}#${cand.index} ${verdict}${repair}`;
 }
 
 async function candidates(): Promise<void> {

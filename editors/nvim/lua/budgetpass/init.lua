@@ -149,6 +149,9 @@ function M.candidate_label(c, selected)
   else
     verdict = string.format('%s %d/%d tests', c.passed and '✓' or '✗', passing, #outcomes)
   end
+  if type(c.repair_of) == 'number' then -- a repair round's fix of a failed candidate
+    verdict = string.format('%s (fixes #%d)', verdict, c.repair_of)
+  end
   local first = ''
   for line in vim.gsplit(c.body or '', '\n', { plain = true }) do
     if vim.trim(line) ~= '' then
