@@ -622,6 +622,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results",
                         help="folder for NAME.json, NAME.md and NAME.png")
     parser.add_argument("--name", default="reallocation")
+    parser.add_argument("--protocol", choices=["flops-model", "measured-time"],
+                        default="flops-model",
+                        help="flops-model: sample once, score every budget from the cache "
+                             "(default); measured-time: the product's real jobs, the small "
+                             "model's under the measured time of the reference's (issue 12)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="measured-time: also the small side without repair rounds and "
+                             "without the runaway cut")
     parser.add_argument("--rescore-only", action="store_true",
                         help="never load a model: fail if the cache lacks a generation")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -638,6 +646,8 @@ def main_from_args(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"budgetpass: error: {exc}", file=sys.stderr)
         return 2
+    if args.protocol == "measured-time":
+        return _measured_time(config, args)
     progress = None
     if not args.quiet:
         progress = RichProgress() if sys.stderr.isatty() else LineProgress()
@@ -653,6 +663,29 @@ def main_from_args(args: argparse.Namespace) -> int:
 
     print(table(results))
     print(f"\nwrote {args.out / (args.name + '.json')} (+ .md, .png)")
+    return 0
+
+
+def _measured_time(config: ReallocationConfig, args: argparse.Namespace) -> int:
+    from .measured_time import run_measured_time, write
+
+    def progress(number: int, total: int, row: dict) -> None:
+        if not args.quiet:
+            cells = row.get("budgets", {})
+            print(f"{number}/{total} {row['task_id']}: " + ("; ".join(
+                f"b={b}: T={c['deadline']:.1f} s large {c['large']['status']}, small "
+                f"{c['small']['status']} (first pass {c['small']['first_pass']})"
+                for b, c in cells.items()) or row.get("skipped", "")), file=sys.stderr, flush=True)
+
+    try:
+        tasks, _ = select_tasks(config)
+        results = run_measured_time(config, tasks, args.ablations, progress)
+    except (TaskError, ValueError) as exc:
+        print(f"budgetpass: error: {exc}", file=sys.stderr)
+        return 2
+    path = write(results, args.out, args.name, config.limit)
+    print(json.dumps(results["summary"], indent=1))
+    print(f"wrote {path}")
     return 0
 
 
