@@ -60,6 +60,7 @@ class GenerateAndTest:
         self.repair, self.repair_share = repair, repair_share
         self.repair_of: dict[int, int] = {}  # candidate index -> the failed one it fixes
         self.verdict = threading.Event()  # a test run finished (the sampling thread may wait)
+        self.warnings: list[str] = []  # for the report
 
     def _cancelled(self) -> bool:
         return bool(self.should_stop and self.should_stop())
@@ -229,6 +230,12 @@ class GenerateAndTest:
             elif kind == "batch":
                 self.batches += 1
                 self.usage = item.usage
+                seconds = self.plan.max_seconds
+                if item.number == 0 and seconds is not None and item.result.prompt_seconds > seconds:
+                    self.warnings.append(
+                        f"budget too small for one candidate: evaluating the prompt alone took "
+                        f"{item.result.prompt_seconds:.2f} s of the {seconds:g} s budget; one "
+                        "batch was drawn anyway (raise the seconds)")
                 self.decoding.append((self.batch_began, at - self.start))
                 for completion in item.completions:  # cancelled ones, and any not announced
                     if completion.index not in self.by_index:

@@ -221,6 +221,7 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
         lender.release()
     if plan.note:
         warnings.append(plan.note)
+    warnings += job.warnings
     if job.session is not None and job.session.expired:
         warnings.append(f"tested {job.session.tested} of {job.session.known} before the "
                         "time limit")

@@ -3,6 +3,7 @@ failed candidate. The candidates come from a scripted backend (what it returns i
 the round is certain); the prompts, the sandbox, the tests, the report are the product's."""
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,22 @@ def test_a_job_cancelled_mid_repair_applies_nothing(tmp_path: Path):
         solve(Request(project / "mod.py", "double", write=True), settings(),
               should_stop=cancel.is_set, source=source(backend))
     assert cancel.is_set() and (project / "mod.py").read_text() == before
+
+
+def test_a_seconds_budget_shorter_than_the_prompt_says_so_and_still_answers(tmp_path: Path):
+    project = double_project(tmp_path / "p", TESTS)
+
+    class SlowPrompt(Scripted):
+        def generate(self, *args, **kwargs):
+            result = super().generate(*args, **kwargs)
+            return GenerationResult(result.completions, 10, 0.5, 0.4)  # 0.4 s on the prompt
+
+    def timed(config, target, at_cursor, has_tests, emit):
+        made = source(SlowPrompt(RIGHT))(config, target, at_cursor, has_tests, emit)
+        return replace(made, plan=planning.plan_sampling(2, has_tests, anytime=True,
+                                                         seconds=0.05))
+
+    report = solve(Request(project / "mod.py", "double"), settings(), source=timed)
+    assert report.batches == 1 and len(report.candidates) == 2  # one batch, no hang, no crash
+    assert any(w.startswith("budget too small for one candidate: evaluating the prompt alone "
+                            "took 0.40 s of the 0.05 s budget") for w in report.warnings)
