@@ -76,7 +76,9 @@ class GenerateAndTest:
                     on_token=lambda n: put(("tokens", n, time.monotonic())),
                     on_complete=lambda c: put(("complete", c, time.monotonic())),
                     on_batch_start=lambda size: put(("batch_start", size, time.monotonic())),
-                    split=self._split if self.repair and self.repair_share > 0 else None):
+                    # (without pipelining no verdict comes before the sampling ends)
+                    split=self._split if self.repair and self.repair_share > 0
+                    and self.pipeline else None):
                 put(("batch", batch, time.monotonic()))
         except BaseException as exc:  # noqa: BLE001 - re-raised in the request's thread
             put(("error", exc, time.monotonic()))

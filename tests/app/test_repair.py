@@ -88,12 +88,14 @@ def test_a_batch_without_a_pass_is_followed_by_a_repair_that_passes(tmp_path: Pa
     assert "* candidate 3 (repair of 1): " in render_report(report)
 
 
-def test_repair_share_zero_samples_fresh_only(tmp_path: Path):
+@pytest.mark.parametrize("off", [{"budget.repair_share": 0}, {"tests.pipeline": False}])
+def test_share_zero_or_no_pipelining_samples_fresh_only(tmp_path: Path, off):
+    """Without pipelining no verdict comes before the sampling ends: nothing to repair."""
     project = double_project(tmp_path / "p", TESTS)
     backend = Scripted(RIGHT)
-    report = solve(Request(project / "mod.py", "double"), settings(**{"budget.repair_share": 0}),
+    report = solve(Request(project / "mod.py", "double"), settings(**off),
                    source=source(backend))
-    assert report.status == "partial"
+    assert report.status == "partial" and len(report.candidates) == 6
     assert all("This body failed a test" not in text for text, _ in backend.prompts)
     assert all(c.repair_of is None for c in report.candidates)
 
