@@ -115,14 +115,16 @@ class GenerateAndTest:
                                         else [])
 
     def _verdicts_in(self, drawn: int) -> bool:
-        """Wait (up to ``REPAIR_WAIT_SECONDS``) until every candidate drawn so far that can be
-        tested has its verdict, so that a repair fixes the closest one; False if stopped."""
+        """Wait (up to ``REPAIR_WAIT_SECONDS``) until a failed verdict is in, or every candidate
+        drawn so far that can be tested has one; False if stopped. Tested as they decode, the
+        first candidates usually have theirs by the batch's end: the decoder seldom idles."""
         end = time.monotonic() + REPAIR_WAIT_SECONDS
         while not (self.halt.is_set() or self._cancelled()):
             cands = list(self.candidates)
             session = self.session
-            if len(cands) >= drawn and (session is None or session.expired or all(
-                    c.run is not None for c in cands if c.parses)):
+            if any(c.run is not None and not c.run.passed for c in cands) or (
+                    len(cands) >= drawn and (session is None or session.expired or all(
+                        c.run is not None for c in cands if c.parses))):
                 return True
             if time.monotonic() > end:
                 return True  # repair what has a verdict by now

@@ -72,8 +72,9 @@ def test_a_batch_without_a_pass_is_followed_by_a_repair_that_passes(tmp_path: Pa
     report = solve(Request(project / "mod.py", "double"), settings(), on_event=events.append,
                    source=source(backend))
     assert report.status == "passed", report.message
-    # Batch 0: 2 fresh (both WRONG, one body, one test run). Batch 1: 1 repair + 1 fresh.
-    assert [n for _, n in backend.prompts] == [2, 1, 1]
+    # Batch 0: 2 fresh (both WRONG, one body, one test run). Batch 1: 1 repair + 1 fresh. (This
+    # backend answers at once, so a further batch may start before the repair's verdict is in.)
+    assert [n for _, n in backend.prompts][:3] == [2, 1, 1]
     repair_prompt = backend.prompts[1][0]
     assert "#     return x + 1" in repair_prompt  # the failed body
     assert "test_mod.py::test_three" in repair_prompt and "assert 4 == 6" in repair_prompt
@@ -81,11 +82,15 @@ def test_a_batch_without_a_pass_is_followed_by_a_repair_that_passes(tmp_path: Pa
     by_index = {c.index: c for c in report.candidates}
     assert by_index[2].repair_of == 0 and by_index[2].body == RIGHT and by_index[2].run.passed
     assert by_index[3].repair_of is None
-    assert report.selected == 2 and report.to_json()["candidates"][2]["repair_of"] == 0
+    selected = by_index[report.selected]
+    assert selected.repair_of is not None and selected.run.passed
+    assert report.to_json()["candidates"][2]["repair_of"] == 0
     # Repairs are candidates like the others in the budget's accounting.
-    assert report.usage.used_samples == 4 and report.usage.generated_tokens == 4 * 3
+    drawn = sum(n for _, n in backend.prompts)
+    assert report.usage.used_samples == drawn == len(report.candidates)
+    assert report.usage.generated_tokens == 3 * drawn
     assert any(e.phase == "repair" and "fix candidate 1" in e.text for e in events)
-    assert "* candidate 3 (repair of 1): " in render_report(report)
+    assert "candidate 3 (repair of 1): " in render_report(report)
 
 
 @pytest.mark.parametrize("off", [{"budget.repair_share": 0}, {"tests.pipeline": False}])
