@@ -15,7 +15,9 @@ so that machine noise hits both sides alike:
 
 "Solved": a candidate passed, at or before T for the small side (the reference side's own time is
 T). Time to first pass: when the first passing candidate's test run ended, since the job began.
-A warm-up check with no model starts the project's test worker first, so neither side pays it.
+A warm-up check with no model starts the project's test worker first, so neither side pays it, and
+each job starts with its model's prompt cache empty, so no side inherits another's evaluated
+prompt (the small sides share one model and, with one seed, one prompt).
 
     .venv/bin/budgetpass bench reallocation --protocol measured-time [--limit N] [--ablations]
 """
@@ -33,6 +35,7 @@ from budgetpass.app.config import build
 from budgetpass.app.report import SolveError
 from budgetpass.app.solve import GivenBodies, Request, solve
 from budgetpass.app.workers import WorkerCache
+from budgetpass.generation.backends import open_model
 
 from .tasks import Task
 
@@ -65,12 +68,15 @@ def task_project(task: Task, root: Path) -> Path | None:
 
 def run_job(project: Path, task: Task, settings: dict, workers: WorkerCache,
             deadline_seconds: float | None = None) -> dict:
-    """One job through ``solve``; what the protocol scores of it."""
+    """One job through ``solve``; what the protocol scores of it. The model's prompt cache is
+    emptied first: a side must not start with the prompt a previous side evaluated."""
+    config = build(settings)
+    getattr(open_model(config.model.spec).backend, "reset", lambda: None)()
     start = time.monotonic()
     deadline = start + deadline_seconds if deadline_seconds is not None else None
     try:
         report = solve(Request(project / "solution.py", task.entry_point, deadline=deadline),
-                       build(settings), workers=workers)
+                       config, workers=workers)
     except SolveError as exc:
         return {"status": "error", "error": str(exc), "seconds": time.monotonic() - start,
                 "first_pass": None, "samples": 0, "repairs": 0, "tests": 0}
