@@ -172,12 +172,11 @@ def anytime_batches(backend, prompt: str, params: SamplingParams, max_samples: i
             offset += count
             tokens += part.generated_tokens
         result = _joined(results)
-        size = offset if len(results) < len(parts) else size
         # The next batch's estimate: the first one evaluated the prompt, which the next finds in
         # the backend's prompt cache (llama.cpp, vLLM); later batches are measured as they are.
         last_seconds = result.seconds - (result.prompt_seconds if number == 0 else 0.0)
         completions = tuple(replace(c, index=drawn + c.index) for c in result.completions)
-        drawn += size
+        drawn += offset  # sequences started: the parts' counts (all of size unless stopped)
         used = time.monotonic() - start
         more_time = max_seconds is None or used + last_seconds <= max_seconds
         usage = BudgetUsage(max_samples, drawn, max_seconds, used, tokens)

@@ -106,7 +106,8 @@ def model_source(config: Config, target: Target, at_cursor: bool, has_tests: boo
     except (models.ModelError, ValueError) as exc:
         raise SolveError(str(exc)) from None
     opened, template = open_configured(config, emit)
-    made = prompt(target, prompt_info_for(opened, template.template), config)
+    info = prompt_info_for(opened, template.template)
+    made = prompt(target, info, config)
     if not made.text:
         raise SolveError("nothing to complete from: no text before the cursor")
     k, params = planning.sampling(config, target.kind, budget.samples, made.stops, at_cursor)
@@ -116,7 +117,6 @@ def model_source(config: Config, target: Target, at_cursor: bool, has_tests: boo
     model = {**opened.to_json(), "template": made.template, "template_reason": template.reason,
              "prompt": made.to_json()}
     # e.g. auto fell back to fim because the chat template failed to render
-    info = prompt_info_for(opened, template.template)
     repair = (lambda hint: prompt(target, info, config, hint)) \
         if target.cursor is None and target.kind == "whole_body" else None
     return Sampling(opened.backend, made, params, plan, budget, model,

@@ -48,7 +48,6 @@ def test_{entry_point}():
     check({entry_point})
 """
 STUB = "    raise NotImplementedError\n"
-SIDES = ("large", "small")
 ABLATIONS = {"small_no_repair": {"budget.repair_share": 0},
              "small_no_runaway": {"sampling.runaway": False}}
 

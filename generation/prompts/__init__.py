@@ -69,8 +69,8 @@ __all__ = [
     "AUTO_BODY_STYLE", "CHAT_INSTRUCTION", "CODELLAMA", "CODESTRAL", "DEEPSEEK_CODER",
     "DEFAULT_MAX_CONTEXT_TOKENS", "LEFT_TO_RIGHT", "NAME_HINTS", "PROMPT_STYLES", "QWEN_CODER",
     "STARCODER2", "TEMPLATES", "BodyRequest", "ChatTemplate", "LineRequest", "ModelPromptInfo",
-    "Prompt", "PromptError", "PromptTemplate", "RepairHint", "TemplateChoice", "TemplateHints", "body_context",
-    "build_prompt", "chat_template_from_gguf", "chat_template_from_hf", "choose_template",
+    "Prompt", "PromptError", "PromptTemplate", "RepairHint", "TemplateChoice", "TemplateHints",
+    "body_context", "build_prompt", "chat_template_from_gguf", "chat_template_from_hf", "choose_template",
     "choose_template_from", "fim_markers", "gguf_metadata", "model_prompt_info", "prompt_info_for",
     "render_chat", "template_for", "template_from_name", "template_from_vocabulary",
 ]
