@@ -77,6 +77,12 @@ def _tested_outcome(usable, candidates, node_ids):
         return ("partial", choice.index,
                 (f"PARTIAL: no candidate passes all {n} selected tests; candidate "
                 f"{choice.index + 1} passes the most ({choice.n_passed} of {n}); review the failures"))
+    setup = {c.run.setup_failure for c in usable if c.run is not None}
+    if len(setup) == 1 and (why := setup.pop()) is not None:
+        return ("failed", None, (
+            f"the project's tests did not start, so no candidate could be judged: pytest stopped "
+            f"before running any test: {why}. Fix the test set-up (the interpreter the tests run "
+            "under is --python / the tests.python setting) and try again"))
     return ("failed", None, (f"none of {len(candidates)} candidates passes any of the {n} "
                             "selected tests; try a larger budget or look at the failures"))
 

@@ -52,6 +52,7 @@ class GenerateAndTest:
         self.batches = 0
         self.samples = 0  # sequences started
         self.passing = 0
+        self.setup_failed = False  # pytest stopped before any test: the project's set-up
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.halt = threading.Event()  # a pass (or a failure here) ends the sampling
         self.session: TestSession | None = None
@@ -178,7 +179,7 @@ class GenerateAndTest:
                                 f"testing {self.session.known} distinct candidates",
                                 seconds=self._now()))
                 continue
-            if session.idle or session.expired:
+            if session.idle or session.expired or self.setup_failed:
                 break
 
     def _take(self, finished: Finished | None) -> None:
@@ -188,6 +189,9 @@ class GenerateAndTest:
         began, ended = finished.started - self.start, finished.ended - self.start
         self.testing.append((began, ended))
         self.passing += finished.run.passed
+        if finished.run.setup_failure:  # pytest never started: no other candidate can do better
+            self.setup_failed = True
+            self.halt.set()
         for cand in cands:
             cand.run, cand.test_started_at, cand.test_ended_at = finished.run, began, ended
         self.verdict.set()
@@ -253,6 +257,7 @@ class GenerateAndTest:
         cand = self.target.candidate(completion, self.prompt)
         if not cand.decoded:
             cand.problem = "not decoded to the end " + (
+                "(the tests could not start)" if self.setup_failed else
                 "(another candidate had passed)" if self.halt.is_set()
                 and not self._cancelled() else "(cancelled)")
             cand.parses = False

@@ -45,7 +45,7 @@ def _budget_used(used: dict, batches: int) -> str:
     text = (f"{used['samples']} of {used['given_samples']} samples in {batches} "
             f"batch{'es' if batches != 1 else ''}, {used['seconds']:.1f} s of {given}")
     if used["cancelled"]:
-        text += f"; {used['cancelled']} not decoded to the end (a candidate had passed)"
+        text += f"; {used['cancelled']} not decoded to the end (the sampling stopped early)"
     if used.get("runaway"):
         text += f"; {used['runaway']} cut as runaways (far longer than the others, or looping)"
     return text

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import sandbox
 from .discovery import SKIP_DIRS
+from .worker.verdict import NOT_STARTED
 
 PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "pytest.ini", "tox.ini", ".git")
 
@@ -40,6 +41,15 @@ class CandidateRun:
     @property
     def n_passed(self) -> int:
         return sum(o.outcome == "passed" for o in self.outcomes)
+
+    @property
+    def setup_failure(self) -> str | None:
+        """Why pytest stopped before any test, when it did: the project's test set-up, not the
+        candidate (a conftest that does not import, a plugin its options need)."""
+        messages = {o.message for o in self.outcomes}
+        if len(messages) == 1 and (message := messages.pop()).startswith(NOT_STARTED):
+            return message[len(NOT_STARTED):]
+        return None
 
     def summary(self) -> str:
         if self.timed_out:

@@ -133,3 +133,20 @@ def test_a_seconds_budget_shorter_than_the_prompt_says_so_and_still_answers(tmp_
     assert report.batches == 1 and len(report.candidates) == 2  # one batch, no hang, no crash
     assert any(w.startswith("budget too small for one candidate: evaluating the prompt alone "
                             "took 0.40 s of the 0.05 s budget") for w in report.warnings)
+
+
+def test_tests_that_cannot_start_stop_the_job_and_say_why(tmp_path: Path):
+    """A conftest that does not import is the project's set-up, not the candidates': the first
+    verdict ends the sampling, and the report says what pytest said (not 'try a larger budget')."""
+    project = double_project(tmp_path / "p", TESTS)
+    (project / "conftest.py").write_text(
+        "raise ImportError('hypothesis is a required dependency to run the suite')\n")
+    backend = Scripted(RIGHT)
+    report = solve(Request(project / "mod.py", "double"), settings(), source=source(backend))
+    assert report.status == "failed"
+    assert "the project's tests did not start" in report.message, report.message
+    assert "hypothesis is a required dependency to run the suite" in report.message
+    assert "larger budget" not in report.message
+    assert len(backend.prompts) == 1  # no second batch: no candidate could have done better
+    tested = [c for c in report.candidates if c.run is not None]
+    assert tested and all(c.run.setup_failure for c in tested)

@@ -280,3 +280,35 @@ def test_the_sandbox_sees_the_host_by_allowlist(tmp_path):
     assert not {"home", "root", "run", "var", "srv", "opt", "mnt"} & set(top) - {
         p.split("/")[1] for p in sandbox._needed_paths(sys.executable)}
     assert set(etc) <= {"ld.so.cache", "ld.so.conf", "localtime"}
+
+
+def test_a_package_that_imports_the_module_under_test_in_its_init(tmp_path):
+    """sympy's shape: the package's ``__init__`` imports (through another module) the very module
+    whose function is replaced; the candidate's module is the one imported there, once. And the
+    function reads a data file by a path relative to the project's root, as under plain pytest."""
+    project = tmp_path / "proj"
+    (project / "pkg" / "tests").mkdir(parents=True)
+    (project / "data").mkdir()
+    (project / "data" / "step.txt").write_text("1\n")
+    (project / "pyproject.toml").write_text("[project]\nname = 'pkg'\n")
+    (project / "pkg" / "__init__.py").write_text("from pkg.core import double_rotate\n")
+    (project / "pkg" / "core.py").write_text(
+        "from pkg.util import rotate\n\n\ndef double_rotate(xs):\n    return rotate(rotate(xs))\n")
+    original = "def rotate(xs):\n    raise NotImplementedError\n"
+    (project / "pkg" / "util.py").write_text(original)
+    (project / "pkg" / "tests" / "test_util.py").write_text(
+        "from pkg import double_rotate\nfrom pkg.util import rotate\n\n\n"
+        "def test_rotate():\n    assert rotate([1, 2, 3]) == [2, 3, 1]\n\n\n"
+        "def test_through_the_package():\n    assert double_rotate([1, 2, 3]) == [3, 1, 2]\n")
+    nodes = ("pkg/tests/test_util.py::test_rotate",
+             "pkg/tests/test_util.py::test_through_the_package")
+    good = original.replace("    raise NotImplementedError", (
+        "    with open('data/step.txt') as handle:\n        step = int(handle.read())\n"
+        "    return xs[step:] + xs[:step]"))
+    wrong = original.replace("raise NotImplementedError", "return xs")
+    with WarmWorker(project, sandbox.probe("auto"), sandbox.Limits(wall_seconds=60),
+                    sys.executable, parallel=1) as worker:
+        ok, bad = run_each(worker, "pkg/util.py", [good, wrong], nodes)
+    assert ok.passed, ok.output
+    assert [o.outcome for o in ok.outcomes] == ["passed", "passed"]
+    assert [o.outcome for o in bad.outcomes] == ["failed", "failed"], bad.outcomes

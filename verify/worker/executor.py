@@ -27,6 +27,7 @@ class _ExecutorLink:
         self.sock, self.codec, self.functions = sock, codec, functions
         self.handles: dict[int, object] = {}
         self.nonces: list[str] = []  # of the requests being answered, innermost last
+        self.failure: BaseException | None = None  # why the candidate's module did not import
 
     def _load(self, raw: bytes):
         link = self
@@ -87,6 +88,8 @@ class _ExecutorLink:
         try:
             if op == "call":
                 _, index, args, kwargs = message
+                if index not in self.functions:
+                    raise _not_imported(self.failure)
                 value = self.functions[index](*args, **kwargs)
                 if isinstance(value, types.CoroutineType):
                     import asyncio
@@ -126,6 +129,12 @@ class _ExecutorLink:
         return state
 
 
+def _not_imported(failure: BaseException | None) -> ImportError:
+    """What a call to a function of a candidate module that failed to import raises."""
+    why = f"{type(failure).__name__}: {failure}" if failure else "the function was not defined"
+    return ImportError(f"the candidate's module did not import: {why}"[:2000])
+
+
 class _CappedText(io.TextIOBase):
     def __init__(self, buffer: io.StringIO):
         self.buffer_ = buffer
@@ -154,6 +163,11 @@ def run_executor(job: dict, uid, groups, base: str, home: str, sock_fd: int, out
         os.closerange(3, sock_fd)
         os.closerange(sock_fd + 1, 65536)
         os.chdir(home)
+        for entry in os.listdir(base):  # relative paths resolve as from the project's root
+            try:  # (read-only: the executor's own files go in its home)
+                os.symlink(os.path.join(base, entry), entry)
+            except OSError:
+                pass
         os.environ.update(HOME=home, TMPDIR=home)
         sys.stdout = os.fdopen(1, "w", buffering=1)
         sys.stderr = os.fdopen(2, "w", buffering=1)
@@ -163,8 +177,12 @@ def run_executor(job: dict, uid, groups, base: str, home: str, sock_fd: int, out
         for name in [m for m in sys.modules if m.split(".")[0] in project]:
             del sys.modules[name]
         sock = socket.socket(fileno=sock_fd)
-        functions = _import_candidate(job, base)
-        _ExecutorLink(sock, SafeCodec(project), functions).serve()
+        link = _ExecutorLink(sock, SafeCodec(project), {})
+        try:
+            link.functions = _import_candidate(job, base)
+        except BaseException as exc:  # noqa: BLE001 - told to the judge on every call
+            link.failure = exc
+        link.serve()
     except BaseException:  # noqa: BLE001, S110 - the link closes; the judge fails the calls
         pass
     finally:
@@ -172,7 +190,14 @@ def run_executor(job: dict, uid, groups, base: str, home: str, sock_fd: int, out
 
 
 def _import_candidate(job: dict, base: str) -> dict:
-    """The candidate's module, registered under its name; each forwarded function as defined."""
+    """Import the project's module with the candidate's text in place of the file's; each
+    forwarded function as defined.
+
+    Through a finder on ``sys.meta_path``, so the module is imported once, at its natural place in
+    its package's import order: a package whose ``__init__`` imports this module (sympy's does,
+    through its whole tree) gets the candidate's version, and no half-made module is ever seen."""
+    import importlib.abc
+    import importlib.machinery
     import importlib.util
 
     functions: dict[int, object] = {}
@@ -193,13 +218,21 @@ def _import_candidate(job: dict, base: str) -> dict:
     ast.fix_missing_locations(tree)
     name = module_name(job["file"], base)
     path = os.path.join(base, job["file"])
-    package = os.path.basename(path) == "__init__.py"
-    spec = importlib.util.spec_from_file_location(
-        name, path, submodule_search_locations=[os.path.dirname(path)] if package else None)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    if "." in name:
-        parent = importlib.import_module(name.rsplit(".", 1)[0])
-        setattr(parent, name.rsplit(".", 1)[1], module)
-    exec(compile(tree, path, "exec"), module.__dict__)  # noqa: S102 - the candidate, sandboxed
+    code = compile(tree, path, "exec")
+
+    class CandidateLoader(importlib.machinery.SourceFileLoader):
+        def get_code(self, fullname):
+            return code
+
+    class CandidateFinder(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, search_path, target=None):
+            if fullname != name:
+                return None
+            package = os.path.basename(path) == "__init__.py"
+            return importlib.util.spec_from_file_location(
+                name, path, loader=CandidateLoader(name, path),
+                submodule_search_locations=[os.path.dirname(path)] if package else None)
+
+    sys.meta_path.insert(0, CandidateFinder())
+    importlib.import_module(name)
     return functions

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import os
 import shutil
+import signal
 import socket
 import sys
 
@@ -117,6 +118,9 @@ def run_judge(job: dict, uid, groups, base: str, rundir: str, sock_fd: int | Non
     code = 1
     try:
         os.setsid()
+        # A write to a link the executor closed must raise (the calls fail, with why), not kill
+        # the judge with no word (the worker itself keeps SIGPIPE's default).
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         apply_limits(job["limits"])
         no_new_privileges()
         become(uid, groups)

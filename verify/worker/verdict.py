@@ -8,6 +8,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .scheduler import Running
 
+# How a run's outcomes begin when pytest itself stopped before collecting (a conftest that does
+# not import, an option in the project's addopts that no installed plugin knows): the project's
+# test set-up, the same for every candidate (the host's report says so; see app/choose.py).
+NOT_STARTED = "pytest stopped before running any test: "
+
 
 def verdict(run: Running, status: int | None, seconds: float, output: str) -> dict:
     """Outcomes from the judge's messages; a missing 'done' or a garbled line fails the run."""
@@ -38,6 +43,10 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
             done = message.get("exitstatus")
     if run.garbled:
         problems.append(f"{run.garbled} garbled report line(s)")
+    stopped = (not collected and done is None and not problems and not run.timed_out
+               and not run.cancelled and status is not None and os.WIFEXITED(status))
+    if stopped:
+        problems.append(NOT_STARTED + _why_pytest_stopped(output, run.rundir))
     if status is None:
         exit_text = "not started"
     elif os.WIFSIGNALED(status):
@@ -72,3 +81,14 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
             "seconds": seconds, "timed_out": run.timed_out, "cancelled": run.cancelled,
             "returncode": returncode, "problems": problems, "output": output,
             "test_seconds": test_seconds}
+
+
+def _why_pytest_stopped(output: str, rundir: str) -> str:
+    """pytest's own words for why it stopped: its error line and the ``E`` line under it."""
+    lines = [line.strip().replace(os.path.join(rundir, "w") + "/", "") if rundir else line.strip()
+             for line in output.splitlines()]
+    lines = [line for line in lines if line]
+    said = [line.rstrip(".") for line in lines
+            if "error" in line.lower() and not line.startswith("E ")][:1]
+    said += [line[1:].strip() for line in lines if line.startswith("E ")][-1:]
+    return (": ".join(said) or (lines[-1] if lines else "no output"))[:600]
