@@ -80,9 +80,9 @@ def _tested_outcome(usable, candidates, node_ids):
     setup = {c.run.setup_failure for c in usable if c.run is not None}
     if len(setup) == 1 and (why := setup.pop()) is not None:
         return ("failed", None, (
-            f"the project's tests did not start, so no candidate could be judged: pytest stopped "
-            f"before running any test: {why}. Fix the test set-up (the interpreter the tests run "
-            "under is --python / the tests.python setting) and try again"))
+            f"the project's tests did not start, so no candidate could be judged: "
+            f"{why.splitlines()[0]}. Fix the test set-up (e.g. install what the tests import in "
+            "the interpreter they run under: --python / the tests.python setting) and try again"))
     return ("failed", None, (f"none of {len(candidates)} candidates passes any of the {n} "
                             "selected tests; try a larger budget or look at the failures"))
 

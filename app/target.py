@@ -26,6 +26,7 @@ from budgetpass.generation.prompts import (
 )
 from budgetpass.generation.source import normalize_body, splice_body
 from budgetpass.verify import tracing
+from budgetpass.verify.discovery import doctests_blocked
 from budgetpass.verify.index import project_index
 from budgetpass.verify.runner import default_python, find_project_root
 
@@ -161,6 +162,9 @@ def tests_for(target: Target, config: Config, sandbox_info, warnings: list[str],
         return ()
     found = project_index(target.project).find_tests(target.function,
                                                      target_file=target.path).node_ids
+    blocked = doctests_blocked(target.project)
+    if blocked and target.site and ">>>" in (target.site.docstring or ""):
+        warnings.append(f"the docstring's examples are not run as a doctest: {blocked}")
     if tests.trace:
         found += _traced(target, config, sandbox_info, found, warnings, emit)
     return found + tuple(t for t in tests.add if t not in found)

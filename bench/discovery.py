@@ -51,17 +51,28 @@ def bench_cache() -> Path:
     return Path(base) / "budgetpass-bench"
 
 
+def fetch_sdist(spec: str) -> Path:
+    """A pinned sdist (``name==version``), fetched with pip once and unpacked in the bench cache
+    (outside the repository); its root folder."""
+    key = spec.replace("==", "-")
+    marker = bench_cache() / "sdists" / f"{key}.root"
+    if marker.exists() and Path(marker.read_text()).is_dir():
+        return Path(marker.read_text())
+    downloads = bench_cache() / "downloads" / key
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary",
+                    ":all:", spec, "-d", str(downloads)], check=True)
+    [archive] = downloads.glob("*.tar.gz")
+    with tarfile.open(archive) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        tar.extractall(bench_cache(), filter="data")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(bench_cache() / top))
+    return bench_cache() / top
+
+
 def fetch_sympy() -> Path:
-    """The unpacked sdist, fetched with pip on first use."""
     folder = bench_cache() / "sympy-1.13.3"
-    if (folder / "sympy").is_dir():
-        return folder
-    downloads = bench_cache() / "downloads"
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                    SYMPY, "-d", str(downloads)], check=True)
-    with tarfile.open(downloads / "sympy-1.13.3.tar.gz") as archive:
-        archive.extractall(bench_cache(), filter="data")
-    return folder
+    return folder if (folder / "sympy").is_dir() else fetch_sdist(SYMPY)
 
 
 def old_discovery(commit: str):

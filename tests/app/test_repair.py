@@ -135,17 +135,24 @@ def test_a_seconds_budget_shorter_than_the_prompt_says_so_and_still_answers(tmp_
                             "took 0.40 s of the 0.05 s budget") for w in report.warnings)
 
 
-def test_tests_that_cannot_start_stop_the_job_and_say_why(tmp_path: Path):
-    """A conftest that does not import is the project's set-up, not the candidates': the first
-    verdict ends the sampling, and the report says what pytest said (not 'try a larger budget')."""
+@pytest.mark.parametrize("broken", ["conftest", "test module"])
+def test_tests_that_cannot_start_stop_the_job_and_say_why(tmp_path: Path, broken: str):
+    """A conftest or a test module that does not import is the project's set-up, not the
+    candidates': the first verdict ends the sampling, and the report says what pytest said (not
+    'try a larger budget')."""
     project = double_project(tmp_path / "p", TESTS)
-    (project / "conftest.py").write_text(
-        "raise ImportError('hypothesis is a required dependency to run the suite')\n")
+    if broken == "conftest":
+        (project / "conftest.py").write_text(
+            "raise ImportError('hypothesis is a required dependency to run the suite')\n")
+        said = "hypothesis is a required dependency to run the suite"
+    else:
+        (project / "test_mod.py").write_text("import attr_not_installed\n" + TESTS)
+        said = "ModuleNotFoundError: No module named 'attr_not_installed'"
     backend = Scripted(RIGHT)
     report = solve(Request(project / "mod.py", "double"), settings(), source=source(backend))
     assert report.status == "failed"
     assert "the project's tests did not start" in report.message, report.message
-    assert "hypothesis is a required dependency to run the suite" in report.message
+    assert said in report.message
     assert "larger budget" not in report.message
     assert len(backend.prompts) == 1  # no second batch: no candidate could have done better
     tested = [c for c in report.candidates if c.run is not None]

@@ -50,8 +50,8 @@ def test_a_full_disk_at_the_project_copy_is_named_and_the_partial_copy_removed(p
                                                                                 monkeypatch):
     real_copy = runner.copy_project
 
-    def copy_then_fill_the_disk(source, dest):
-        real_copy(source, dest)  # some bytes landed before the disk filled up
+    def copy_then_fill_the_disk(source, dest, bytecode=None):
+        real_copy(source, dest, bytecode)  # some bytes landed before the disk filled up
         raise OSError(errno.ENOSPC, "No space left on device", str(dest / "mod.py"))
 
     monkeypatch.setattr(runner, "copy_project", copy_then_fill_the_disk)

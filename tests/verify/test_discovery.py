@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 from budgetpass.verify import sandbox
-from budgetpass.verify.discovery import find_tests, module_name, package_root, test_imports
+from budgetpass.verify.discovery import (
+    doctests_blocked,
+    find_tests,
+    module_name,
+    package_root,
+    test_imports,
+)
 from budgetpass.verify.runner import WarmWorker
 from budgetpass.verify.session import run_each
 
@@ -93,6 +99,27 @@ def test_humaneval_style_docstring_examples_count_as_tests(tmp_path):
            "        3\n        \"\"\"\n        return 3\n")
     assert find_tests(tmp_path, "Box.size", target_file=tmp_path / "solution.py").node_ids == (
         "solution.py::solution.Box.size",)
+
+
+@pytest.mark.parametrize(("config", "runs"), [
+    ("[tool.pytest.ini_options]\ndoctest_optionflags = ['NORMALIZE_WHITESPACE', 'FLOAT_CMP']\n",
+     False),
+    ("[tool.pytest.ini_options]\ndoctest_optionflags = ['NORMALIZE_WHITESPACE', 'ELLIPSIS']\n",
+     True),
+    ("[tool.pytest.ini_options]\ndoctest_plus = 'enabled'\ndoctest_optionflags = 'FLOAT_CMP'\n",
+     True),
+])
+def test_doctests_are_selected_only_where_pytest_can_run_them(tmp_path, config, runs):
+    """sympy names FLOAT_CMP (for its own doctest runner): pytest's doctest collection then stops
+    the whole run, the project's real tests with it; pytest-doctestplus knows the flag."""
+    _write(tmp_path, "pyproject.toml", config)
+    _write(tmp_path, "calc.py", 'def add(a, b):\n    """>>> add(2, 3)\n    5\n    """\n'
+           "    return a + b\n")
+    _write(tmp_path, "test_calc.py", "from calc import add\n\ndef test_add():\n"
+           "    assert add(1, 1) == 2\n")
+    found = find_tests(tmp_path, "add", target_file=tmp_path / "calc.py").node_ids
+    assert found == ("test_calc.py::test_add",) + (("calc.py::calc.add",) if runs else ())
+    assert (doctests_blocked(tmp_path) is None) == runs
 
 
 def test_no_tests_and_skipped_folders(tmp_path):

@@ -312,3 +312,36 @@ def test_a_package_that_imports_the_module_under_test_in_its_init(tmp_path):
     assert ok.passed, ok.output
     assert [o.outcome for o in ok.outcomes] == ["passed", "passed"]
     assert [o.outcome for o in bad.outcomes] == ["failed", "failed"], bad.outcomes
+
+
+def test_the_project_copy_carries_current_bytecode_and_the_judge_drops_what_it_rewrites(tmp_path):
+    """The worker's copy keeps the project's bytecode of the tests' interpreter only; a file the
+    judge rewrites loses its bytecode (Python's and pytest's), which could otherwise be taken for
+    the new text's and run the old code."""
+    import py_compile
+
+    from budgetpass.verify.runner import bytecode_tag, copy_project
+    from budgetpass.verify.worker.judge import _forget_bytecode
+
+    project = tmp_path / "proj"
+    (project / "pkg").mkdir(parents=True)
+    (project / "pkg" / "mod.py").write_text("def f():\n    return 1\n")
+    (project / "pkg" / "other.py").write_text("X = 1\n")
+    for name in ("mod", "other"):
+        py_compile.compile(str(project / "pkg" / f"{name}.py"))
+    cache = project / "pkg" / "__pycache__"
+    (cache / "mod.cpython-27.pyc").write_bytes(b"another interpreter's")
+    (cache / "mod.cpython-311-pytest-9.2.0.pyc").write_bytes(b"pytest's")
+    tag = bytecode_tag(sys.executable)
+    assert tag == sys.implementation.cache_tag
+    copy_project(project, tmp_path / "copy", tag)
+    copied = tmp_path / "copy" / "pkg" / "__pycache__"
+    assert sorted(p.name for p in copied.iterdir()) == sorted(
+        [f"mod.{tag}.pyc", f"other.{tag}.pyc"] + (
+            ["mod.cpython-311-pytest-9.2.0.pyc"] if tag == "cpython-311" else []))
+    copy_project(project, tmp_path / "plain", None)
+    assert not (tmp_path / "plain" / "pkg" / "__pycache__").exists()
+    assert bytecode_tag(str(tmp_path / "no-such-python")) is None
+
+    _forget_bytecode(str(tmp_path / "copy" / "pkg" / "mod.py"))
+    assert [p.name for p in copied.iterdir()] == [f"other.{tag}.pyc"]

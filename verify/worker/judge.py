@@ -29,15 +29,22 @@ INI_FILES = (("pytest.ini", None), (".pytest.ini", None), ("pyproject.toml", "[t
 class _Reporter:
     """pytest plugin in the judge: streams collection, per-test outcomes and 'done' to the worker."""
 
-    def __init__(self, fd: int, link: JudgeLink | None):
+    def __init__(self, fd: int, link: JudgeLink | None, work: str):
         self.fd, self.link = fd, link
+        self.work = work + os.sep  # the copy's folder: left out of messages
         self.reports: dict[str, list] = {}
         self.calls_before = 0
 
     def pytest_collectreport(self, report):
         if report.failed:
+            message = str(report.longrepr).replace(self.work, "")
+            said = [line[1:].strip() for line in message.splitlines() if line.startswith("E ")]
+            if said:  # the first line says where, the last E line why: both come first
+                head = message.strip().splitlines()[0]
+                where = "" if head.startswith("E ") else f"{head.rstrip('.')}: "
+                message = f"{where}{said[-1]}\n{message}"
             send(self.fd, {"op": "collect_error", "node": report.nodeid,
-                            "message": str(report.longrepr)[-MESSAGE_LIMIT:]})
+                            "message": message[-MESSAGE_LIMIT:]})
 
     def pytest_collection_finish(self, session):
         send(self.fd, {"op": "collected", "tests": [item.nodeid for item in session.items]})
@@ -57,7 +64,7 @@ class _Reporter:
                                                    and not hasattr(r, "wasxfail") for r in reports):
             outcome, message = "failed", "skipped after the function under test was called"
         send(self.fd, {"op": "test", "node": nodeid, "outcome": outcome,
-                        "message": message[-MESSAGE_LIMIT:],
+                        "message": message.replace(self.work, "")[-MESSAGE_LIMIT:],
                         "seconds": sum(float(r.duration) for r in reports)})
 
     def pytest_sessionfinish(self, session, exitstatus):
@@ -70,7 +77,11 @@ def _outcome(reports) -> tuple[str, str]:
     for report in reports:
         if report.failed:
             crash = getattr(report.longrepr, "reprcrash", None)
-            text = getattr(crash, "message", None) or str(report.longrepr)
+            text = getattr(crash, "message", None) or ""
+            if not text or text.startswith("file "):  # e.g. a fixture not found: said in the E lines
+                said = [line[1:].strip() for line in str(report.longrepr).splitlines()
+                        if line.startswith("E ")]
+                text = said[0] if said else str(report.longrepr)
             if report.when == "call":
                 return "failed", text
             outcome, message = "error", f"{report.when}: {text}"
@@ -93,6 +104,23 @@ def _ini_args(work: str) -> list[str]:
             except OSError:
                 pass
     return ["-c", os.devnull]
+
+
+def _forget_bytecode(path: str) -> None:
+    """Delete the copy's bytecode of a file the judge rewrote (Python's and pytest's): it would be
+    used if the new text had the old one's size and mtime second, i.e. the old code would run."""
+    folder, name = os.path.split(path)
+    cache = os.path.join(folder, "__pycache__")
+    stem = name[:-3] + "."
+    try:
+        stale = [n for n in os.listdir(cache) if n.startswith(stem)]
+    except OSError:
+        return
+    for entry in stale:
+        try:
+            os.unlink(os.path.join(cache, entry))
+        except OSError:
+            pass
 
 
 def _shared_tmp(group_dirs: bool) -> None:
@@ -145,8 +173,10 @@ def run_judge(job: dict, uid, groups, base: str, rundir: str, sock_fd: int | Non
         files[job["file"]] = judge_source(trusted, job["forward"]) if sock_fd is not None \
             else job["text"]
         for rel, text in files.items():
-            with open(os.path.join(work, rel), "w", encoding="utf-8") as handle:
+            path = os.path.join(work, rel)
+            with open(path, "w", encoding="utf-8") as handle:
                 handle.write(text)
+            _forget_bytecode(path)
         os.chdir(work)
         os.environ.update(HOME=tmp, TMPDIR=tmp)
         src = os.path.join(work, "src")
@@ -165,7 +195,7 @@ def run_judge(job: dict, uid, groups, base: str, rundir: str, sock_fd: int | Non
         import pytest
 
         doctests = any(not is_test_file(t.split("::")[0]) for t in job["tests"])
-        reporter = _Reporter(result_fd, link)
+        reporter = _Reporter(result_fd, link, work)
         pytest.main(["-q", "--tb=line", "--color=no", "--rootdir", work, "--confcutdir", work,
                      *_ini_args(work), "--basetemp", os.path.join(tmp, "pytest"), *QUIET_PLUGINS,
                      *(["--doctest-modules"] if doctests else []),

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 # not import, an option in the project's addopts that no installed plugin knows): the project's
 # test set-up, the same for every candidate (the host's report says so; see app/choose.py).
 NOT_STARTED = "pytest stopped before running any test: "
+COLLECTION_ERROR = "collection error in "  # a test module that does not import (pytest then stops)
 
 
 def verdict(run: Running, status: int | None, seconds: float, output: str) -> dict:
@@ -38,7 +39,7 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
             except (TypeError, ValueError):
                 pass
         elif op == "collect_error":
-            problems.append(f"collection error in {message.get('node')}: {message.get('message')}")
+            problems.append(f"{COLLECTION_ERROR}{message.get('node')}: {message.get('message')}")
         elif op == "done":
             done = message.get("exitstatus")
     if run.garbled:
