@@ -321,7 +321,7 @@ def test_the_project_copy_carries_current_bytecode_and_the_judge_drops_what_it_r
     import py_compile
 
     from budgetpass.verify.runner import bytecode_tag, copy_project
-    from budgetpass.verify.worker.judge import _forget_bytecode
+    from budgetpass.verify.worker.judge import _being_compiled, _forget_bytecode
 
     project = tmp_path / "proj"
     (project / "pkg").mkdir(parents=True)
@@ -345,3 +345,33 @@ def test_the_project_copy_carries_current_bytecode_and_the_judge_drops_what_it_r
 
     _forget_bytecode(str(tmp_path / "copy" / "pkg" / "mod.py"))
     assert [p.name for p in copied.iterdir()] == [f"other.{tag}.pyc"]
+    # A file the host's compiler is still writing (a temporary name, renamed when whole) may
+    # vanish while a judge copies the folder: never copied.
+    assert _being_compiled("p/__pycache__", [f"m.{tag}.pyc", f"m.{tag}.pyc.140234"]) == [
+        f"m.{tag}.pyc.140234"]
+    assert _being_compiled("p", ["m.py", "data.pyc.bak"]) == []
+
+
+@pytest.mark.parametrize(("exit_code", "output", "setup"), [
+    (0, "ERROR: usage: pytest [options]\npytest: error: unrecognized arguments: -n\n",
+     "ERROR: usage: pytest [options]: pytest: error: unrecognized arguments: -n"),
+    (1, "Traceback (most recent call last):\n  File \"judge.py\", line 1\n    raise Error(errors)\n"
+        "shutil.Error: [('a', 'b', 'No such file')]\n", None),
+])
+def test_only_a_pytest_that_returned_without_collecting_is_the_projects_set_up(exit_code, output,
+                                                                             setup):
+    """The judge exits 0 when pytest.main returned (a usage error, a conftest that does not
+    import: the project's set-up, which ends the job) and 1 when the judge itself failed (a
+    harness fault, told with its traceback's last line: the job goes on)."""
+    from budgetpass.verify.runner import _run_from
+    from budgetpass.verify.worker.scheduler import Running
+    from budgetpass.verify.worker.verdict import verdict
+
+    run = Running({"id": 1, "tests": ["test_a.py::test_a"], "limits": {"wall_seconds": 5}},
+                  0, "/tmp/s/slot0/run-1", 0.0)
+    result = _run_from(verdict(run, exit_code << 8, 0.1, output))
+    assert not result.passed
+    assert result.setup_failure == setup
+    if setup is None:
+        assert result.outcomes[0].message.endswith(
+            "(exit code 1): shutil.Error: [('a', 'b', 'No such file')]")

@@ -106,6 +106,14 @@ def _ini_args(work: str) -> list[str]:
     return ["-c", os.devnull]
 
 
+def _being_compiled(folder: str, names: list[str]) -> list[str]:
+    """Bytecode files still being written (the host compiles the copy beside the first runs: each
+    file is written under a temporary name, then renamed): not copied, as they may vanish."""
+    if os.path.basename(folder) != "__pycache__":
+        return []
+    return [n for n in names if not n.endswith(".pyc")]
+
+
 def _forget_bytecode(path: str) -> None:
     """Delete the copy's bytecode of a file the judge rewrote (Python's and pytest's): it would be
     used if the new text had the old one's size and mtime second, i.e. the old code would run."""
@@ -166,7 +174,7 @@ def run_judge(job: dict, uid, groups, base: str, rundir: str, sock_fd: int | Non
         os.closerange(low, 65536)
         work = os.path.join(rundir, "w")
         tmp = os.path.join(rundir, "t")
-        shutil.copytree(base, work, symlinks=True)
+        shutil.copytree(base, work, symlinks=True, ignore=_being_compiled)
         os.mkdir(tmp, 0o750)
         trusted = job["original"]
         files = dict(job.get("files", {}))

@@ -44,8 +44,10 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
             done = message.get("exitstatus")
     if run.garbled:
         problems.append(f"{run.garbled} garbled report line(s)")
+    # pytest.main returned without collecting (the judge exits 0 then; 1 when it failed itself)
     stopped = (not collected and done is None and not problems and not run.timed_out
-               and not run.cancelled and status is not None and os.WIFEXITED(status))
+               and not run.cancelled and status is not None and os.WIFEXITED(status)
+               and os.WEXITSTATUS(status) == 0)
     if stopped:
         problems.append(NOT_STARTED + _why_pytest_stopped(output, run.rundir))
     if status is None:
@@ -54,6 +56,8 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
         exit_text = f"killed by signal {os.WTERMSIG(status)}"
     else:
         exit_text = f"exit code {os.WEXITSTATUS(status)}"
+    last = [line.strip() for line in output.strip().splitlines() if line.strip()][-1:]
+    crash = f": {last[0][:300]}" if last and "Traceback (most recent call last)" in output else ""
     outcomes = []
     for node in collected or run.job["tests"]:
         if node in final:
@@ -68,14 +72,14 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
             outcomes.append([node, "timeout", f"not run: the run was killed after {wall:g} s"])
         else:
             outcomes.append([node, "error", problems[0] if problems else
-                             f"not run: the test process ended early ({exit_text})"])
+                             f"not run: the test process ended early ({exit_text}){crash}"])
     complete = (done is not None and collected and all(n in final for n in collected))
     exited = status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     passed = (complete and done == 0 and not problems and not run.timed_out and not run.cancelled
               and exited and any(o[1] == "passed" for o in outcomes)
               and all(o[1] in ("passed", "skipped") for o in outcomes))
     if not complete and not problems and not run.timed_out and not run.cancelled:
-        problems.append(f"the test process ended before pytest finished ({exit_text})")
+        problems.append(f"the test process ended before pytest finished ({exit_text}){crash}")
     returncode = None if status is None else (
         os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status))
     return {"op": "result", "id": run.job["id"], "passed": bool(passed), "outcomes": outcomes,
@@ -85,11 +89,13 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
 
 
 def _why_pytest_stopped(output: str, rundir: str) -> str:
-    """pytest's own words for why it stopped: its error line and the ``E`` line under it."""
+    """pytest's own words for why it stopped: its first error line, and the last ``E`` line
+    under it (or its last error line)."""
     lines = [line.strip().replace(os.path.join(rundir, "w") + "/", "") if rundir else line.strip()
              for line in output.splitlines()]
     lines = [line for line in lines if line]
-    said = [line.rstrip(".") for line in lines
-            if "error" in line.lower() and not line.startswith("E ")][:1]
-    said += [line[1:].strip() for line in lines if line.startswith("E ")][-1:]
+    errors = [line.rstrip(".") for line in lines
+              if "error" in line.lower() and not line.startswith("E ")]
+    explained = [line[1:].strip() for line in lines if line.startswith("E ")]
+    said = errors[:1] + (explained[-1:] or errors[1:][-1:])
     return (": ".join(said) or (lines[-1] if lines else "no output"))[:600]
