@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections
 import hashlib
 import json
 import os
@@ -227,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.model:
         summary["generate_solved"] = _share(
             sum(r.get("generate_status") == "passed" for r in rows), len(rows))
+        summary["generate_statuses"] = dict(collections.Counter(
+            r.get("generate_status", "error") for r in rows))
     print(json.dumps(summary, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "rows": rows}, indent=1) + "\n")
