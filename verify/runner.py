@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import sandbox
+from .bytecode import bytecode_tag
 from .discovery import SKIP_DIRS
 from .worker.verdict import COLLECTION_ERROR, NOT_STARTED
 
@@ -95,29 +96,11 @@ def copy_project(project: Path, dest: Path, bytecode: str | None = None) -> None
     shutil.copytree(project, dest, symlinks=True, ignore=ignore)
 
 
-def bytecode_tag(python: str) -> str | None:
-    """``python``'s bytecode tag when it is this interpreter (or a venv of it), so this process may
-    compile the project's modules for it; else None."""
-    try:
-        same = os.path.realpath(python) == os.path.realpath(
-            getattr(sys, "_base_executable", None) or sys.executable)
-    except OSError:
-        return None
-    return sys.implementation.cache_tag if same else None
-
-
-# Test modules and conftests: pytest rewrites their asserts (and keeps its own bytecode for them).
-NOT_COMPILED = r"(^|/)(test_[^/]*|[^/]*_test|conftest)\.py$"
-
-
 def start_compiling(base: Path) -> subprocess.Popen:
-    """Bytecode for the project copy's modules where none is current, made in a process of its own
-    beside the worker's start: each candidate's two processes then import the project from it
-    instead of compiling its sources again (sympy's import: 3.3 s from source, 0.8 s from
-    bytecode). Compiling runs none of the project's code; each file appears whole (written, then
-    renamed), and Python uses one only if it matches its source's mtime and size."""
-    return subprocess.Popen([sys.executable, "-m", "compileall", "-q", "-q", "-x", NOT_COMPILED,
-                             str(base)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    """``verify/bytecode.py`` on the project copy, in a process of its own beside the worker's
+    start (not waited for: a run that starts before it is done finds less bytecode)."""
+    return subprocess.Popen([sys.executable, "-m", "budgetpass.verify.bytecode", str(base)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 

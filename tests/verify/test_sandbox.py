@@ -9,6 +9,7 @@ in the weaker process fallback.
 import ast
 import os
 import sys
+from pathlib import Path
 
 import pytest
 from budgetpass.verify import sandbox
@@ -320,7 +321,8 @@ def test_the_project_copy_carries_current_bytecode_and_the_judge_drops_what_it_r
     the new text's and run the old code."""
     import py_compile
 
-    from budgetpass.verify.runner import bytecode_tag, copy_project
+    from budgetpass.verify.bytecode import bytecode_tag
+    from budgetpass.verify.runner import copy_project
     from budgetpass.verify.worker.judge import _being_compiled, _forget_bytecode
 
     project = tmp_path / "proj"
@@ -355,8 +357,8 @@ def test_the_project_copy_carries_current_bytecode_and_the_judge_drops_what_it_r
 @pytest.mark.parametrize(("exit_code", "output", "setup"), [
     (0, "ERROR: usage: pytest [options]\npytest: error: unrecognized arguments: -n\n",
      "ERROR: usage: pytest [options]: pytest: error: unrecognized arguments: -n"),
-    (1, "Traceback (most recent call last):\n  File \"judge.py\", line 1\n    raise Error(errors)\n"
-        "shutil.Error: [('a', 'b', 'No such file')]\n", None),
+    (1, ("Traceback (most recent call last):\n  File \"judge.py\", line 1\n    raise Error(errors)\n"
+         "shutil.Error: [('a', 'b', 'No such file')]\n"), None),
 ])
 def test_only_a_pytest_that_returned_without_collecting_is_the_projects_set_up(exit_code, output,
                                                                              setup):
@@ -375,3 +377,33 @@ def test_only_a_pytest_that_returned_without_collecting_is_the_projects_set_up(e
     if setup is None:
         assert result.outcomes[0].message.endswith(
             "(exit code 1): shutil.Error: [('a', 'b', 'No such file')]")
+
+
+def test_the_hosts_bytecode_for_the_copy_is_what_python_and_pytest_would_read(tmp_path):
+    """Modules get their bytecode, test files pytest's cached rewrite (used by the judge's
+    pytest, which checks it against the source's hash); nothing runs the project's code."""
+    from importlib.util import cache_from_source
+
+    from _pytest.assertion.rewrite import PYC_TAIL, _read_pyc
+    from budgetpass.verify.bytecode import compile_copy
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("raise SystemExit('never run')\n")
+    (tmp_path / "pkg" / "test_mod.py").write_text("def test_it():\n    assert 1 + 1 == 2\n")
+    (tmp_path / "conftest.py").write_text("raise SystemExit('never run either')\n")
+    compile_copy(tmp_path)
+    assert Path(cache_from_source(str(tmp_path / "pkg" / "mod.py"))).is_file()
+    assert not Path(cache_from_source(str(tmp_path / "pkg" / "test_mod.py"))).exists()
+    for test in (tmp_path / "pkg" / "test_mod.py", tmp_path / "conftest.py"):
+        code = _read_pyc(test, test.parent / "__pycache__" / (test.name[:-3] + PYC_TAIL))
+        assert code is not None, test
+    assert "@pytest_ar" in code_names(tmp_path / "pkg" / "test_mod.py", PYC_TAIL)  # rewritten
+    (tmp_path / "pkg" / "test_mod.py").write_text("def test_it():\n    assert 2 + 2 == 4\n")
+    stale = tmp_path / "pkg" / "__pycache__" / ("test_mod" + PYC_TAIL)
+    assert _read_pyc(tmp_path / "pkg" / "test_mod.py", stale) is None  # another text: not used
+
+
+def code_names(test: Path, tail: str) -> tuple[str, ...]:
+    from _pytest.assertion.rewrite import _read_pyc
+
+    return _read_pyc(test, test.parent / "__pycache__" / (test.name[:-3] + tail)).co_names
