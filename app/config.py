@@ -224,6 +224,9 @@ class PromptConfig:
     # deep in a large module costs about what one in a small file does.
     max_context_tokens: int = attrs.field(default=DEFAULT_MAX_CONTEXT_TOKENS,
                                           validator=_context_tokens)
+    # Show the model how the selected tests call the function (a few of their lines, as comments
+    # where the body starts): the tests are the specification the body must meet.
+    show_tests: bool = True
 
 
 @attrs.frozen
@@ -308,6 +311,7 @@ EDITOR_NAMES = {
     "tests.extraArgs": "tests.extra_args", "tests.timeoutSeconds": "tests.timeout_seconds",
     "tests.trace": "tests.trace", "sandbox": "tests.sandbox", "ranking": "ranking.prefer",
     "prompt.style": "prompt.style", "prompt.maxContextTokens": "prompt.max_context_tokens",
+    "prompt.showTests": "prompt.show_tests",
 }
 # Every accepted spelling -> the field: snake_case, its camelCase, and the editors' names.
 ALIASES = {**{name: name for name in FIELDS},

@@ -114,6 +114,7 @@ def from_cli(args: Any) -> Config:
                                     or max_samples is not None)
     values["tests.pipeline"] = not getattr(args, "no_pipeline", False)
     values["sampling.runaway"] = not getattr(args, "no_runaway", False)
+    values["prompt.show_tests"] = not getattr(args, "no_test_calls", False)
     if values.get("project"):
         values["project"] = str(Path(values["project"]))
     # The CLI's anytime without --seconds: a time budget's seconds, else 4 batches.

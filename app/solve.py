@@ -35,7 +35,7 @@ from .report import (
     overlap_seconds,
 )
 from .run import GenerateAndTest
-from .target import Target, preload, prompt, read, resolve, tests_for
+from .target import Target, preload, prompt, read, resolve, tests_for, with_test_calls
 from .workers import WorkerCache, WorkerKey, start_worker
 from .write import write_selected
 
@@ -195,6 +195,7 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
     warnings = [info.warning] if info.warning else []
     testing = request.deadline is None or request.deadline > start
     node_ids = tests_for(target, config, info, warnings, emit) if testing else ()
+    target = with_test_calls(target, node_ids, config)
 
     sampling = (source or model_source)(config, target, request.offset is not None,
                                         bool(node_ids), emit)

@@ -10,7 +10,7 @@ that select a function, what they import), the prompt builder (``prompts.build_p
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from budgetpass.generation import inline as cursor
@@ -25,7 +25,7 @@ from budgetpass.generation.prompts import (
     build_prompt,
 )
 from budgetpass.generation.source import normalize_body, splice_body
-from budgetpass.verify import tracing
+from budgetpass.verify import tracing, usage
 from budgetpass.verify.discovery import doctests_blocked
 from budgetpass.verify.index import project_index
 from budgetpass.verify.runner import default_python, find_project_root
@@ -51,6 +51,7 @@ class Target:
     kind: str  # whole_body | rest_of_line
     site: FunctionSite | None  # a function named by the request: its body's place
     cursor: cursor.CursorContext | None  # a request at a cursor
+    test_calls: tuple[str, ...] = ()  # how the selected tests call it (shown in the prompt)
 
     def compose(self, candidate: str) -> str:
         """The module with ``candidate`` in: the body replaced, or inserted at the cursor."""
@@ -147,7 +148,8 @@ def prompt(target: Target, model: ModelPromptInfo, config: Config,
                                         path=target.path, project=target.project,
                                         max_context_tokens=budget)
         return build_prompt(BodyRequest(target.text, target.function, target.path,
-                                        target.project, repair=repair), model, style, budget)
+                                        target.project, repair=repair,
+                                        test_calls=target.test_calls), model, style, budget)
     except (PromptError, SourceError) as exc:
         raise SolveError(str(exc)) from None
 
@@ -168,6 +170,15 @@ def tests_for(target: Target, config: Config, sandbox_info, warnings: list[str],
     if tests.trace:
         found += _traced(target, config, sandbox_info, found, warnings, emit)
     return found + tuple(t for t in tests.add if t not in found)
+
+
+def with_test_calls(target: Target, node_ids: tuple[str, ...], config: Config) -> Target:
+    """The target with the lines of its selected tests that call it (``prompt.show_tests``), for
+    a whole body asked by name (inline proposals keep their short prompt: latency first)."""
+    if not node_ids or not config.prompt.show_tests or target.kind != "whole_body" \
+            or target.cursor is not None:
+        return target
+    return replace(target, test_calls=usage.test_calls(target.project, node_ids, target.function))
 
 
 def preload(target: Target, node_ids: tuple[str, ...]) -> tuple[str, ...]:

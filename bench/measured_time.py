@@ -69,7 +69,9 @@ def run_job(project: Path, task: Task, settings: dict, workers: WorkerCache,
             deadline_seconds: float | None = None) -> dict:
     """One job through ``solve``; what the protocol scores of it. The model's prompt cache is
     emptied first: a side must not start with the prompt a previous side evaluated."""
-    config = build(settings)
+    # The paper's protocol: the task's tests pick the answer, the model never sees them (HumanEval's
+    # hidden tests in the prompt would be the answer key).
+    config = build({**settings, "prompt.show_tests": False})
     getattr(open_model(config.model.spec).backend, "reset", lambda: None)()
     start = time.monotonic()
     deadline = start + deadline_seconds if deadline_seconds is not None else None

@@ -313,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-context-tokens", type=int, default=DEFAULTS.prompt.max_context_tokens,
                    help="tokens of code around the body shown to the model (imports, "
                         "signatures, the code just above)")
+    g.add_argument("--no-test-calls", action="store_true",
+                   help="do not show the model how the selected tests call the function "
+                        "(default: a few of their lines, as comments where the body starts)")
     g.add_argument("--json", action="store_true", help="print one JSON object")
     g.add_argument("--write", action="store_true", help="write the selected body into the file")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

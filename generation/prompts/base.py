@@ -61,7 +61,8 @@ class BodyRequest:
     """A whole body for ``function`` in ``text`` (a file or an editor's buffer). ``path`` and
     ``project`` let the context show signatures from the project modules the file imports.
     ``cursor``: inline completion's offset, used when ``text`` does not parse mid-keystroke.
-    ``repair``: a failed attempt to fix, shown to the model just above where the body starts."""
+    ``repair``: a failed attempt to fix, shown to the model just above where the body starts.
+    ``test_calls``: lines of the project's tests that call the function, shown the same way."""
 
     text: str
     function: str
@@ -69,6 +70,7 @@ class BodyRequest:
     project: Path | None = None
     cursor: int | None = None
     repair: RepairHint | None = None
+    test_calls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

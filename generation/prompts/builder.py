@@ -48,17 +48,23 @@ def build_prompt(request: BodyRequest | LineRequest, model: ModelPromptInfo, sty
     code, site, used, notes = body_context(
         request, model, max_context_tokens // 2 if chosen == "chat" else max_context_tokens)
     stops = _dedent_stops(site.def_indent)
+    calls = request.test_calls
+    if calls:
+        notes = notes + (f"shows {len(calls)} line(s) of the tests that call it",)
+    repair = ""
     if request.repair is not None:
-        code += _repair_comment(request.repair, site.body_indent)
+        repair = _repair_comment(request.repair, site.body_indent)
         notes = notes + ("asks to repair a failed candidate",)
     if chosen == "chat":
         try:
-            return _chat_prompt(code, site, model, stops, used, notes)
+            return _chat_prompt(code + repair, site, model, stops, used, notes, calls)
         except PromptError as exc:
             if style != "auto":
                 raise
             chosen = "fim" if model.fim.is_fim else "plain"
             notes = notes + (f"auto: {exc}; fell back to {chosen}",)
+    # Left to right, the tests' calls are comments the body follows.
+    code += (_test_calls_comment(calls, site.body_indent) if calls else "") + repair
     if chosen == "fim":
         return Prompt(model.fim.fill(code, ""), "fim", model.fim.stops + stops, code,
                       model.fim.name, notes, used, site)
@@ -94,11 +100,18 @@ def _dedent_stops(def_indent: str) -> tuple[str, ...]:
     return tuple(f"\n{def_indent}{word}" for word in ("def ", "class ", "@", "if __name__"))
 
 
-def _chat_prompt(code: str, site: FunctionSite, model: ModelPromptInfo, stops, used, notes):
+def _chat_prompt(code: str, site: FunctionSite, model: ModelPromptInfo, stops, used, notes,
+                 calls: tuple[str, ...] = ()):
     """The model's own template around one user turn; the assistant's turn is opened on a code
-    block holding the code up to the body, so the reply continues with the body."""
+    block holding the code up to the body, so the reply continues with the body. The tests'
+    calls go in the user's turn: as comments at the end of the opened block, the model took them
+    for the end of the code and closed the block at once (boltons' ``floor``, 3 of 3)."""
     name = site.qualname.rsplit(".", 1)[-1]
-    user = f"{CHAT_INSTRUCTION.format(name=name)}\n\n```python\n{code.rstrip()}\n```"
+    instruction = CHAT_INSTRUCTION.format(name=name)
+    if calls:  # before the code: the code stays the last block, the one the reply continues
+        shown = "\n".join(_printable(line) for line in calls)
+        instruction += f"\n\nThe project's tests call it like this:\n```python\n{shown}\n```"
+    user = f"{instruction}\n\n```python\n{code.rstrip()}\n```"
     rendered = render_chat(model.chat, [{"role": "user", "content": user}], model.name)
     prefill = "```python\n" + code
     chat_stops = ("\n```",) + tuple(t for t in (model.chat.eos_token,) if t)
@@ -111,6 +124,12 @@ def _printable(line: str) -> str:
     text = "".join(ch if ch.isprintable() or ch == "\t" else ch.encode("unicode_escape").decode()
                    for ch in line.replace("\ufffd", "?"))
     return text if len(text) <= REPAIR_LINE_CHARS else text[:REPAIR_LINE_CHARS - 3] + "..."
+
+
+def _test_calls_comment(lines: tuple[str, ...], indent: str) -> str:
+    """The comment block that shows how the project's tests call the function."""
+    shown = ["The project's tests call it like this:"] + [f"    {_printable(line)}" for line in lines]
+    return "".join(f"{indent}# {line}\n" for line in shown)
 
 
 def _repair_comment(hint: RepairHint, indent: str) -> str:

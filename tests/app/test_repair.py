@@ -157,3 +157,18 @@ def test_tests_that_cannot_start_stop_the_job_and_say_why(tmp_path: Path, broken
     assert len(backend.prompts) == 1  # no second batch: no candidate could have done better
     tested = [c for c in report.candidates if c.run is not None]
     assert tested and all(c.run.setup_failure for c in tested)
+
+
+@pytest.mark.parametrize("show", [True, False])
+def test_the_prompt_shows_how_the_selected_tests_call_the_function(tmp_path: Path, show: bool):
+    """``prompt.show_tests``: the selected tests' lines that call it, as comments where the body
+    starts (the tests are the specification); off, the prompt is the code alone."""
+    project = double_project(tmp_path / "p", TESTS)
+    backend = Scripted(RIGHT)
+    report = solve(Request(project / "mod.py", "double"),
+                   settings(**{"prompt.show_tests": show}), source=source(backend))
+    assert report.status == "passed", report.message
+    first = backend.prompts[0][0]  # the scripted model takes plain prompts: comments in the code
+    shown = ("    # The project's tests call it like this:\n"
+             "    #     assert double(1) == 2\n    #     assert double(3) == 6\n")
+    assert (shown in first) is show, first

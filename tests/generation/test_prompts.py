@@ -340,3 +340,28 @@ def test_a_huge_or_binary_failure_is_trimmed_and_escaped_in_the_repair():
     assert "\\x00\\x1b[31mbinary" in block and "\x00" not in block and "\x1b" not in block
     assert "#     y39 = 39" in block and "y40" not in block
     ast.parse(repair.prefill + "    return 0\n")  # still a module a body completes
+
+
+@pytest.mark.parametrize("style", ["chat", "fim", "plain"])
+def test_the_tests_calls_are_shown_where_the_body_starts_before_a_repair(style):
+    from budgetpass.generation.prompts import RepairHint
+
+    calls = ("cases (r, expected): (1, 3.14), (2, 12.57)", "assert area(r) == approx(expected)\x1b")
+    fresh = build_prompt(BodyRequest(SOURCE, "area"), CHAT, style)
+    shown = build_prompt(BodyRequest(SOURCE, "area", test_calls=calls), CHAT, style)
+    block = ("    # The project's tests call it like this:\n"
+             "    #     cases (r, expected): (1, 3.14), (2, 12.57)\n"
+             "    #     assert area(r) == approx(expected)\\x1b\n")
+    hint = RepairHint("    return r * r\n", "assert 4 == 12.566")
+    both = build_prompt(BodyRequest(SOURCE, "area", test_calls=calls, repair=hint), CHAT, style)
+    assert shown.stops == fresh.stops and shown.site == fresh.site
+    if style == "chat":  # in the user's turn: as the opened block's last lines, the model closed it
+        assert shown.prefill == fresh.prefill
+        assert shown.text.count("The project's tests call it like this:") == 1
+        assert "```python\ncases (r, expected): (1, 3.14), (2, 12.57)\nassert area(r) == " \
+            "approx(expected)\\x1b\n```" in shown.text
+        assert both.prefill.startswith(fresh.prefill + "    # This body failed a test:\n")
+    else:  # left to right: comments the body follows
+        assert shown.prefill == fresh.prefill + block
+        assert both.prefill.startswith(fresh.prefill + block + "    # This body failed a test:\n")
+    ast.parse(both.prefill + "    return 0\n")
