@@ -98,7 +98,9 @@ def test_cancel_during_a_long_prompt_evaluation(qwen_path):
     threading.Timer(0.2, stop.set).start()
     result = model.generate(long_prompt, 4, SamplingParams(max_tokens=8), should_stop=stop.is_set)
     assert all(c.finish_reason == "cancelled" for c in result.completions)
-    assert time.monotonic() - start < 0.2 + 0.1
+    # Stopped inside the evaluation: evaluating the whole prompt takes seconds on a 2-core CPU;
+    # the slack is for a loaded machine (0.31 s was seen beside a benchmark).
+    assert time.monotonic() - start < 0.2 + 0.5
     ok = model.generate(PROMPT, 1, SamplingParams(temperature=0, max_tokens=4))
     assert ok.completions[0].token_ids
 
