@@ -11,6 +11,7 @@ runs them as a doctest item.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,7 +213,24 @@ PYTEST_DOCTEST_FLAGS = {"DONT_ACCEPT_TRUE_FOR_1", "DONT_ACCEPT_BLANKLINE", "NORM
 def doctests_blocked(root: Path) -> str | None:
     """Why pytest cannot run this project's doctests, if it cannot: its configuration names a
     doctest option flag pytest does not know (sympy's FLOAT_CMP, for its own doctest runner), and
-    then collecting any module's doctests stops the whole run, the project's real tests with it."""
+    then collecting any module's doctests stops the whole run, the project's real tests with it.
+    Read again only when a configuration file changes."""
+    stamps = []
+    for name, _ in PYTEST_CONFIG_FILES:
+        try:
+            stat = (root / name).stat()
+            stamps.append((name, stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            pass
+    return _doctests_blocked(root, tuple(stamps))
+
+
+PYTEST_CONFIG_FILES = (("pytest.ini", "pytest"), (".pytest.ini", "pytest"), ("pyproject.toml", None),
+                       ("tox.ini", "pytest"), ("setup.cfg", "tool:pytest"))
+
+
+@functools.lru_cache(maxsize=64)
+def _doctests_blocked(root: Path, stamps: tuple) -> str | None:
     if _pytest_setting(root, "doctest_plus") == ["enabled"]:
         return None  # pytest-doctestplus collects the doctests, and it knows its own flags
     flags = _pytest_setting(root, "doctest_optionflags")
@@ -230,9 +248,7 @@ def _pytest_setting(root: Path, name: str) -> list[str]:
 
     import tomllib
 
-    for file, section in (("pytest.ini", "pytest"), (".pytest.ini", "pytest"),
-                          ("pyproject.toml", None), ("tox.ini", "pytest"),
-                          ("setup.cfg", "tool:pytest")):
+    for file, section in PYTEST_CONFIG_FILES:
         path = root / file
         if not path.is_file():
             continue
@@ -248,6 +264,8 @@ def _pytest_setting(root: Path, name: str) -> list[str]:
                 parser = configparser.ConfigParser(interpolation=None)
                 parser.read_string(path.read_text(encoding="utf-8"))
                 if not parser.has_section(section):
+                    if file.endswith("pytest.ini"):
+                        return []  # pytest reads a pytest.ini even without its section
                     continue
                 value = parser.get(section, name, fallback="")
         except (OSError, ValueError, configparser.Error):
@@ -267,12 +285,12 @@ def doctest_node_id(root: Path, target_file: Path, function_name: str,
 
     if site is None or not site.docstring or "<locals>" in function_name:
         return None
-    if doctests_blocked(root):
-        return None
     try:
         if not doctest.DocTestParser().get_examples(inspect.cleandoc(site.docstring)):
             return None
     except ValueError:
+        return None
+    if doctests_blocked(root):  # last: it reads the project's configuration
         return None
     rel = target_file.relative_to(root).as_posix()
     return f"{rel}::{module_name(root, target_file)}.{function_name}"

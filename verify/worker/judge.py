@@ -16,6 +16,7 @@ from .codec import SafeCodec
 from .judge_link import JudgeLink
 from .limits import MESSAGE_LIMIT
 from .source import is_test_file, judge_source, project_modules
+from .verdict import explained
 
 # Built-in plugins that cost time per run and cannot change a test's outcome. The two exception
 # plugins run gc.collect() at exit, which walks the whole (forked) heap: ~30 ms each.
@@ -38,7 +39,7 @@ class _Reporter:
     def pytest_collectreport(self, report):
         if report.failed:
             message = str(report.longrepr).replace(self.work, "")
-            said = [line[1:].strip() for line in message.splitlines() if line.startswith("E ")]
+            said = explained(message)
             if said:  # the first line says where, the last E line why: both come first
                 head = message.strip().splitlines()[0]
                 where = "" if head.startswith("E ") else f"{head.rstrip('.')}: "
@@ -79,8 +80,7 @@ def _outcome(reports) -> tuple[str, str]:
             crash = getattr(report.longrepr, "reprcrash", None)
             text = getattr(crash, "message", None) or ""
             if not text or text.startswith("file "):  # e.g. a fixture not found: said in the E lines
-                said = [line[1:].strip() for line in str(report.longrepr).splitlines()
-                        if line.startswith("E ")]
+                said = explained(str(report.longrepr))
                 text = said[0] if said else str(report.longrepr)
             if report.when == "call":
                 return "failed", text

@@ -15,6 +15,11 @@ NOT_STARTED = "pytest stopped before running any test: "
 COLLECTION_ERROR = "collection error in "  # a test module that does not import (pytest then stops)
 
 
+def explained(text: str) -> list[str]:
+    """pytest's ``E`` lines in a report or its output: what went wrong, in its words."""
+    return [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+
+
 def verdict(run: Running, status: int | None, seconds: float, output: str) -> dict:
     """Outcomes from the judge's messages; a missing 'done' or a garbled line fails the run."""
     wall = run.job["limits"]["wall_seconds"]
@@ -96,6 +101,5 @@ def _why_pytest_stopped(output: str, rundir: str) -> str:
     lines = [line for line in lines if line]
     errors = [line.rstrip(".") for line in lines
               if "error" in line.lower() and not line.startswith("E ")]
-    explained = [line[1:].strip() for line in lines if line.startswith("E ")]
-    said = errors[:1] + (explained[-1:] or errors[1:][-1:])
+    said = errors[:1] + (explained("\n".join(lines))[-1:] or errors[1:][-1:])
     return (": ".join(said) or (lines[-1] if lines else "no output"))[:600]
