@@ -354,29 +354,50 @@ def test_the_project_copy_carries_current_bytecode_and_the_judge_drops_what_it_r
     assert _being_compiled("p", ["m.py", "data.pyc.bak"]) == []
 
 
-@pytest.mark.parametrize(("exit_code", "output", "setup"), [
-    (0, "ERROR: usage: pytest [options]\npytest: error: unrecognized arguments: -n\n",
+@pytest.mark.parametrize(("exit_code", "said", "setup"), [
+    (0, {"op": "stopped", "said": "ERROR: usage: pytest [options]: pytest: error: "
+                                  "unrecognized arguments: -n"},
      "ERROR: usage: pytest [options]: pytest: error: unrecognized arguments: -n"),
-    (1, ("Traceback (most recent call last):\n  File \"judge.py\", line 1\n    raise Error(errors)\n"
-         "shutil.Error: [('a', 'b', 'No such file')]\n"), None),
+    (1, {"op": "failed", "error": "shutil.Error: [('a', 'b', 'No such file')]"}, None),
 ])
-def test_only_a_pytest_that_returned_without_collecting_is_the_projects_set_up(exit_code, output,
+def test_only_a_pytest_that_returned_without_collecting_is_the_projects_set_up(exit_code, said,
                                                                              setup):
     """The judge exits 0 when pytest.main returned (a usage error, a conftest that does not
     import: the project's set-up, which ends the job) and 1 when the judge itself failed (a
-    harness fault, told with its traceback's last line: the job goes on)."""
+    harness fault, told with its exception: the job goes on). Both are told in the judge's own
+    words on its result pipe: what the shared output says (the candidate writes there too) is
+    never read into a verdict."""
     from budgetpass.verify.runner import _run_from
     from budgetpass.verify.worker.scheduler import Running
     from budgetpass.verify.worker.verdict import verdict
 
+    forged = ("ERROR: forged by the candidate\nTraceback (most recent call last):\n"
+              "E   the candidate's words\n")
     run = Running({"id": 1, "tests": ["test_a.py::test_a"], "limits": {"wall_seconds": 5}},
                   0, "/tmp/s/slot0/run-1", 0.0)
-    result = _run_from(verdict(run, exit_code << 8, 0.1, output))
+    run.messages.append(said)
+    result = _run_from(verdict(run, exit_code << 8, 0.1, forged))
     assert not result.passed
     assert result.setup_failure == setup
     if setup is None:
         assert result.outcomes[0].message.endswith(
             "(exit code 1): shutil.Error: [('a', 'b', 'No such file')]")
+    assert "candidate" not in result.outcomes[0].message
+    run = Running(run.job, 0, run.rundir, 0.0)  # no word from the judge: none from the output
+    result = _run_from(verdict(run, exit_code << 8, 0.1, forged))
+    assert "candidate" not in result.outcomes[0].message and not result.passed
+
+
+def test_why_pytest_stopped_is_its_first_error_and_last_e_line():
+    from budgetpass.verify.worker.verdict import why_pytest_stopped
+
+    output = ("ImportError while loading conftest '/tmp/s/slot0/run-1/w/pkg/conftest.py'.\n"
+              "pkg/conftest.py:1: in <module>\n    import hypothesis\n"
+              "E   ModuleNotFoundError: No module named 'hypothesis'\n")
+    assert why_pytest_stopped(output, "/tmp/s/slot0/run-1/w") == (
+        "ImportError while loading conftest 'pkg/conftest.py': "
+        "ModuleNotFoundError: No module named 'hypothesis'")
+    assert why_pytest_stopped("", "/w") == "no output"
 
 
 def test_the_hosts_bytecode_for_the_copy_is_what_python_and_pytest_would_read(tmp_path):

@@ -5,6 +5,7 @@ test's outcome to the worker. It alone holds the result pipe."""
 from __future__ import annotations
 
 import builtins
+import contextlib
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ from .codec import SafeCodec
 from .judge_link import JudgeLink
 from .limits import MESSAGE_LIMIT
 from .source import is_test_file, judge_source, project_modules
-from .verdict import explained
+from .verdict import explained, why_pytest_stopped
 
 # Built-in plugins that cost time per run and cannot change a test's outcome. The two exception
 # plugins run gc.collect() at exit, which walks the whole (forked) heap: ~30 ms each.
@@ -27,6 +28,26 @@ INI_FILES = (("pytest.ini", None), (".pytest.ini", None), ("pyproject.toml", "[t
              ("tox.ini", "[pytest]"), ("setup.cfg", "[tool:pytest]"))
 
 
+class _Recorded:
+    """The judge's sys.stdout / sys.stderr: written through, and their first bytes kept, so that
+    why pytest stopped is read from the judge's own words, not from the output the executor
+    shares (where a candidate could write any)."""
+
+    LIMIT = 1 << 16
+
+    def __init__(self, stream, kept: list[str]):
+        self._stream, self._kept = stream, kept
+
+    def write(self, text):
+        room = self.LIMIT - sum(map(len, self._kept))
+        if room > 0 and isinstance(text, str):
+            self._kept.append(text[:room])
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 class _Reporter:
     """pytest plugin in the judge: streams collection, per-test outcomes and 'done' to the worker."""
 
@@ -35,6 +56,7 @@ class _Reporter:
         self.work = work + os.sep  # the copy's folder: left out of messages
         self.reports: dict[str, list] = {}
         self.calls_before = 0
+        self.collected = False
 
     def pytest_collectreport(self, report):
         if report.failed:
@@ -48,6 +70,7 @@ class _Reporter:
                             "message": message[-MESSAGE_LIMIT:]})
 
     def pytest_collection_finish(self, session):
+        self.collected = True
         send(self.fd, {"op": "collected", "tests": [item.nodeid for item in session.items]})
 
     def pytest_runtest_logstart(self, nodeid, location):
@@ -152,6 +175,7 @@ def run_judge(job: dict, uid, groups, base: str, rundir: str, sock_fd: int | Non
            result_fd: int, out_fd: int) -> None:
     """Forked child: pytest on the trusted tests and module; never returns."""
     code = 1
+    said: list[str] = []
     try:
         os.setsid()
         # A write to a link the executor closed must raise (the calls fail, with why), not kill
@@ -189,8 +213,8 @@ def run_judge(job: dict, uid, groups, base: str, rundir: str, sock_fd: int | Non
         os.environ.update(HOME=tmp, TMPDIR=tmp)
         src = os.path.join(work, "src")
         sys.path[:0] = [work] + ([src] if os.path.isdir(src) else [])
-        sys.stdout = os.fdopen(1, "w", buffering=1)
-        sys.stderr = os.fdopen(2, "w", buffering=1)
+        sys.stdout = _Recorded(os.fdopen(1, "w", buffering=1), said)
+        sys.stderr = _Recorded(os.fdopen(2, "w", buffering=1), said)
         project = project_modules(work)
         for name in [m for m in sys.modules if m.split(".")[0] in project]:
             del sys.modules[name]  # the judge's version must be imported, not a warm copy
@@ -210,10 +234,15 @@ def run_judge(job: dict, uid, groups, base: str, rundir: str, sock_fd: int | Non
                      "-W", "ignore::pytest.PytestAssertRewriteWarning",
                      *job.get("pytest_args", []), *job["tests"]],
                     plugins=[reporter])
+        if not reporter.collected:  # a usage error, a conftest that does not import
+            send(result_fd, {"op": "stopped", "said": why_pytest_stopped("".join(said), work)})
         code = 0
-    except BaseException:  # noqa: BLE001 - anything here fails the run, said in its output
+    except BaseException as exc:  # noqa: BLE001 - anything here fails the run, said in its output
         import traceback
 
         traceback.print_exc()
+        last = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        with contextlib.suppress(OSError):  # the pipe may be gone; the exit code still says
+            send(result_fd, {"op": "failed", "error": last[:300]})
     finally:
         os._exit(code)

@@ -1,4 +1,7 @@
-"""A run's result from the judge's report lines: a missing 'done' or a garbled line fails it."""
+"""A run's result from the judge's report lines: a missing 'done' or a garbled line fails it.
+
+Every word of a verdict comes from the judge's result pipe, never from the run's output, which
+the candidate's executor writes to as well."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
     test_seconds = 0.0
     current = None
     done = None
+    stopped_said = failed_said = ""  # the judge's own words (never the output it shares)
     problems = list(run.problems)
     for message in run.messages:
         op = message.get("op")
@@ -47,6 +51,10 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
             problems.append(f"{COLLECTION_ERROR}{message.get('node')}: {message.get('message')}")
         elif op == "done":
             done = message.get("exitstatus")
+        elif op == "stopped":
+            stopped_said = str(message.get("said", ""))[:600]
+        elif op == "failed":
+            failed_said = str(message.get("error", ""))[:300]
     if run.garbled:
         problems.append(f"{run.garbled} garbled report line(s)")
     # pytest.main returned without collecting (the judge exits 0 then; 1 when it failed itself)
@@ -54,15 +62,14 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
                and not run.cancelled and status is not None and os.WIFEXITED(status)
                and os.WEXITSTATUS(status) == 0)
     if stopped:
-        problems.append(NOT_STARTED + _why_pytest_stopped(output, run.rundir))
+        problems.append(NOT_STARTED + (stopped_said or "pytest gave no reason"))
     if status is None:
         exit_text = "not started"
     elif os.WIFSIGNALED(status):
         exit_text = f"killed by signal {os.WTERMSIG(status)}"
     else:
         exit_text = f"exit code {os.WEXITSTATUS(status)}"
-    last = [line.strip() for line in output.strip().splitlines() if line.strip()][-1:]
-    crash = f": {last[0][:300]}" if last and "Traceback (most recent call last)" in output else ""
+    crash = f": {failed_said}" if failed_said else ""
     outcomes = []
     for node in collected or run.job["tests"]:
         if node in final:
@@ -93,11 +100,10 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
             "test_seconds": test_seconds}
 
 
-def _why_pytest_stopped(output: str, rundir: str) -> str:
+def why_pytest_stopped(output: str, work: str) -> str:
     """pytest's own words for why it stopped: its first error line, and the last ``E`` line
-    under it (or its last error line)."""
-    lines = [line.strip().replace(os.path.join(rundir, "w") + "/", "") if rundir else line.strip()
-             for line in output.splitlines()]
+    under it (or its last error line); the judge's copy's folder left out."""
+    lines = [line.strip().replace(work + os.sep, "") for line in output.splitlines()]
     lines = [line for line in lines if line]
     errors = [line.rstrip(".") for line in lines
               if "error" in line.lower() and not line.startswith("E ")]
