@@ -12,7 +12,6 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-
 from budgetpass.app.config import build
 from budgetpass.app.solve import GivenBodies, Request, solve
 
