@@ -36,7 +36,12 @@ RANKING_ORDER = {"combined": ("combined", "mean_logprob"),
                  "logprob": ("mean_logprob", "execution_agreement"),
                  "execution": ("execution_agreement", "mean_logprob"),
                  "doctest": ("doctest", "mean_logprob")}
-VALUE_ALIASES = {"llamacpp": "llama.cpp"}  # model.backend: an older spelling editors still offer
+# tests.trace: run the suite under a call tracer never, when no test names the function, or always.
+TRACE_MODES = ("off", "auto", "always")
+# Older spellings editors may still send, per field: model.backend's "llamacpp"; tests.trace was
+# a boolean (true: always; false: off).
+VALUE_ALIASES = {"model.backend": {"llamacpp": "llama.cpp"},
+                 "tests.trace": {True: "always", False: "off"}}
 
 
 class ConfigError(ValueError):
@@ -170,9 +175,11 @@ class TestsConfig:
     disk_mb: int = attrs.field(default=Limits.disk_bytes >> 20, validator=_at_least(1))
     python: str | None = None  # the project's interpreter; default: its venv or ours
     extra_args: tuple[str, ...] = attrs.field(default=(), converter=_strs, validator=_pytest_args)
-    # Also run the suite once under a call tracer (cached until a test file changes) to find tests
-    # that reach the function through other code (verify/tracing.py).
-    trace: bool = False
+    # Run the suite once under a call tracer (cached until a test file changes) to find tests that
+    # reach the function through other code (verify/tracing.py): "auto" when no test names it (a
+    # helper tested through the public function that calls it), so such a function is still
+    # verified; never within an inline request's deadline (its cached map only).
+    trace: str = attrs.field(default="auto", validator=_one_of(*TRACE_MODES))
     add: tuple[str, ...] = attrs.field(default=(), converter=_strs)  # node ids besides the found
     pin: tuple[str, ...] = attrs.field(default=(), converter=_strs)  # exactly these, no discovery
     parallel: int | None = attrs.field(default=None, validator=_at_least(1))  # default: 1/core
@@ -318,7 +325,9 @@ ALIASES = {**{name: name for name in FIELDS},
            **{".".join(_camel(p) for p in name.split(".")): name for name in FIELDS},
            **EDITOR_NAMES}
 # The choices editors offer, by their names (VS Code's enums must be exactly these).
-EDITOR_CHOICES = {"backend": ("auto", "llama.cpp", *VALUE_ALIASES, "vllm", "openai"),
+EDITOR_CHOICES = {"backend": ("auto", "llama.cpp", *VALUE_ALIASES["model.backend"], "vllm",
+                              "openai"),
+                  "tests.trace": TRACE_MODES,
                   "template": ("", *TEMPLATES), "budget.metric": tuple(sorted(METRICS)),
                   "sandbox": SANDBOXES, "ranking": tuple(RANKING_ORDER),
                   "prompt.style": PROMPT_STYLES}
@@ -332,8 +341,8 @@ def check(name: str, value: Any) -> Any:
         raise ConfigError(f"{name}: unknown setting; known: {', '.join(sorted(EDITOR_NAMES))}")
     _owner, attribute = FIELDS[path]
     try:
-        if isinstance(value, str):
-            value = VALUE_ALIASES.get(value, value) if path == "model.backend" else value
+        if isinstance(value, (str, bool)):
+            value = VALUE_ALIASES.get(path, {}).get(value, value)
         converted = _converter.structure(value, attribute.type)
         if attribute.converter is not None:
             converted = attribute.converter(converted)

@@ -194,7 +194,8 @@ def solve(request: Request, config: Config = DEFAULTS, on_event: EventCallback |
     info = sandbox(config)
     warnings = [info.warning] if info.warning else []
     testing = request.deadline is None or request.deadline > start
-    node_ids = tests_for(target, config, info, warnings, emit) if testing else ()
+    node_ids = tests_for(target, config, info, warnings, emit,
+                         may_run_suite=request.deadline is None) if testing else ()
     target = with_test_calls(target, node_ids, config)
 
     sampling = (source or model_source)(config, target, request.offset is not None,

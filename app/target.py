@@ -155,8 +155,9 @@ def prompt(target: Target, model: ModelPromptInfo, config: Config,
 
 
 def tests_for(target: Target, config: Config, sandbox_info, warnings: list[str],
-              emit) -> tuple[str, ...]:
-    """The node ids that select the function (pinned, found, traced, added)."""
+              emit, may_run_suite: bool = True) -> tuple[str, ...]:
+    """The node ids that select the function (pinned, found, traced, added). ``may_run_suite``
+    False (a request with a deadline): a traced map is used only if cached."""
     tests = config.tests
     if tests.pin:
         return tuple(tests.pin)
@@ -167,8 +168,8 @@ def tests_for(target: Target, config: Config, sandbox_info, warnings: list[str],
     blocked = doctests_blocked(target.project)
     if blocked and target.site and ">>>" in (target.site.docstring or ""):
         warnings.append(f"the docstring's examples are not run as a doctest: {blocked}")
-    if tests.trace:
-        found += _traced(target, config, sandbox_info, found, warnings, emit)
+    if tests.trace == "always" or (tests.trace == "auto" and not found and not tests.add):
+        found += _traced(target, config, sandbox_info, found, warnings, emit, may_run_suite)
     return found + tuple(t for t in tests.add if t not in found)
 
 
@@ -186,15 +187,21 @@ def preload(target: Target, node_ids: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(sorted(project_index(target.project).test_imports(node_ids)))
 
 
-def _traced(target: Target, config: Config, info, found, warnings, emit) -> tuple[str, ...]:
+def _traced(target: Target, config: Config, info, found, warnings, emit,
+            may_run: bool) -> tuple[str, ...]:
     """Node ids that only the traced run finds (the trace maps the file as it is on disk)."""
-    emit(Event("resolve", text="tracing the test suite"))
+    if may_run:
+        emit(Event("resolve", text="tracing the test suite"))
     try:
         trace, traced = tracing.traced_tests(
             target.project, target.rel_file, read(target.path), target.function,
-            config.tests.python or default_python(target.project), info, config.tests.limits)
+            config.tests.python or default_python(target.project), info, config.tests.limits,
+            run=may_run)
     except (tracing.TraceError, SyntaxError, SolveError) as exc:
-        warnings.append(f"dynamic test discovery failed, static discovery only: {exc}")
+        if may_run:
+            warnings.append(f"dynamic test discovery failed, static discovery only: {exc}")
+        return ()
+    if trace is None:
         return ()
     extra = tuple(t for t in traced if t not in found)
     how = "cached" if trace.cached else f"ran the suite in {trace.seconds:.1f} s"

@@ -243,10 +243,13 @@ def _test_flags(parser: argparse.ArgumentParser) -> None:
                         help="memory of one candidate's run, all its processes together")
     parser.add_argument("--test-disk-mb", type=int, default=DEFAULTS.tests.disk_mb,
                         help="files one candidate's run may write, in all")
-    parser.add_argument("--trace-tests", action="store_true",
-                        help="also find tests that reach the function through other code: run "
-                             "the suite once under a call tracer, in the sandbox (cached until a "
-                             "test file changes)")
+    trace = parser.add_mutually_exclusive_group()
+    trace.add_argument("--trace-tests", dest="trace_tests", action="store_const", const="always",
+                       help="also find tests that reach the function through other code: run "
+                            "the suite once under a call tracer, in the sandbox (cached until a "
+                            "test file changes); by default only when no test names the function")
+    trace.add_argument("--no-trace-tests", dest="trace_tests", action="store_const", const="off",
+                       help="only the tests that name the function (never run the suite traced)")
     parser.add_argument("--python", help="interpreter for the project's tests")
     parser.add_argument("--project",
                         help="project root (default: nearest pyproject.toml/setup.py/.git)")

@@ -98,8 +98,12 @@ def cache_file(project: Path) -> Path:
 
 
 def trace_tests(project: Path, python: str, info: sandbox.SandboxInfo,
-                limits: sandbox.Limits, refresh: bool = False) -> TestTrace:
-    """The project's test -> called-functions map, from the cache when its tests are unchanged."""
+                limits: sandbox.Limits, refresh: bool = False,
+                run: bool = True) -> TestTrace | None:
+    """The project's test -> called-functions map, from the cache when its tests are unchanged.
+    ``run`` False: the cached map or None (an inline request never waits on the suite). A traced
+    run that failed is remembered too (TraceError again, not a second run) until a test file
+    changes."""
     project = Path(project).absolute()
     key = suite_key(project)
     cached = cache_file(project)
@@ -107,9 +111,14 @@ def trace_tests(project: Path, python: str, info: sandbox.SandboxInfo,
         try:
             data = json.loads(cached.read_text())
             if data.get("key") == key:
+                if "failed" in data:
+                    raise TraceError(f"{data['failed']} (tried before; tried again when a test "
+                                     "file changes)")
                 return TestTrace(_calls(data["calls"]), key, True, 0.0)
         except (OSError, ValueError, KeyError, TypeError):
             pass  # a damaged cache is made again
+    if not run:
+        return None
     with tempfile.TemporaryDirectory(prefix="budgetpass-trace-") as tmp:
         work, out = Path(tmp) / "work", Path(tmp) / "out"
         copy_project(project, work)
@@ -127,14 +136,20 @@ def trace_tests(project: Path, python: str, info: sandbox.SandboxInfo,
         result = sandbox.run(argv, work, out, info, limits, env, hide=[str(project)])
         trace_path = out / TRACE_FILE
         if not trace_path.is_file():
-            why = "timed out" if result.timed_out else f"exit {result.returncode}"
+            why = (f"timed out after {limits.wall_seconds:g} s" if result.timed_out
+                   else f"exit {result.returncode}")
+            _store(cached, {"key": key, "failed": f"the traced test run left no map ({why})"})
             raise TraceError(f"the traced test run left no map ({why}): {result.output[-1500:]}")
         raw = json.loads(trace_path.read_text())
+    _store(cached, {"key": key, "calls": raw})
+    return TestTrace(_calls(raw), key, False, result.seconds)
+
+
+def _store(cached: Path, data: dict) -> None:
     cached.parent.mkdir(parents=True, exist_ok=True)
     temp = cached.with_suffix(".tmp")
-    temp.write_text(json.dumps({"key": key, "calls": raw}))
+    temp.write_text(json.dumps(data))
     temp.replace(cached)
-    return TestTrace(_calls(raw), key, False, result.seconds)
 
 
 def _calls(raw: dict) -> dict[str, frozenset[tuple[str, int]]]:
@@ -150,7 +165,11 @@ def function_first_lines(text: str, qualname: str) -> set[int]:
 
 
 def traced_tests(project: Path, rel_file: str, text: str, qualname: str, python: str,
-                 info: sandbox.SandboxInfo, limits: sandbox.Limits) -> tuple[TestTrace, tuple[str, ...]]:
-    """(the trace, node ids of the tests that called ``qualname`` in ``rel_file``)."""
-    trace = trace_tests(project, python, info, limits)
+                 info: sandbox.SandboxInfo, limits: sandbox.Limits,
+                 run: bool = True) -> tuple[TestTrace | None, tuple[str, ...]]:
+    """(the trace, node ids of the tests that called ``qualname`` in ``rel_file``); (None, ())
+    when ``run`` is False and no map is cached."""
+    trace = trace_tests(project, python, info, limits, run=run)
+    if trace is None:
+        return None, ()
     return trace, trace.tests_calling(rel_file, function_first_lines(text, qualname))

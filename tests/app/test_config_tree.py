@@ -25,9 +25,12 @@ def test_nested_and_dotted_names_and_partial_updates():
     assert problems == []
     assert config.budget.metric == "samples" and config.budget.samples == 6
     assert config.inline.debounce_ms == 0 and config.inline.max_tokens == 64
-    assert config.tests.limits.wall_seconds == 5 and config.tests.trace is False
-    traced, problems = from_lsp({"tests": {"trace": True}}, config)
-    assert problems == [] and traced.tests.trace is True
+    assert config.tests.limits.wall_seconds == 5 and config.tests.trace == "auto"
+    for sent, mode in ((True, "always"), (False, "off"), ("off", "off")):  # was a boolean
+        traced, problems = from_lsp({"tests": {"trace": sent}}, config)
+        assert problems == [] and traced.tests.trace == mode
+    kept, problems = from_lsp({"tests": {"trace": "sometimes"}}, config)
+    assert kept.tests.trace == "auto" and "expected one of off, auto, always" in problems[0]
     assert config.ranking.rankers[0] == "combined"  # the default no-test ranker
     by_execution, problems = from_lsp({"ranking": "execution"}, config)
     assert problems == [] and by_execution.ranking.rankers[0] == "execution_agreement"
@@ -136,10 +139,13 @@ def test_cli_flags_build_the_same_tree():
     assert config.model.backend == "openai", "an endpoint with backend auto means openai"
     assert config.budget.anytime and config.budget.max_samples == 6
     assert config.budget.seconds is None, "the CLI's anytime without --seconds: no time bound"
-    assert not config.tests.pipeline and config.tests.trace
+    assert not config.tests.pipeline and config.tests.trace == "always"
     assert config.tests.limits.wall_seconds == 5 and config.model.template == "plain"
     defaults = from_cli(build_parser().parse_args(["generate", "m.py::f"]))
     assert not defaults.budget.anytime and defaults.tests.pipeline
+    assert defaults.tests.trace == "auto"
+    static = from_cli(build_parser().parse_args(["generate", "m.py::f", "--no-trace-tests"]))
+    assert static.tests.trace == "off"
     assert defaults.sampling == Config().sampling and defaults.model == Config().model
     with pytest.raises(ConfigError, match=r"budget.samples \(--samples\): expected a positive"):
         from_cli(argparse.Namespace(samples=0))

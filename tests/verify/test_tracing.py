@@ -7,7 +7,7 @@ import pytest
 from budgetpass.verify import sandbox
 from budgetpass.verify.discovery import find_tests
 from budgetpass.verify.runner import default_python
-from budgetpass.verify.tracing import function_first_lines, traced_tests
+from budgetpass.verify.tracing import TraceError, function_first_lines, traced_tests
 
 CORE = '''"""Cart totals."""
 import functools
@@ -94,10 +94,36 @@ def test_a_job_with_tracing_tests_the_function_through_its_caller(project, qwen_
     target = project / "cart" / "core.py"
     config = build({"budget.metric": "samples", "budget.samples": 4,
                     "model.name": str(qwen_path)})  # the cache folder is a temporary one here
-    static = solve(Request(target, "subtotal"), config)
+    static = solve(Request(target, "subtotal"), config.evolve(**{"tests.trace": "off"}))
     assert static.tests == () and static.status == "ranked"
-    traced = solve(Request(target, "subtotal"), config.evolve(**{"tests.trace": True}))
+    # By default ("auto"): no test names it, so the suite runs traced once.
+    traced = solve(Request(target, "subtotal"), config)
     assert traced.tests == ("tests/test_cart.py::test_total_adds_tax",)
     assert traced.status == "passed", traced.to_json()
     assert any("dynamic test discovery" in w for w in traced.warnings)
     assert target.read_text() == CORE  # the job never writes
+
+
+@pytest.mark.slow
+def test_a_failed_trace_is_remembered_and_a_request_with_a_deadline_never_runs_one(project):
+    """A suite that cannot finish under its limit is not run again for every function that no
+    test names (each would wait for it) until a test file changes; an inline request uses a
+    cached map only."""
+    info, python = sandbox.probe(), default_python(project)
+    assert traced_tests(project, "cart/core.py", CORE, "subtotal", python, info,
+                        sandbox.Limits(wall_seconds=60), run=False) == (None, ())
+    (project / "tests" / "test_slow.py").write_text(
+        "import time\n\n\ndef test_slow():\n    time.sleep(30)\n")
+    short = sandbox.Limits(wall_seconds=2)
+    with pytest.raises(TraceError, match="timed out after 2 s"):
+        traced_tests(project, "cart/core.py", CORE, "subtotal", python, info, short)
+    started = time.monotonic()
+    with pytest.raises(TraceError, match="tried before"):
+        traced_tests(project, "cart/core.py", CORE, "subtotal", python, info, short)
+    assert time.monotonic() - started < 1.5  # not run again
+    (project / "tests" / "test_slow.py").write_text("def test_quick():\n    pass\n")
+    trace, found = traced_tests(project, "cart/core.py", CORE, "subtotal", python, info, short)
+    assert not trace.cached and found == ("tests/test_cart.py::test_total_adds_tax",)
+    cached, _ = traced_tests(project, "cart/core.py", CORE, "subtotal", python, info, short,
+                             run=False)
+    assert cached.cached
