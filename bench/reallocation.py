@@ -26,7 +26,13 @@ from pathlib import Path
 
 from budgetpass.generation import models
 from budgetpass.generation.budget import BudgetRequest, plan_budget
-from budgetpass.generation.prompts import BodyRequest, ModelPromptInfo, build_prompt
+from budgetpass.generation.prompts import (
+    PROMPT_STYLES,
+    BodyRequest,
+    ChatTemplate,
+    ModelPromptInfo,
+    build_prompt,
+)
 from budgetpass.generation.runaway import RunawayRule
 from budgetpass.generation.source import is_stub, normalize_body
 from budgetpass.generation.types import GenerationResult, SamplingParams
@@ -68,6 +74,10 @@ class ReallocationConfig:
     # Runaway control (generation/runaway.py) off by default: the committed rows and the cache
     # were made without it; --runaway measures with it (its own cache keys).
     runaway: bool = False
+    # The product's body prompt style (generation.prompts): "auto" is what the product asks a
+    # model with (its chat template when it has one); "fim" the style the committed FIM rows and
+    # cache were drawn with.
+    prompt_style: str = "auto"
 
     def __post_init__(self) -> None:
         if self.n_small < 1 or self.n_large < 1:
@@ -77,6 +87,8 @@ class ReallocationConfig:
                              f"model needs b of its samples; got {list(self.budgets)}")
         if self.limit is not None and self.limit < 1:
             raise ValueError("--limit must be at least 1")
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"--prompt-style must be one of {', '.join(PROMPT_STYLES)}")
         rankers.choose(self.rankers)
 
     def sampling(self, stops: tuple[str, ...], greedy: bool) -> SamplingParams:
@@ -96,14 +108,17 @@ class Cache:
 
     @staticmethod
     def generation_key(model_sha256: str, task: Task, template: str, params: SamplingParams,
-                       n: int) -> str:
+                       n: int, style: str = "fim") -> str:
         fields = asdict(params)
         # Sampling fields added after a cache was written keep its keys while at their defaults.
         for name, default in ADDED_SAMPLING_DEFAULTS.items():
             if fields.get(name) == default:
                 fields.pop(name, None)
-        data = json.dumps({"model": model_sha256, "task": task.task_id, "task_digest": task.digest,
-                           "template": template, "n": n, "params": fields}, sort_keys=True)
+        key = {"model": model_sha256, "task": task.task_id, "task_digest": task.digest,
+               "template": template, "n": n, "params": fields}
+        if style == "chat":  # FIM / left-to-right prompts keep the keys they were cached under
+            key["style"] = style
+        data = json.dumps(key, sort_keys=True)
         return hashlib.sha256(data.encode()).hexdigest()
 
     def _path(self, kind: str, key: str) -> Path:
@@ -257,20 +272,45 @@ class Runner:
 
         return TEMPLATES[known["template"]]
 
+    def chat_template(self, role: str) -> ChatTemplate | None:
+        """The model's own chat template (GGUF metadata), remembered per model hash like the
+        template, so rescoring needs neither the model nor its file."""
+        key = "chat-" + self.resolved[role].sha256
+        known = self.cache.get("meta", key)
+        if known is None:
+            from budgetpass.generation.prompts.chat import chat_template_from_gguf
+
+            chat = chat_template_from_gguf(self.resolved[role].path)
+            known = {"chat": None if chat is None else asdict(chat)}
+            self.cache.put("meta", key, known)
+        return None if known["chat"] is None else ChatTemplate(**known["chat"])
+
+    def prompt_info(self, role: str) -> ModelPromptInfo:
+        """As the product sees the model; tokens counted by its tokenizer (the context budget),
+        except when re-scoring, where the prompt's text is never used and no model is loaded."""
+        chat = self.chat_template(role) if self.config.prompt_style in ("auto", "chat") else None
+        count = None if self.rescore_only else (
+            lambda text: len(self.model(role).tokenize(text, special=False)))
+        return ModelPromptInfo(self.resolved[role].name, self.template(role), chat, count)
+
     def _generate(self, role: str, task: Task, n: int, greedy: bool) -> dict:
         template = self.template(role)
         site = task.site()
+        style = "plain"
         if site is not None:
-            # The style its cached generations were drawn with (the template names it): FIM, or
-            # left to right for a model without FIM tokens (SmolLM2).
-            prompt = build_prompt(BodyRequest(task.prompt, task.entry_point),
-                                  ModelPromptInfo(self.resolved[role].name, template),
-                                  "fim" if template.is_fim else "plain")
-            text, stops = prompt.text, prompt.stops
+            # The product's prompt in the configured style; "fim" for a model without FIM
+            # markers (SmolLM2) is left to right, as the committed cache was drawn.
+            info = self.prompt_info(role)
+            wanted = self.config.prompt_style
+            if wanted == "fim" and not template.is_fim:
+                wanted = "plain"
+            prompt = build_prompt(BodyRequest(task.prompt, task.entry_point), info, wanted)
+            text, stops, style = prompt.text, prompt.stops, prompt.style
         else:  # not a parseable function: plain left-to-right completion of the prompt
             text, stops = task.prompt, ()
         params = self.config.sampling(tuple(stops) + EXTRA_STOPS, greedy)
-        key = Cache.generation_key(self.resolved[role].sha256, task, template.name, params, n)
+        key = Cache.generation_key(self.resolved[role].sha256, task, template.name, params, n,
+                                   style)
         record = self.cache.get("generations", key)
         if record is not None:
             self.counters["cached_requests"] += 1
@@ -504,8 +544,10 @@ def run(config: ReallocationConfig, cache_dir: Path, out_dir: Path, name: str = 
         "summary": {**results.pop("summary"), "suite_tasks": suite_size},
         "config": asdict(config),
         "protocol": {
-            "prompt": "the product's body prompt (generation.prompts.build_prompt, style fim: "
-                      "the FIM template when the model has the markers) for the entry point's body",
+            "prompt": "the product's body prompt (generation.prompts.build_prompt) for the entry "
+                      f"point's body, style {config.prompt_style} (auto: the model's chat "
+                      "template when it has one; fim: its FIM markers, else left to right)",
+            "prompt_style": config.prompt_style,
             "extra_stops": list(EXTRA_STOPS),
             "sampling": "LlamaCppModel.generate: n samples in one batched request; greedy n=1",
             "execution": f"budgetpass.verify.sandbox ({runner.info.kind}), "
@@ -615,6 +657,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-timeout", type=float, default=d.test_timeout,
                         help="seconds per sandboxed test run")
     parser.add_argument("--threads", type=int, help="CPU threads for the models")
+    parser.add_argument("--prompt-style", choices=PROMPT_STYLES, default=d.prompt_style,
+                        help="the product's body prompt style (auto: the model's chat template "
+                             "when it has one; fim: as the committed FIM rows were drawn)")
     parser.add_argument("--runaway", action="store_true",
                         help="cut runaway candidates as the product does (off: as committed)")
     parser.add_argument("--cache", type=Path, default=None,
@@ -642,7 +687,8 @@ def main_from_args(args: argparse.Namespace) -> int:
             temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
             seed=args.seed, budgets=tuple(args.budgets), tasks_file=args.tasks_file,
             limit=args.limit, rankers=tuple(args.rankers), sandbox=args.sandbox,
-            test_timeout=args.test_timeout, threads=args.threads, runaway=args.runaway)
+            test_timeout=args.test_timeout, threads=args.threads, runaway=args.runaway,
+            prompt_style=args.prompt_style)
     except ValueError as exc:
         print(f"budgetpass: error: {exc}", file=sys.stderr)
         return 2
