@@ -18,7 +18,11 @@ DEMO := examples/textkit/textkit/text.py
 # The demo's candidates run in bubblewrap; only BUDGETPASS_SANDBOX=process, asked for by the user,
 # runs them unsandboxed (system-deps.sh stops first when bwrap is missing or blocked).
 DEMO_SANDBOX := $(if $(filter process,$(BUDGETPASS_SANDBOX)),process,bwrap)
-SAY := @printf '\n== %s\n'
+# Node 20 for the VS Code tests, from PyPI (scripts/node20.sh): first on PATH for every recipe.
+NODE_BIN := $(abspath $(VENV))/node20/bin
+export PATH := $(NODE_BIN):$(PATH)
+# Each step's line starts with the time of day, so a log shows how long each step took.
+SAY := @printf '\n== [%s] %s\n' "$$(date +%T)"
 
 .PHONY: demo test test-fast models install clean-venv editors bench-reallocation vllm
 
@@ -50,8 +54,9 @@ demo:
 VSIX := editors/vscode/budgetpass.vsix
 
 $(BIN)/.editors-installed: $(BIN)/.installed pyproject.toml
-	$(SAY) "installing Neovim 0.12 and pynvim into $(VENV) (~30 s)"
+	$(SAY) "installing Neovim 0.12, pynvim and node 20 into $(VENV) (~1 min)"
 	@$(call PIP_INSTALL,$(BIN)) -e '.[editors]' $(PIP_QUIET)
+	@scripts/node20.sh $(VENV)
 	@touch $@
 
 $(VSIX): editors/vscode/package.json editors/vscode/package-lock.json editors/vscode/tsconfig.json $(wildcard editors/vscode/src/*.ts)

@@ -2,8 +2,9 @@
 # The system packages budgetpass needs, checked first by `make demo` and `make test`.
 #
 #   scripts/system-deps.sh demo   # the sandbox (bubblewrap, setpriv) and a C compiler for llama.cpp
-#   scripts/system-deps.sh test   # + what tests/editors needs: chromium, ripgrep, node 20 + npm,
-#                                 #   and the headers code-server's native modules compile against
+#   scripts/system-deps.sh test   # + what tests/editors needs: chromium, ripgrep and the headers
+#                                 #   code-server's native modules compile against (node 20 itself
+#                                 #   comes from PyPI: scripts/node20.sh)
 #
 # Missing packages are installed with apt-get when running as root or with passwordless sudo.
 # Otherwise it prints one line with the exact command to run and exits 1 before changing anything.
@@ -36,25 +37,10 @@ if [ "$mode" = test ]; then
   for pkg in build-essential pkg-config libkrb5-dev libxkbfile-dev libsecret-1-dev; do
     need_pkg "$pkg"
   done
-  need_cmd node nodejs
-  need_cmd npm npm
 fi
 # One name once, in a stable order.
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-fi
-
-# code-server 4.100.3 runs on node 20 only (Debian 12's own nodejs is 18).
-node_20_or_stop() {
-  local version
-  version="$(node --version)"
-  if [ "${version%%.*}" != v20 ]; then
-    echo "budgetpass: the VS Code tests need node 20 (code-server 4.100.3), found $version; install node 20 (e.g. NodeSource's nodejs 20.x) and run make test again" >&2
-    exit 1
-  fi
-}
-if [ "$mode" = test ] && command -v node >/dev/null 2>&1; then
-  node_20_or_stop  # before installing anything
 fi
 
 unsandboxed_ok() { [ "${BUDGETPASS_SANDBOX:-}" = process ]; }
@@ -112,6 +98,3 @@ if [ "$mode" = demo ] && ! unsandboxed_ok; then
   fi
 fi
 
-if [ "$mode" = test ]; then
-  node_20_or_stop
-fi

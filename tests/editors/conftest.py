@@ -19,6 +19,7 @@ from tests.conftest import EXAMPLE, REPO
 
 PLUGIN_NVIM = REPO / "editors" / "nvim"
 VENV_BIN = Path(sys.executable).parent
+NODE_BIN = VENV_BIN.parent / "node20" / "bin"  # node 20 from PyPI (scripts/node20.sh)
 SERVER = VENV_BIN / "budgetpass"
 
 
@@ -36,7 +37,7 @@ def editor_env(home: Path) -> dict[str, str]:
         Path(env[var]).mkdir(parents=True, exist_ok=True)
     env["BUDGETPASS_CACHE"] = str(models.cache_dir().parent)
     env["HOME"] = str(home)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = os.pathsep.join([str(NODE_BIN), str(VENV_BIN), env.get("PATH", "")])
     return env
 
 

@@ -3,8 +3,9 @@
 # into tests/editors/harness/node_modules for the VS Code end-to-end test. Offline-safe: only the
 # npm registry is used; @vscode/ripgrep's postinstall (which downloads rg from GitHub) is fed a
 # tarball of the system's `rg` instead. Idempotent: skips when the lockfile has not changed.
-# Needs: node 20 + npm, and apt packages build-essential pkg-config libkrb5-dev libxkbfile-dev
-# libsecret-1-dev ripgrep (code-server's native modules compile here).
+# Needs: node 20 + npm first on PATH (`make editors` puts PyPI's in .venv/node20/bin), and apt
+# packages build-essential pkg-config libkrb5-dev libxkbfile-dev libsecret-1-dev ripgrep
+# (code-server's native modules compile here, against the headers in node's own folder).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 harness="$here/harness"
@@ -15,7 +16,7 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_hash" ] \
   echo "code-server already installed ($harness/node_modules)"
   exit 0
 fi
-command -v node >/dev/null || { echo "install-code-server: node is missing (apt-get install nodejs npm)" >&2; exit 3; }
+command -v node >/dev/null || { echo "install-code-server: node is missing (make editors installs node 20)" >&2; exit 3; }
 major="$(node -p 'process.versions.node.split(".")[0]')"
 if [ "$major" != 20 ]; then
   echo "install-code-server: code-server 4.100.3 needs node 20, found $(node --version)" >&2
@@ -35,7 +36,10 @@ tar -C "$scratch/rg" -czf "$scratch/tmp/vscode-ripgrep-cache-$rg_version/ripgrep
 
 start=$(date +%s)
 cd "$harness"
-TMPDIR="$scratch/tmp" npm_config_nodedir=/usr npm_config_unsafe_perm=true npm_config_yes=true \
+# node-gyp builds against the running node's headers: its folder holds include/node.
+nodedir="$(cd "$(dirname "$(readlink -f "$(command -v node)")")/.." && pwd)"
+[ -f "$nodedir/include/node/node.h" ] || { echo "install-code-server: no node headers in $nodedir/include/node" >&2; exit 3; }
+TMPDIR="$scratch/tmp" npm_config_nodedir="$nodedir" npm_config_unsafe_perm=true npm_config_yes=true \
   npm ci --no-audit --no-fund --loglevel=error
 echo "$lock_hash" > "$stamp"
 echo "code-server installed in $(( $(date +%s) - start )) s"

@@ -4,6 +4,7 @@ against the real server and 0.5B model. `make editors` installs code-server and 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from budgetpass.generation.source import locate_function
 
 from tests.conftest import REPO
-from tests.editors.conftest import SERVER, editor_env, run_pytest_on_copy, sha256
+from tests.editors.conftest import NODE_BIN, SERVER, editor_env, run_pytest_on_copy, sha256
 
 HARNESS = REPO / "tests" / "editors" / "harness"
 CODE_SERVER = HARNESS / "node_modules" / ".bin" / "code-server"
@@ -28,7 +29,8 @@ def prerequisites() -> None:
     missing = [
         what
         for what, ok in (
-            ("node", shutil.which("node")),
+            ("node 20 (run `make editors`)", shutil.which(
+                "node", path=os.pathsep.join([str(NODE_BIN), os.environ.get("PATH", "")]))),
             ("chromium (apt-get install chromium)", Path("/usr/bin/chromium").exists()),
             (f"{CODE_SERVER} (run `make editors`)", CODE_SERVER.exists()),
             (f"{VSIX} (run `make editors`)", VSIX.exists()),
