@@ -50,6 +50,14 @@ def choose(candidates: list[Candidate], target: Target, node_ids: tuple[str, ...
         return Choice("ranked", usable[0].index,
                       f"none of {len(candidates)} candidates was tested before the time limit: "
                       f"candidate {usable[0].index + 1} by mean log-probability; UNVERIFIED")
+    tested = [c for c in usable if c.run is not None]
+    if node_ids and all(c.run.never_called for c in tested):
+        # The selected tests pass whatever the body is, without calling it: rank, unverified.
+        return _rank_candidates(
+            usable, candidates, target, rankers, lend_worker, emit,
+            None if deadline is not None else model, deadline,
+            why=f"the {len(node_ids)} selected tests pass without calling {target.function}, "
+                "so they cannot judge it")
     if node_ids:
         return Choice(*_tested_outcome(usable, candidates, node_ids))
     if target.kind != "whole_body" or not target.function:  # part of a line: log-prob only
@@ -88,7 +96,7 @@ def _tested_outcome(usable, candidates, node_ids):
 
 
 def _rank_candidates(usable, candidates, target: Target, rankers, lend_worker, emit, model,
-                     deadline) -> Choice:
+                     deadline, why: str = "no tests reference this function") -> Choice:
     """No tests: rankers order the candidates; the answer is UNVERIFIED."""
     function = target.function
     examples = ranking_inputs(target.text, function, target.project)
@@ -116,7 +124,7 @@ def _rank_candidates(usable, candidates, target: Target, rankers, lend_worker, e
             best = ranking.order[0]
             how = f"{name}" + (f": {ranking.note}" if ranking.note else "")
             return Choice("ranked", best,
-                          (f"no tests reference this function: picked candidate {best + 1} of "
+                          (f"{why}: picked candidate {best + 1} of "
                            f"{len(candidates)} by {how}; UNVERIFIED, review it"), rankings, name)
     return Choice("failed", None, "no tests found and no ranker could order the candidates",
                   rankings)

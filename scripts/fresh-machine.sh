@@ -24,6 +24,14 @@ mount --rbind /dev "$root/dev"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # A network that inspects TLS hands out its own CA: the fresh machine trusts it as this one does.
 cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+# The package sources pip is configured with here (local wheel folders such as the CPU torch that
+# PyPI lacks), as a machine of this kind is provisioned: the same pip configuration, read-only.
+for conf in /etc/pip.conf /etc/xdg/pip /root/.config/pip; do
+  [ -e "$conf" ] && mkdir -p "$root$(dirname "$conf")" && cp -r "$conf" "$root$(dirname "$conf")/"
+done
+for folder in /opt/wheels /opt/pypi /opt/pypi-more; do
+  [ -d "$folder" ] && mkdir -p "$root$folder" && mount --bind -o ro "$folder" "$root$folder"
+done
 chroot "$root" /bin/bash -c "apt-get update -q >/dev/null && apt-get install -y -q git make \
   python3 ca-certificates >/dev/null && update-ca-certificates >/dev/null"
 git clone -q "$repo" "$root/root/budgetpass"

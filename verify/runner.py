@@ -38,6 +38,8 @@ class CandidateRun:
     returncode: int | None
     output: str = field(repr=False, default="")
     test_seconds: float = 0.0  # the tests' own time, as pytest measured it
+    # Every selected test passed without calling the changed function: they cannot judge it.
+    never_called: bool = False
 
     @property
     def n_passed(self) -> int:
@@ -63,6 +65,8 @@ class CandidateRun:
         failing = [o for o in self.outcomes if o.outcome in ("failed", "error")]
         if self.passed:
             return f"{self.n_passed} passed"
+        if self.never_called:
+            return f"{self.n_passed} passed without calling the function: not a verdict"
         if failing:
             first = failing[0]
             reason = (first.message.splitlines() or [""])[0][:160]
@@ -190,7 +194,8 @@ def _run_from(result: dict) -> CandidateRun:
     output = "\n".join(result.get("problems", []) + [result.get("output", "")]).strip()
     return CandidateRun(bool(result["passed"]), outcomes, float(result["seconds"]),
                         bool(result["timed_out"]), result.get("returncode"), output,
-                        test_seconds=float(result.get("test_seconds", 0.0)))
+                        test_seconds=float(result.get("test_seconds", 0.0)),
+                        never_called=bool(result.get("never_called")))
 
 
 class WarmWorker:

@@ -228,3 +228,29 @@ def test_a_deadline_before_the_decode_ends_leaves_candidates_decoded_but_unteste
     assert report.tests == NODES and all(c.decoded and c.run is None for c in cands)
     assert report.status == "ranked" and "before the time limit" in report.message
     assert report.selected == 0
+
+
+def test_tests_that_never_call_the_function_cannot_verify_it(tmp_path, monkeypatch):
+    """A selected test that names the function without calling it passes whatever the body is:
+    no candidate is "passed" by it (not even a wrong one); they are ranked, UNVERIFIED, and the
+    report says why. A test that calls it still decides."""
+    project = _project(tmp_path / "p", with_tests=False)
+    (project / "test_mod.py").write_text(
+        "from mod import clamp\n\n\ndef test_exported():\n    assert clamp.__name__ == 'clamp'\n")
+    _use(monkeypatch, ScriptedBackend([(WRONG, -0.1), (CORRECT, -0.5)]))
+    config = build({"budget.metric": "samples", "budget.samples": 2,
+                    "tests.python": sys.executable, "tests.stop_at_first_pass": False})
+    report = solve(Request(project / "mod.py", "clamp"), config)
+    assert report.tests == ("test_mod.py::test_exported",)
+    assert report.status == "ranked" and "UNVERIFIED" in report.message, report.message
+    assert "pass without calling clamp, so they cannot judge it" in report.message
+    runs = [c.run for c in report.candidates]
+    assert all(r.never_called and not r.passed for r in runs)
+    assert "without calling the function" in runs[0].summary()
+    (project / "test_mod.py").write_text(
+        "from mod import clamp\n\n\ndef test_exported():\n    assert clamp.__name__ == 'clamp'"
+        "\n\n\ndef test_inside():\n    assert clamp(5, 0, 10) == 5\n"
+        "\n\ndef test_high():\n    assert clamp(11, 0, 10) == 10\n")
+    report = solve(Request(project / "mod.py", "clamp"), config)
+    assert (report.status, report.selected) == ("passed", 1), report.message
+    assert not any(c.run.never_called for c in report.candidates)

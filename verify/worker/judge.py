@@ -92,7 +92,9 @@ class _Reporter:
                         "seconds": sum(float(r.duration) for r in reports)})
 
     def pytest_sessionfinish(self, session, exitstatus):
-        send(self.fd, {"op": "done", "exitstatus": int(exitstatus)})
+        # calls: how often the tests called the changed functions (None: nothing forwarded)
+        send(self.fd, {"op": "done", "exitstatus": int(exitstatus),
+                        "calls": self.link.calls if self.link else None})
 
 
 def _outcome(reports) -> tuple[str, str]:

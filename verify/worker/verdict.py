@@ -31,6 +31,7 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
     test_seconds = 0.0
     current = None
     done = None
+    calls = None
     stopped_said = failed_said = ""  # the judge's own words (never the output it shares)
     problems = list(run.problems)
     for message in run.messages:
@@ -51,6 +52,7 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
             problems.append(f"{COLLECTION_ERROR}{message.get('node')}: {message.get('message')}")
         elif op == "done":
             done = message.get("exitstatus")
+            calls = message.get("calls")
         elif op == "stopped":
             stopped_said = str(message.get("said", ""))[:600]
         elif op == "failed":
@@ -90,6 +92,10 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
     passed = (complete and done == 0 and not problems and not run.timed_out and not run.cancelled
               and exited and any(o[1] == "passed" for o in outcomes)
               and all(o[1] in ("passed", "skipped") for o in outcomes))
+    # Tests that pass without ever calling the changed function tell nothing about it: not a pass
+    # (the host then ranks the candidates, unverified).
+    never_called = bool(passed and run.job.get("forward") and calls == 0)
+    passed = passed and not never_called
     if not complete and not problems and not run.timed_out and not run.cancelled:
         problems.append(f"the test process ended before pytest finished ({exit_text}){crash}")
     returncode = None if status is None else (
@@ -97,7 +103,7 @@ def verdict(run: Running, status: int | None, seconds: float, output: str) -> di
     return {"op": "result", "id": run.job["id"], "passed": bool(passed), "outcomes": outcomes,
             "seconds": seconds, "timed_out": run.timed_out, "cancelled": run.cancelled,
             "returncode": returncode, "problems": problems, "output": output,
-            "test_seconds": test_seconds}
+            "test_seconds": test_seconds, "never_called": never_called}
 
 
 def why_pytest_stopped(output: str, work: str) -> str:
