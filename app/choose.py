@@ -131,7 +131,8 @@ def _rank_candidates(usable, candidates, target: Target, rankers, lend_worker, e
 
 
 def proposals(candidates: list[Candidate], choice_order: Sequence[int] = ()) -> list[Candidate]:
-    """Distinct usable candidates for the cursor: passing first, then untested, then failing;
+    """Distinct usable candidates for the cursor: passing first, then untested (or tested by
+    tests that never called it), then failing;
     within each, in the selection step's order (``choice_order``: the indices its ranker put
     first, without tests), then by mean log-probability (ties: shorter)."""
     best: dict[str, Candidate] = {}
@@ -141,4 +142,4 @@ def proposals(candidates: list[Candidate], choice_order: Sequence[int] = ()) -> 
     place = {index: n for n, index in enumerate(choice_order)}
     order = sorted(best.values(), key=lambda c: place.get(c.index, len(place)))
     return sorted(order, key=lambda c: 0 if c.run is not None and c.run.passed
-                  else 1 if c.run is None else 2)
+                  else 1 if c.run is None or c.run.never_called else 2)

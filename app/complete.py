@@ -80,8 +80,9 @@ def complete(path: Path, text: str, offset: int, config: Config,
                       deadline=time.monotonic() + wait, write=False)
     report = solve(request, config, should_stop=should_stop, workers=workers)
     n = len(report.tests)
+    # A run whose tests never called the function tested nothing: shown as untested.
     items = [Proposal(c.body, offset, offset, c.mean_logprob, n,
-                      None if c.run is None else c.run.n_passed)
+                      None if c.run is None or c.run.never_called else c.run.n_passed)
              for c in proposals(report.candidates, report.ranked_order)]
     # Stable: within each test status the selection step's order stays.
     return Completions(sorted(items, key=_tested_first), report, list(report.warnings))
