@@ -4,7 +4,7 @@
 #   scripts/system-deps.sh demo   # the sandbox (bubblewrap, setpriv) and a C compiler for llama.cpp
 #   scripts/system-deps.sh test   # + what tests/editors needs: chromium, ripgrep and the headers
 #                                 #   code-server's native modules compile against (node 20 itself
-#                                 #   comes from PyPI: scripts/node20.sh)
+#                                 #   comes from PyPI: scripts/node20.sh); Python's headers (vLLM)
 #
 # Missing packages are installed with apt-get when running as root or with passwordless sudo.
 # Otherwise it prints one line with the exact command to run and exits 1 before changing anything.
@@ -37,6 +37,11 @@ if [ "$mode" = test ]; then
   for pkg in build-essential pkg-config libkrb5-dev libxkbfile-dev libsecret-1-dev; do
     need_pkg "$pkg"
   done
+  # The vLLM tests: torch compiles its CPU kernels against the interpreter's headers.
+  if ! "${PYTHON:-python3}" -c "import os, sysconfig; raise SystemExit(not os.path.isfile(
+      os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" >/dev/null 2>&1; then
+    missing+=(python3-dev)
+  fi
 fi
 # One name once, in a stable order.
 if [ ${#missing[@]} -gt 0 ]; then
