@@ -195,6 +195,10 @@ async def test_code_lenses_follow_the_test_files_the_client_reports(project, tmp
     try:
         uri = editor.open(project / "textkit" / "text.py")
         assert len(await lenses(editor, uri)) == 3  # initials has no test yet
+        # The server asks to watch once initialized, in its own time (a loaded machine: later).
+        deadline = time.monotonic() + 10
+        while not editor.registrations and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
         assert [r.method for r in editor.registrations] == ["workspace/didChangeWatchedFiles"]
         new = project / "tests" / "test_initials.py"
         new.write_text("from textkit.text import initials\n\n\ndef test_initials():\n"
