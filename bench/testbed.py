@@ -150,6 +150,8 @@ def check_function(path: Path, qualname: str, own: str, python: str) -> dict:
     row = {"tests": len(report.tests), "seconds": round(time.monotonic() - started, 2)}
     for label, run in zip(("own", "stub"), runs, strict=False):
         row[f"{label}_passes"] = bool(run and run.passed)
+        if run and run.never_called:  # its tests passed without calling the function
+            row[f"{label}_never_called"] = True
         if run:
             row[f"{label}_test_seconds"] = round(run.seconds, 2)
     if not row["own_passes"]:
@@ -214,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         "repos": len({r["repo"] for r in rows}),
         "own_body_passes": _share(sum(r.get("own_passes", False) for r in rows), len(rows)),
         "stub_fails": _share(sum(not r.get("stub_passes", True) for r in checked), len(checked)),
+        # Stubs whose selected tests passed without calling the function: no verdict, not a pass.
+        "stub_never_called": sum(bool(r.get("stub_never_called")) for r in checked),
         "errors": len(rows) - len(checked),
         "median_seconds_per_function": round(statistics.median(r["seconds"] for r in rows), 2)
         if rows else None,
