@@ -95,6 +95,8 @@ class GenerateAndTest:
             return fresh
         if not self._verdicts_in(drawn) or (self.passing and self.stop_at_first_pass):
             return []  # stopped, or the last batch passed after all
+        if any(c.run is not None and c.run.never_called for c in list(self.candidates)):
+            return []  # the tests pass without calling the function: no batch can be judged
         if self.passing:
             return fresh
         repaired = set(self.repair_of.values())

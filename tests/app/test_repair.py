@@ -172,3 +172,15 @@ def test_the_prompt_shows_how_the_selected_tests_call_the_function(tmp_path: Pat
     shown = ("    # The project's tests call it like this:\n"
              "    #     assert double(1) == 2\n    #     assert double(3) == 6\n")
     assert (shown in first) is show, first
+
+
+def test_tests_that_never_call_the_function_end_the_batches(tmp_path: Path):
+    """Generate-until-pass stops after the batch whose verdicts say the selected tests pass
+    without calling the function: no further batch could be judged by them; the answer is
+    ranked, UNVERIFIED."""
+    project = double_project(tmp_path / "p", "from mod import double\n\n\ndef test_named():\n"
+                                             "    assert double.__name__ == 'double'\n")
+    backend = Scripted(RIGHT)
+    report = solve(Request(project / "mod.py", "double"), settings(), source=source(backend))
+    assert len(backend.prompts) == 1, backend.prompts  # one batch of 2, no repair, no more
+    assert report.status == "ranked" and "cannot judge it" in report.message, report.message
