@@ -81,6 +81,14 @@ def _summary(node, lines: list[str], indent: str = "") -> str:
     return head + f"{pad}...\n"
 
 
+def _one_line_doc(node: ast.Expr, pad: str) -> str:
+    """A docstring statement cut to its first non-empty line (the summary), still valid Python."""
+    text = node.value.value if isinstance(node.value, ast.Constant) else ""
+    summary = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    summary = summary.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{pad}"""{summary}"""\n'
+
+
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[A-Za-z_]\w*", text))
 
@@ -116,6 +124,19 @@ class _Context:
         used = self.model.tokens(import_text) + self.model.tokens(header) + sum(
             self.model.tokens(h) for h in class_heads)
         notes: list[str] = []
+        if used > self.budget and (has_doc or class_heads):
+            # What is always kept must fit too (a long class docstring such as sympy's Poly's
+            # cost thousands of tokens per prompt): the module's and the enclosing classes'
+            # docstrings shrink to their first line; the function's own one stays whole.
+            if has_doc:
+                doc_end = first.end_lineno
+                import_text = _one_line_doc(first, "") + import_text[
+                    len("".join(lines[:doc_end])):]
+            class_heads = [self._class_head(node, short=True) for _, node in chain[:-1]]
+            used = self.model.tokens(import_text) + self.model.tokens(header) + sum(
+                self.model.tokens(h) for h in class_heads)
+            notes.append("docstrings of the module and enclosing classes shortened to their "
+                         "first line to fit the context budget")
         if used > self.budget:
             notes.append(f"the imports, enclosing classes and signature alone take {used} tokens "
                          f"(budget {self.budget})")
@@ -179,10 +200,16 @@ class _Context:
             else:
                 raise SourceError(f"{self.site.qualname}: not found at line {target}")
 
-    def _class_head(self, node: ast.ClassDef) -> str:
+    def _class_head(self, node: ast.ClassDef, short: bool = False) -> str:
+        """The class statement and its docstring (``short``: the docstring's first line only)."""
         first = node.body[0]
-        end = first.end_lineno if ast.get_docstring(node, clean=False) is not None \
-            else first.lineno - 1
+        has_doc = ast.get_docstring(node, clean=False) is not None
+        if short and has_doc:
+            line = self.lines[first.lineno - 1]
+            pad = line[:len(line) - len(line.lstrip())]
+            return "".join(self.lines[_stmt_start(node) - 1:first.lineno - 1]) + \
+                _one_line_doc(first, pad)
+        end = first.end_lineno if has_doc else first.lineno - 1
         return "".join(self.lines[_stmt_start(node) - 1:end])
 
     def _signatures(self, cut_off, wanted: set[str], budget: int) -> str:

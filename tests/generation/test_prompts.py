@@ -365,3 +365,26 @@ def test_the_tests_calls_are_shown_where_the_body_starts_before_a_repair(style):
         assert shown.prefill == fresh.prefill + block
         assert both.prefill.startswith(fresh.prefill + block + "    # This body failed a test:\n")
     ast.parse(both.prefill + "    return 0\n")
+
+
+def test_a_long_class_docstring_shrinks_to_its_first_line_when_over_budget():
+    """What is always kept (imports, enclosing classes) must fit the budget too: a class
+    documented at length (sympy's Poly) keeps its docstring's first line; the method's own
+    docstring, the specification, stays whole. Within budget nothing changes."""
+    long_doc = "Dense polynomials.\n\n" + "".join(f"    Example line {i} of many.\n"
+                                                 for i in range(300))
+    text = (f'"""Module "polytools".\n\nLong module notes.\n"""\nimport re\n\n\n'
+            f'class Poly:\n    """{long_doc}    """\n\n'
+            "    def degree(self, gen=0):\n        \"\"\"The degree in ``gen``.\n\n"
+            "        >>> Poly().degree()\n        0\n        \"\"\"\n        pass\n")
+    prompt = build_prompt(BodyRequest(text, "Poly.degree"), FIM_ONLY, "plain",
+                          max_context_tokens=400)
+    assert prompt.context_tokens <= 400
+    assert '    """Dense polynomials."""\n' in prompt.text and "Example line 1 " not in prompt.text
+    assert prompt.text.startswith('"""Module \\"polytools\\"."""\n\nimport re\n')
+    assert ">>> Poly().degree()" in prompt.text  # the method's own docstring is whole
+    assert any("shortened to their first line" in n for n in prompt.notes)
+    small = text.replace(long_doc, "Dense polynomials.\n")
+    whole = build_prompt(BodyRequest(small, "Poly.degree"), FIM_ONLY, "plain",
+                         max_context_tokens=400)
+    assert "Long module notes." in whole.text and not any("shortened" in n for n in whole.notes)
