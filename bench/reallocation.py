@@ -250,6 +250,7 @@ class Runner:
         self.counters = {"generated_requests": 0, "generated_samples": 0, "cached_requests": 0,
                          "sandbox_runs": 0}
         self.store = SignalStore()
+        self._facts: dict[str, dict] = {}
 
     def model(self, role: str):
         if role not in self._loaded:
@@ -258,31 +259,35 @@ class Runner:
             self._loaded[role] = open_llamacpp(self.resolved[role].path, self.config.threads)
         return self._loaded[role]
 
+    def _remembered(self, what: str, role: str, compute) -> dict:
+        """A fact about a model, kept in the cache per model hash (so rescoring needs neither the
+        model nor its file) and in memory for the run."""
+        key = f"{what}-{self.resolved[role].sha256}"
+        if key not in self._facts:
+            known = self.cache.get("meta", key)
+            if known is None:
+                known = compute()
+                self.cache.put("meta", key, known)
+            self._facts[key] = known
+        return self._facts[key]
+
     def template(self, role: str):
-        """The product's prompt template for the model; decided from the vocabulary, so the
-        cache remembers it per model hash and rescoring never needs to load the model."""
-        key = "template-" + self.resolved[role].sha256
-        known = self.cache.get("meta", key)
-        if known is None:
-            from budgetpass.generation.prompts import template_for
+        """The product's prompt template for the model; decided from the vocabulary."""
+        from budgetpass.generation.prompts import TEMPLATES, template_for
 
-            known = {"template": template_for(self.model(role)).name}
-            self.cache.put("meta", key, known)
-        from budgetpass.generation.prompts import TEMPLATES
-
+        known = self._remembered("template", role,
+                                 lambda: {"template": template_for(self.model(role)).name})
         return TEMPLATES[known["template"]]
 
     def chat_template(self, role: str) -> ChatTemplate | None:
-        """The model's own chat template (GGUF metadata), remembered per model hash like the
-        template, so rescoring needs neither the model nor its file."""
-        key = "chat-" + self.resolved[role].sha256
-        known = self.cache.get("meta", key)
-        if known is None:
-            from budgetpass.generation.prompts.chat import chat_template_from_gguf
+        """The model's own chat template (GGUF metadata)."""
+        from budgetpass.generation.prompts.chat import chat_template_from_gguf
 
+        def read() -> dict:
             chat = chat_template_from_gguf(self.resolved[role].path)
-            known = {"chat": None if chat is None else asdict(chat)}
-            self.cache.put("meta", key, known)
+            return {"chat": None if chat is None else asdict(chat)}
+
+        known = self._remembered("chat", role, read)
         return None if known["chat"] is None else ChatTemplate(**known["chat"])
 
     def prompt_info(self, role: str) -> ModelPromptInfo:

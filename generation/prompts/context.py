@@ -121,8 +121,12 @@ class _Context:
             doc_end = first.end_lineno
             import_text = "".join(lines[:doc_end]) + "\n" + import_text[len("".join(lines[:doc_end])):]
         class_heads = [self._class_head(node) for _, node in chain[:-1]]
-        used = self.model.tokens(import_text) + self.model.tokens(header) + sum(
-            self.model.tokens(h) for h in class_heads)
+
+        def kept_tokens() -> int:  # what is always kept: imports, enclosing classes, signature
+            return self.model.tokens(import_text) + self.model.tokens(header) + sum(
+                self.model.tokens(h) for h in class_heads)
+
+        used = kept_tokens()
         notes: list[str] = []
         if used > self.budget and (has_doc or class_heads):
             # What is always kept must fit too (a long class docstring such as sympy's Poly's
@@ -133,8 +137,7 @@ class _Context:
                 import_text = _one_line_doc(first, "") + import_text[
                     len("".join(lines[:doc_end])):]
             class_heads = [self._class_head(node, short=True) for _, node in chain[:-1]]
-            used = self.model.tokens(import_text) + self.model.tokens(header) + sum(
-                self.model.tokens(h) for h in class_heads)
+            used = kept_tokens()
             notes.append("docstrings of the module and enclosing classes shortened to their "
                          "first line to fit the context budget")
         if used > self.budget:

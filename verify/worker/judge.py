@@ -28,20 +28,34 @@ INI_FILES = (("pytest.ini", None), (".pytest.ini", None), ("pyproject.toml", "[t
              ("tox.ini", "[pytest]"), ("setup.cfg", "[tool:pytest]"))
 
 
+class _Said:
+    """The first bytes the judge wrote to its stdout and stderr, in order."""
+
+    LIMIT = 1 << 16
+
+    def __init__(self):
+        self.parts: list[str] = []
+        self.room = self.LIMIT
+
+    def keep(self, text) -> None:
+        if self.room > 0 and isinstance(text, str):
+            self.parts.append(text[:self.room])
+            self.room -= len(self.parts[-1])
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
 class _Recorded:
     """The judge's sys.stdout / sys.stderr: written through, and their first bytes kept, so that
     why pytest stopped is read from the judge's own words, not from the output the executor
     shares (where a candidate could write any)."""
 
-    LIMIT = 1 << 16
-
-    def __init__(self, stream, kept: list[str]):
-        self._stream, self._kept = stream, kept
+    def __init__(self, stream, said: _Said):
+        self._stream, self._said = stream, said
 
     def write(self, text):
-        room = self.LIMIT - sum(map(len, self._kept))
-        if room > 0 and isinstance(text, str):
-            self._kept.append(text[:room])
+        self._said.keep(text)
         return self._stream.write(text)
 
     def __getattr__(self, name):
@@ -177,7 +191,7 @@ def run_judge(job: dict, uid, groups, base: str, rundir: str, sock_fd: int | Non
            result_fd: int, out_fd: int) -> None:
     """Forked child: pytest on the trusted tests and module; never returns."""
     code = 1
-    said: list[str] = []
+    said = _Said()
     try:
         os.setsid()
         # A write to a link the executor closed must raise (the calls fail, with why), not kill
@@ -237,7 +251,7 @@ def run_judge(job: dict, uid, groups, base: str, rundir: str, sock_fd: int | Non
                      *job.get("pytest_args", []), *job["tests"]],
                     plugins=[reporter])
         if not reporter.collected:  # a usage error, a conftest that does not import
-            send(result_fd, {"op": "stopped", "said": why_pytest_stopped("".join(said), work)})
+            send(result_fd, {"op": "stopped", "said": why_pytest_stopped(said.text(), work)})
         code = 0
     except BaseException as exc:  # noqa: BLE001 - anything here fails the run, said in its output
         import traceback
