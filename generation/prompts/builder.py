@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import textwrap
 
-from ..source import FunctionSite
 from .base import BodyRequest, LineRequest, ModelPromptInfo, Prompt, PromptError, RepairHint
 from .chat import render_chat
-from .context import body_context
+from .context import BodyContext, body_context
 
 PROMPT_STYLES = ("auto", "fim", "chat", "plain")
 # What ``auto`` uses for a whole body when the model has a chat template: on HumanEval (all 164,
@@ -25,6 +24,10 @@ REPAIR_FAILURE_LINES = 12
 REPAIR_LINE_CHARS = 160
 CHAT_INSTRUCTION = ("Complete the Python function `{name}` below: write the rest of its body. "
                     "Reply with the code in one ```python block.")
+# When the code above the function had to be chosen (it does not fit whole), it is shown once.
+CHAT_INSTRUCTION_ABOVE = ("Below is code from the module above the Python function `{name}`. "
+                          "Complete `{name}`: write the rest of its body. Reply with the code in "
+                          "one ```python block.")
 
 
 def build_prompt(request: BodyRequest | LineRequest, model: ModelPromptInfo, style: str = "auto",
@@ -44,9 +47,12 @@ def build_prompt(request: BodyRequest | LineRequest, model: ModelPromptInfo, sty
     if style == "auto":
         chosen = AUTO_BODY_STYLE if model.chat else ("fim" if model.fim.is_fim else "plain")
     _check_supported(model, chosen)
-    # A chat prompt holds the code twice (the user's turn, the prefilled reply): half each.
-    code, site, used, notes = body_context(
+    # A chat prompt's code is chosen within half the budget: a file that fits is shown twice (the
+    # user's turn and the opened reply: the form measured on HumanEval); one that does not is shown
+    # once, the reply opening on the enclosing classes' statements and the function's own lines.
+    context = body_context(
         request, model, max_context_tokens // 2 if chosen == "chat" else max_context_tokens)
+    code, site, used, notes = context.code, context.site, context.tokens, context.notes
     stops = _dedent_stops(site.def_indent)
     calls = request.test_calls
     if calls:
@@ -57,7 +63,7 @@ def build_prompt(request: BodyRequest | LineRequest, model: ModelPromptInfo, sty
         notes = notes + ("asks to repair a failed candidate",)
     if chosen == "chat":
         try:
-            return _chat_prompt(code + repair, site, model, stops, used, notes, calls)
+            return _chat_prompt(context, repair, model, stops, notes, calls)
         except PromptError as exc:
             if style != "auto":
                 raise
@@ -100,22 +106,29 @@ def _dedent_stops(def_indent: str) -> tuple[str, ...]:
     return tuple(f"\n{def_indent}{word}" for word in ("def ", "class ", "@", "if __name__"))
 
 
-def _chat_prompt(code: str, site: FunctionSite, model: ModelPromptInfo, stops, used, notes,
+def _chat_prompt(context: BodyContext, repair: str, model: ModelPromptInfo, stops, notes,
                  calls: tuple[str, ...] = ()):
     """The model's own template around one user turn; the assistant's turn is opened on a code
-    block holding the code up to the body, so the reply continues with the body. The tests'
+    block that ends where the body starts, so the reply continues with the body. The tests'
     calls go in the user's turn: as comments at the end of the opened block, the model took them
     for the end of the code and closed the block at once (boltons' ``floor``, 3 of 3)."""
-    name = site.qualname.rsplit(".", 1)[-1]
-    instruction = CHAT_INSTRUCTION.format(name=name)
+    name = context.site.qualname.rsplit(".", 1)[-1]
+    once = not context.whole and context.opening is not None
+    if once:
+        shown, opening = context.above, context.opening + repair
+        instruction = CHAT_INSTRUCTION_ABOVE.format(name=name)
+        notes = notes + ("chat: the code above is shown once; the reply opens on the function",)
+    else:
+        shown = opening = context.code + repair
+        instruction = CHAT_INSTRUCTION.format(name=name)
     if calls:  # before the code: the code stays the last block, the one the reply continues
-        shown = "\n".join(_printable(line) for line in calls)
-        instruction += f"\n\nThe project's tests call it like this:\n```python\n{shown}\n```"
-    user = f"{instruction}\n\n```python\n{code.rstrip()}\n```"
+        printed = "\n".join(_printable(line) for line in calls)
+        instruction += f"\n\nThe project's tests call it like this:\n```python\n{printed}\n```"
+    user = f"{instruction}\n\n```python\n{shown.rstrip()}\n```"
     rendered = render_chat(model.chat, [{"role": "user", "content": user}], model.name)
-    prefill = "```python\n" + code
     chat_stops = ("\n```",) + tuple(t for t in (model.chat.eos_token,) if t)
-    return Prompt(rendered + prefill, "chat", chat_stops + stops, code, "chat", notes, used, site)
+    return Prompt(rendered + "```python\n" + opening, "chat", chat_stops + stops, opening, "chat",
+                  notes, context.tokens, context.site)
 
 
 def _printable(line: str) -> str:

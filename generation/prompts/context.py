@@ -6,18 +6,46 @@ from __future__ import annotations
 import ast
 import functools
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..source import FunctionSite, SourceError, locate_function, parse_python, without_stub_bodies
 from .base import BodyRequest, ModelPromptInfo
 
+# Imports take at most this share of the budget: beyond it (sympy's polytools imports ~450 tokens
+# of names, most of which a given method never uses) they are cut to the names the code above uses
+# most, and the room goes to the code around the function.
+IMPORTS_SHARE = 3
+# How far above the function (in lines) the use of an imported name counts toward keeping it.
+NEAR_LINES = 400
 
-def body_context(request: BodyRequest, model: ModelPromptInfo,
-                 budget: int) -> tuple[str, FunctionSite, int, tuple[str, ...]]:
-    """(code up to the body, the body's site, its tokens, notes): the file's imports, the enclosing
-    classes, signatures and docstrings of what the body likely uses (same file; project modules
-    the file imports), then the code just above, within ``budget`` tokens. Other stubs' bodies
-    never appear (a small model imitates them)."""
+
+@dataclass(frozen=True)
+class BodyContext:
+    """The code up to where the body starts, within a token budget: ``above`` (the context) then
+    ``header`` (the function's own decorators, signature and docstring).
+
+    ``whole``: nothing of the file above was left out or shortened (a prompt may then repeat it).
+    ``opening``: the enclosing classes' statements, then ``header``: code a reply can open on
+    without the context (None where the buffer does not parse)."""
+
+    above: str
+    header: str
+    site: FunctionSite
+    tokens: int
+    notes: tuple[str, ...]
+    whole: bool
+    opening: str | None
+
+    @property
+    def code(self) -> str:
+        return self.above + self.header
+
+
+def body_context(request: BodyRequest, model: ModelPromptInfo, budget: int) -> BodyContext:
+    """The file's imports, the enclosing classes, signatures and docstrings of what the body likely
+    uses (same file; project modules the file imports), then the code just above, within
+    ``budget`` tokens. Other stubs' bodies never appear (a small model imitates them)."""
     try:
         site = locate_function(request.text, request.function)
     except SourceError:
@@ -49,7 +77,9 @@ def _window_context(request: BodyRequest, model: ModelPromptInfo, budget: int):
         kept.insert(0, line)
         used += cost
     site = FunctionSite.bare(request.function, def_indent, body_indent)
-    return "".join(kept), site, used, ("the buffer does not parse: context is the lines above",)
+    return BodyContext("".join(kept), "", site, used,
+                       ("the buffer does not parse: context is the lines above",),
+                       len(kept) == len(lines), None)
 
 
 def _stmt_start(node) -> int:
@@ -101,7 +131,7 @@ class _Context:
         self.model, self.budget = model, budget
         self.lines = text.splitlines(keepends=True)
 
-    def build(self):
+    def build(self) -> BodyContext:
         lines, site = self.lines, self.site
         chain = self._chain()
         func = chain[-1][1]
@@ -113,33 +143,39 @@ class _Context:
         first = self.tree.body[0] if self.tree.body else None
         has_doc = isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and \
             isinstance(first.value.value, str)
-        if has_doc:
-            imports.insert(0, first)  # the module's docstring leads, as in the file
-        import_lines = {i for n in imports for i in range(n.lineno, n.end_lineno + 1)}
-        import_text = "".join(lines[i - 1] for i in sorted(import_lines))
-        if has_doc and len(imports) > 1:
-            doc_end = first.end_lineno
-            import_text = "".join(lines[:doc_end]) + "\n" + import_text[len("".join(lines[:doc_end])):]
+        doc_lines = set(range(1, first.end_lineno + 1)) if has_doc else set()
+        import_lines = doc_lines | {i for n in imports for i in range(n.lineno, n.end_lineno + 1)}
+        doc_text = "".join(lines[:first.end_lineno]) if has_doc else ""
+        statements_text = "".join(lines[i - 1] for i in sorted(import_lines - doc_lines))
         class_heads = [self._class_head(node) for _, node in chain[:-1]]
+        notes: list[str] = []
+        whole = True
+        if self.model.tokens(statements_text) > self.budget // IMPORTS_SHARE:
+            statements_text = self._relevant_imports(
+                imports, "".join(self._class_statement(n) for _, n in chain[:-1]) + header,
+                offsets[_stmt_start(func) - 1], self.budget // IMPORTS_SHARE)
+            notes.append("imports cut to the names the code above uses most")
+            whole = False
+
+        def import_text() -> str:  # the module's docstring leads, as in the file
+            return doc_text + ("\n" if doc_text and statements_text else "") + statements_text
 
         def kept_tokens() -> int:  # what is always kept: imports, enclosing classes, signature
-            return self.model.tokens(import_text) + self.model.tokens(header) + sum(
+            return self.model.tokens(import_text()) + self.model.tokens(header) + sum(
                 self.model.tokens(h) for h in class_heads)
 
         used = kept_tokens()
-        notes: list[str] = []
         if used > self.budget and (has_doc or class_heads):
             # What is always kept must fit too (a long class docstring such as sympy's Poly's
             # cost thousands of tokens per prompt): the module's and the enclosing classes'
             # docstrings shrink to their first line; the function's own one stays whole.
             if has_doc:
-                doc_end = first.end_lineno
-                import_text = _one_line_doc(first, "") + import_text[
-                    len("".join(lines[:doc_end])):]
+                doc_text = _one_line_doc(first, "")
             class_heads = [self._class_head(node, short=True) for _, node in chain[:-1]]
             used = kept_tokens()
             notes.append("docstrings of the module and enclosing classes shortened to their "
                          "first line to fit the context budget")
+            whole = False
         if used > self.budget:
             notes.append(f"the imports, enclosing classes and signature alone take {used} tokens "
                          f"(budget {self.budget})")
@@ -147,7 +183,7 @@ class _Context:
         window_budget = max(0, (self.budget - used) * 3 // 4)
         # The code just above, nearest first, statement by statement, innermost scope first.
         windows: list[str] = []
-        cut_off: list = []
+        cut_off: dict[int, list] = {}  # by depth: a method's signature goes inside its class
         spent = 0
         full = True
         for depth in range(len(chain) - 1, -1, -1):
@@ -164,11 +200,11 @@ class _Context:
                 cost = self.model.tokens(piece)
                 if spent + cost > window_budget:
                     full = False
-                    cut_off.append(stmt)
+                    cut_off.setdefault(depth, []).append(stmt)
                     break
                 spent += cost
                 kept = _stmt_start(stmt)
-            cut_off.extend(before)
+            cut_off.setdefault(depth, []).extend(before)
             if full:  # the whole scope fits: its leading blank lines and comments too
                 cls = chain[depth - 1][1] if depth else None
                 kept = 1 if cls is None else 1 + (
@@ -177,15 +213,58 @@ class _Context:
             windows.insert(0, "".join(lines[i - 1] for i in range(kept, start_line)
                                       if i not in import_lines))
         used += spent
-        signatures = self._signatures(cut_off, wanted, self.budget - used)
-        used += self.model.tokens(signatures)
-        parts = [import_text.rstrip("\n") + "\n\n\n" if import_text else "", signatures]
+        signatures: dict[int, str] = {}
+        for depth in sorted(cut_off, reverse=True):  # the innermost scope's first
+            signatures[depth] = self._signatures(cut_off[depth], wanted, self.budget - used,
+                                                 others=depth == 0)
+            used += self.model.tokens(signatures[depth])
+        imports_block = import_text()
+        parts = [imports_block.rstrip("\n") + "\n\n\n" if imports_block else ""]
         for depth, window in enumerate(windows):
-            parts.append(window)
+            parts += [signatures.get(depth, ""), window]
             if depth < len(class_heads):
                 parts.append(class_heads[depth])
-        code = re.sub(r"\n{4,}", "\n\n\n", "".join(parts)) + header
-        return code, site, used, tuple(notes)
+        above = re.sub(r"\n{4,}", "\n\n\n", "".join(parts))
+        opening = "".join(self._class_statement(node) for _, node in chain[:-1]) + header
+        return BodyContext(above, header, site, used, tuple(notes), whole and full, opening)
+
+    def _relevant_imports(self, imports, header: str, end: int, budget: int) -> str:
+        """The import statements cut to the names that the function's own lines and its classes'
+        statements (``header``), then the code above (nearest first) use most, within ``budget`` tokens; file order kept. Only the code
+        above counts: the body below is what is being written."""
+        lines_above = [ln for i, ln in enumerate(self.text[:end].splitlines(), 1)
+                       if not any(n.lineno <= i <= n.end_lineno for n in imports)]
+        score: dict[str, float] = {}
+        for distance, line in enumerate(reversed(lines_above[-NEAR_LINES:])):
+            for word in re.findall(r"[A-Za-z_]\w*", line):
+                score[word] = score.get(word, 0.0) + 1.0 / (1 + distance / 50)
+        for word in _words(header):
+            score[word] = score.get(word, 0.0) + 10.0
+        bound = [(node, alias) for node in imports for alias in node.names
+                 if score.get((alias.asname or alias.name).split(".")[0], 0) > 0 or alias.name == "*"]
+        bound.sort(key=lambda pair: -score.get((pair[1].asname or pair[1].name).split(".")[0], 1e9))
+        chosen: set[int] = set()
+        text = ""
+        for node, alias in bound:
+            trial = self._render_imports(imports, chosen | {id(alias)})
+            if self.model.tokens(trial) > budget:
+                continue
+            chosen.add(id(alias))
+            text = trial
+        return text
+
+    @staticmethod
+    def _render_imports(imports, chosen: set[int]) -> str:
+        out = []
+        for node in imports:
+            names = [a for a in node.names if id(a) in chosen]
+            if not names:
+                continue
+            kind = ast.Import if isinstance(node, ast.Import) else ast.ImportFrom
+            fields = {"names": names} if kind is ast.Import else {
+                "module": node.module, "names": names, "level": node.level}
+            out.append(ast.unparse(kind(**fields)) + "\n")
+        return "".join(out)
 
     def _chain(self):
         """[(statements of the scope, the node in it)] from the module down to the function."""
@@ -203,6 +282,10 @@ class _Context:
             else:
                 raise SourceError(f"{self.site.qualname}: not found at line {target}")
 
+    def _class_statement(self, node: ast.ClassDef) -> str:
+        """The class's decorators and statement, without its docstring."""
+        return "".join(self.lines[_stmt_start(node) - 1:node.body[0].lineno - 1])
+
     def _class_head(self, node: ast.ClassDef, short: bool = False) -> str:
         """The class statement and its docstring (``short``: the docstring's first line only)."""
         first = node.body[0]
@@ -215,16 +298,18 @@ class _Context:
         end = first.end_lineno if has_doc else first.lineno - 1
         return "".join(self.lines[_stmt_start(node) - 1:end])
 
-    def _signatures(self, cut_off, wanted: set[str], budget: int) -> str:
+    def _signatures(self, cut_off, wanted: set[str], budget: int, others: bool) -> str:
         """Signatures and docstrings of the names the body likely uses that the window left out:
-        this file's definitions, then those the file imports from project modules."""
+        this scope's definitions, then (``others``: at module level) other stubs' and those the
+        file imports from project modules."""
         found: list[tuple[str, str]] = []
         for node in cut_off:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \
                     node.name in wanted:
                 found.append((node.name, _summary(node, self.lines)))
-        found += self._stub_signatures(wanted)
-        found += self._project_signatures(wanted)
+        if others:
+            found += self._stub_signatures(wanted)
+            found += self._project_signatures(wanted)
         out, spent = [], 0
         for _, text in found:
             cost = self.model.tokens(text)

@@ -388,3 +388,83 @@ def test_a_long_class_docstring_shrinks_to_its_first_line_when_over_budget():
     whole = build_prompt(BodyRequest(small, "Poly.degree"), FIM_ONLY, "plain",
                          max_context_tokens=400)
     assert "Long module notes." in whole.text and not any("shortened" in n for n in whole.notes)
+
+
+def _module_with_many_imports() -> str:
+    names = [f"helper_{i}" for i in range(60)]
+    imports = "from toolbox.helpers import (\n" + "".join(f"    {n},\n" for n in names) + ")\n"
+    imports += "import os\nimport json as js\n\n\n"
+    filler = "".join(f"def filler_{i}(x):\n    return helper_{i}(x) + {i}\n\n\n" for i in range(300))
+    near = "def loader(path):\n    return js.loads(helper_7(path))\n\n\n"
+    return imports + filler + near + ('def dump(obj, path):\n    """Write ``obj`` with '
+                                      'helper_59."""\n    pass\n')
+
+
+def test_imports_over_their_share_are_cut_to_the_names_used_most_nearby():
+    """sympy's polytools imports ~450 tokens of names; a method uses a few of them. Over a third
+    of the budget, the imports keep the names the function's own lines and the code just above
+    use most, in file order, still valid Python."""
+    text = _module_with_many_imports()
+    prompt = build_prompt(BodyRequest(text, "dump"), FIM_ONLY, "plain", max_context_tokens=300)
+    imports = prompt.text.split("\n\n\n")[0]
+    assert FIM_ONLY.tokens(imports) <= 300 // 3
+    ast.parse(imports)
+    assert "helper_59" in imports  # named by the docstring
+    assert "helper_7" in imports and "js" in imports  # used by the code just above
+    assert "helper_3," not in imports and "import os" not in imports  # used only far above
+    assert imports.index("toolbox") < imports.index("json")  # file order
+    assert any("imports cut" in n for n in prompt.notes)
+    small = build_prompt(BodyRequest(text, "dump"), FIM_ONLY, "plain", max_context_tokens=8000)
+    assert "import os\n" in small.text and not any("imports cut" in n for n in small.notes)
+
+
+def _big_class(methods: int = 400) -> str:
+    body = "".join(f"    def m{i}(self):\n        return {i}\n\n" for i in range(methods))
+    return ("import math\n\n\nclass Shape:\n    \"\"\"A shape.\"\"\"\n\n"
+            "    def area(self):\n        \"\"\"The area.\"\"\"\n        return 0.0\n\n"
+            + body + "    def scaled_area(self, k):\n        \"\"\"area() times k squared."
+            "\"\"\"\n        pass\n")
+
+
+def test_a_cut_off_method_s_signature_stays_inside_its_class():
+    prompt = build_prompt(BodyRequest(_big_class(), "Shape.scaled_area"), FIM_ONLY, "plain",
+                          max_context_tokens=200)
+    head = prompt.text.index("class Shape:")
+    assert head < prompt.text.index("    def area(self):") and "return 0.0" not in prompt.text
+    ast.parse(prompt.prefill + "        return 1.0\n")
+
+
+def test_a_chat_prompt_shows_a_chosen_context_once_and_a_whole_file_twice():
+    """Shown twice (user's turn and opened reply) a large module's context doubled the time to the
+    first candidate; a file that fits whole keeps the form measured on HumanEval."""
+    deep = build_prompt(BodyRequest(_big_class(), "Shape.scaled_area"), CHAT, "chat",
+                        max_context_tokens=400)
+    opening = 'class Shape:\n    def scaled_area(self, k):\n        """area() times k squared."""\n'
+    assert deep.prefill == opening and deep.text.endswith("```python\n" + opening)
+    assert deep.text.count("def scaled_area") == 1 and deep.text.count("def m399(") == 1
+    assert "Below is code from the module above the Python function `scaled_area`" in deep.text
+    assert any("shown once" in n for n in deep.notes)
+    small = build_prompt(BodyRequest(SOURCE, "area"), CHAT, "chat")
+    assert small.text.count("def area(") == 2 and not any("shown once" in n for n in small.notes)
+    assert small.prefill.startswith("import math\n")
+
+
+@pytest.mark.slow
+def test_a_chat_reply_opened_on_the_function_alone_is_its_body(qwen):
+    """The once-shown form (a large module): the real model's reply continues the opened method
+    with an indented body and stops."""
+    from budgetpass.generation.types import SamplingParams
+
+    model, info = qwen
+    text = _big_class()
+    prompt = build_prompt(BodyRequest(text, "Shape.scaled_area"), info, "chat",
+                          max_context_tokens=400)
+    assert any("shown once" in n for n in prompt.notes)
+    result = model.generate(prompt.text, 1, SamplingParams(temperature=0.0, max_tokens=120,
+                                                           stop=prompt.stops))
+    reply = result.completions[0]
+    assert reply.finish_reason == "stop" and reply.text.startswith("        "), reply.text
+    site = locate_function(text, "Shape.scaled_area")
+    body = normalize_body(reply.text, site)
+    assert body.usable, reply.text
+    ast.parse(splice_body(text, site, body.text))
