@@ -91,8 +91,20 @@ class VLLMServer:
         return self.proc is not None and self.proc.poll() is None
 
     def kill(self) -> None:
-        """As a crash would: SIGKILL to the server and its engine processes."""
+        """As a crash would: SIGKILL to the server and its engine processes.
+
+        Returns once every process of the group is gone: a listening socket that a dying engine
+        process still holds would otherwise accept the next connection and reset it (CI saw that
+        race as "connection reset" where a dead server refuses)."""
         os.killpg(self.proc.pid, 9)
+        self.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
     def stop(self) -> None:
         if self.proc is None:
