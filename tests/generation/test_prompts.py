@@ -468,3 +468,25 @@ def test_a_chat_reply_opened_on_the_function_alone_is_its_body(qwen):
     body = normalize_body(reply.text, site)
     assert body.usable, reply.text
     ast.parse(splice_body(text, site, body.text))
+
+
+def test_every_method_of_a_large_real_module_gets_a_prompt_that_parses():
+    """argparse (2,600 lines, classes with cut-off methods, multi-line imports): whatever the
+    context keeps, the code a reply continues is a module a body completes, in every style."""
+    import argparse
+
+    path = Path(argparse.__file__)
+    text = path.read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    names = [n.name for n in tree.body if isinstance(n, ast.FunctionDef)] + [
+        f"{c.name}.{m.name}" for c in tree.body if isinstance(c, ast.ClassDef)
+        for m in c.body if isinstance(m, ast.FunctionDef)]
+    names = [n for n in names if names.count(n) == 1][::6]
+    assert len(names) >= 20
+    for name in names:
+        for model, style in ((CHAT, "chat"), (FIM_ONLY, "plain")):
+            prompt = build_prompt(BodyRequest(text, name, path, path.parent), model, style,
+                                  max_context_tokens=512)
+            ast.parse(prompt.prefill + prompt.site.body_indent + "pass\n")
+            if not any("alone take" in note for note in prompt.notes):
+                assert prompt.context_tokens <= (256 if style == "chat" else 512), name
