@@ -23,6 +23,9 @@ mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # A network that inspects TLS hands out its own CA: the fresh machine trusts it as this one does.
+# (minbase has no ca-certificates yet, so the folder is made first; its package, installed below,
+# then adds these to the tree's bundle.)
+mkdir -p "$root/usr/local/share/ca-certificates"
 cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
 # The package sources pip is configured with here (local wheel folders such as the CPU torch that
 # PyPI lacks), as a machine of this kind is provisioned: the same pip configuration, read-only.
@@ -52,5 +55,6 @@ env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
   REQUESTS_CA_BUNDLE=$ca CURL_CA_BUNDLE=$ca GIT_SSL_CAINFO=$ca \
   unshare --mount --fork /bin/bash -c "
     set -e; mount --make-rprivate /; cd '$root'; mkdir -p .oldroot; pivot_root . .oldroot; cd /
-    exec /usr/sbin/chroot / /bin/bash -c 'umount -l /.oldroot; /root/run.sh'" || true
+    exec /usr/sbin/chroot / /bin/bash -c 'umount -l /.oldroot; /root/run.sh'" && rc=0 || rc=$?
 cat "$root/root/fresh-times.txt"
+exit $rc
