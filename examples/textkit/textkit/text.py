@@ -28,5 +28,6 @@ def reading_time(text: str, words_per_minute: int = 200) -> int:
 
 
 def initials(name: str) -> str:
-    """Upper-case initials of a person's name, e.g. 'ada lovelace' -> 'AL'."""
+    """Upper-case initials of a person's name: the first letter of each word, e.g.
+    'ada lovelace' -> 'AL'."""
     raise NotImplementedError
