@@ -119,8 +119,11 @@ def _one_line_doc(node: ast.Expr, pad: str) -> str:
     return f'{pad}"""{summary}"""\n'
 
 
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
 def _words(text: str) -> set[str]:
-    return set(re.findall(r"[A-Za-z_]\w*", text))
+    return set(_WORD.findall(text))
 
 
 class _Context:
@@ -148,11 +151,12 @@ class _Context:
         doc_text = "".join(lines[:first.end_lineno]) if has_doc else ""
         statements_text = "".join(lines[i - 1] for i in sorted(import_lines - doc_lines))
         class_heads = [self._class_head(node) for _, node in chain[:-1]]
+        class_statements = "".join(self._class_statement(node) for _, node in chain[:-1])
         notes: list[str] = []
         whole = True
         if self.model.tokens(statements_text) > self.budget // IMPORTS_SHARE:
             statements_text = self._relevant_imports(
-                imports, "".join(self._class_statement(n) for _, n in chain[:-1]) + header,
+                imports, import_lines - doc_lines, class_statements + header,
                 offsets[_stmt_start(func) - 1], self.budget // IMPORTS_SHARE)
             notes.append("imports cut to the names the code above uses most")
             whole = False
@@ -225,24 +229,30 @@ class _Context:
             if depth < len(class_heads):
                 parts.append(class_heads[depth])
         above = re.sub(r"\n{4,}", "\n\n\n", "".join(parts))
-        opening = "".join(self._class_statement(node) for _, node in chain[:-1]) + header
+        opening = class_statements + header
         return BodyContext(above, header, site, used, tuple(notes), whole and full, opening)
 
-    def _relevant_imports(self, imports, header: str, end: int, budget: int) -> str:
+    def _relevant_imports(self, imports, import_lines: set[int], header: str, end: int,
+                          budget: int) -> str:
         """The import statements cut to the names that the function's own lines and its classes'
-        statements (``header``), then the code above (nearest first) use most, within ``budget`` tokens; file order kept. Only the code
-        above counts: the body below is what is being written."""
+        statements (``header``), then the code above (nearest first) use most, within ``budget``
+        tokens; file order kept. Only the code above counts: the body below is what is being
+        written. ``import_lines``: the statements' own lines, which do not count as uses."""
         lines_above = [ln for i, ln in enumerate(self.text[:end].splitlines(), 1)
-                       if not any(n.lineno <= i <= n.end_lineno for n in imports)]
+                       if i not in import_lines]
         score: dict[str, float] = {}
         for distance, line in enumerate(reversed(lines_above[-NEAR_LINES:])):
-            for word in re.findall(r"[A-Za-z_]\w*", line):
+            for word in _WORD.findall(line):
                 score[word] = score.get(word, 0.0) + 1.0 / (1 + distance / 50)
         for word in _words(header):
             score[word] = score.get(word, 0.0) + 10.0
-        bound = [(node, alias) for node in imports for alias in node.names
-                 if score.get((alias.asname or alias.name).split(".")[0], 0) > 0 or alias.name == "*"]
-        bound.sort(key=lambda pair: -score.get((pair[1].asname or pair[1].name).split(".")[0], 1e9))
+
+        def uses(alias) -> float:  # ``import a.b`` binds ``a``; ``*`` binds what it binds: first
+            return 1e9 if alias.name == "*" else score.get(
+                (alias.asname or alias.name).split(".")[0], 0.0)
+
+        bound = sorted(((node, alias) for node in imports for alias in node.names
+                        if uses(alias) > 0), key=lambda pair: -uses(pair[1]))
         chosen: set[int] = set()
         text = ""
         for node, alias in bound:
