@@ -19,12 +19,20 @@ A warm-up check with no model starts the project's test worker first, so neither
 each job starts with its model's prompt cache empty, so no side inherits another's evaluated
 prompt (the small sides share one model and, with one seed, one prompt).
 
+The whole suite takes hours on a 2-core CPU, so a run resumes: each finished task's row is kept in
+the bench cache (both sides of a task are measured together, so rows from different sittings stay
+comparable), and tasks run in a seeded shuffle, so the tasks done when a run stops
+(``--stop-after-minutes``, or killed) are a uniform random sample of the suite, written as such.
+
     .venv/bin/budgetpass bench reallocation --protocol measured-time [--limit N] [--ablations]
+        [--stop-after-minutes M]
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import re
 import statistics
 import tempfile
@@ -35,6 +43,7 @@ from budgetpass.app.config import build
 from budgetpass.app.report import SolveError
 from budgetpass.app.solve import GivenBodies, Request, solve
 from budgetpass.app.workers import WorkerCache
+from budgetpass.generation import models
 from budgetpass.generation.backends import open_model
 
 from .tasks import Task
@@ -50,6 +59,8 @@ def test_{entry_point}():
 STUB = "    raise NotImplementedError\n"
 ABLATIONS = {"small_no_repair": {"budget.repair_share": 0},
              "small_no_runaway": {"sampling.runaway": False}}
+# Bump when a change to the protocol makes the cached task rows incomparable with new ones.
+PROTOCOL_VERSION = 1
 
 
 def task_project(task: Task, root: Path) -> Path | None:
@@ -108,33 +119,79 @@ def solved(row: dict, deadline: float) -> bool:
     return row["first_pass"] is not None and row["first_pass"] <= deadline
 
 
-def run_measured_time(config, tasks: list[Task], ablations: bool, progress=None) -> dict:
+def run_order(tasks: list[Task], seed: int) -> list[Task]:
+    """The order tasks are measured in: a seeded shuffle, so that any prefix of it (a run
+    stopped early) is a uniform random sample of the suite, not its first, easiest tasks."""
+    order = list(tasks)
+    random.Random(f"measured-time:{seed}").shuffle(order)
+    return order
+
+
+def row_key(config, task: Task, sides: tuple[str, ...]) -> str:
+    """What a cached task row was measured under: the same key, the same measurement."""
+    def sha(name):
+        try:
+            return models.resolve(name).sha256
+        except models.ModelError:
+            return name
+    data = {"protocol": PROTOCOL_VERSION, "task": task.task_id, "task_digest": task.digest,
+            "small": sha(config.small), "large": sha(config.large),
+            "budgets": list(config.budgets), "sides": list(sides),
+            "sampling": [config.temperature, config.top_p, config.max_tokens, config.seed],
+            "sandbox": config.sandbox, "test_timeout": config.test_timeout,
+            "threads": config.threads}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def measure_task(config, task: Task, sides: tuple[str, ...], scratch: Path) -> dict:
+    """Both sides of one task, interleaved budget by budget."""
+    project = task_project(task, scratch)
+    if project is None:
+        return {"task_id": task.task_id, "skipped": "not a function to fill"}
+    workers = WorkerCache()
+    try:
+        solve(Request(project / "solution.py", task.entry_point),  # the warm-up
+              build({"tests.sandbox": config.sandbox}), workers=workers,
+              source=GivenBodies([STUB]))
+        row = {"task_id": task.task_id, "budgets": {}}
+        for b in config.budgets:
+            large = run_job(project, task, side_settings(config, b, "large"), workers)
+            deadline = large["seconds"]
+            row["budgets"][str(b)] = {"deadline": deadline, "large": large, **{
+                side: run_job(project, task, side_settings(config, b, side, deadline),
+                              workers, deadline) for side in sides}}
+    finally:
+        workers.close()
+    return row
+
+
+def run_measured_time(config, tasks: list[Task], ablations: bool, progress=None,
+                      cache=None, stop_at: float | None = None) -> dict:
+    """Measure every task the cache lacks, in run order, until ``stop_at`` (monotonic seconds)
+    passes between two tasks; the result says whether the suite is complete."""
     sides = ("small",) + (tuple(ABLATIONS) if ablations else ())
-    rows = []
+    done: dict[str, dict] = {}
+    measured = 0
+    order = run_order(tasks, config.seed)
     with tempfile.TemporaryDirectory(prefix="budgetpass-time-solve-") as scratch:
-        for number, task in enumerate(tasks, 1):
-            project = task_project(task, Path(scratch))
-            if project is None:
-                rows.append({"task_id": task.task_id, "skipped": "not a function to fill"})
-                continue
-            workers = WorkerCache()
-            try:
-                solve(Request(project / "solution.py", task.entry_point),  # the warm-up
-                      build({"tests.sandbox": config.sandbox}), workers=workers,
-                      source=GivenBodies([STUB]))
-                row = {"task_id": task.task_id, "budgets": {}}
-                for b in config.budgets:
-                    large = run_job(project, task, side_settings(config, b, "large"), workers)
-                    deadline = large["seconds"]
-                    row["budgets"][str(b)] = {"deadline": deadline, "large": large, **{
-                        side: run_job(project, task, side_settings(config, b, side, deadline),
-                                      workers, deadline) for side in sides}}
-            finally:
-                workers.close()
-            rows.append(row)
+        for number, task in enumerate(order, 1):
+            key = row_key(config, task, sides)
+            row = cache.get("time_solve", key) if cache is not None else None
+            if row is None:
+                if stop_at is not None and time.monotonic() >= stop_at:
+                    break
+                row = measure_task(config, task, sides, Path(scratch))
+                measured += 1
+                if cache is not None:
+                    cache.put("time_solve", key, row)
+            done[task.task_id] = row
             if progress:
                 progress(number, len(tasks), row)
-    return {"summary": summarize(rows, config.budgets, sides), "tasks": rows}
+    rows = [done[t.task_id] for t in tasks if t.task_id in done]  # suite order
+    summary = summarize(rows, config.budgets, sides)
+    summary.update({"suite_tasks": len(tasks), "complete": len(rows) == len(tasks),
+                    "measured_now": measured, "from_cache": len(rows) - measured})
+    return {"summary": summary, "tasks": rows}
 
 
 def summarize(rows: list[dict], budgets, sides) -> dict:
@@ -163,9 +220,11 @@ def _median(values) -> float | None:
 
 def write(results: dict, out_dir: Path, name: str, limit: int | None) -> Path:
     """Into NAME.json beside the FLOPs rows (``summary.time_solve``) for a whole suite; a run on
-    the first --limit tasks goes to NAME-time-solve-smoke.json instead."""
-    if limit:
-        path = out_dir / f"{name}-time-solve-smoke.json"
+    the first --limit tasks goes to NAME-time-solve-smoke.json, and a suite not yet complete (a
+    random sample of it, see ``run_order``) to NAME-time-solve-partial.json."""
+    if limit or not results["summary"]["complete"]:
+        kind = "smoke" if limit else "partial"
+        path = out_dir / f"{name}-time-solve-{kind}.json"
         path.write_text(json.dumps(results, indent=1) + "\n")
         return path
     path = out_dir / f"{name}.json"

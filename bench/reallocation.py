@@ -680,6 +680,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ablations", action="store_true",
                         help="measured-time: also the small side without repair rounds and "
                              "without the runaway cut")
+    parser.add_argument("--stop-after-minutes", type=float, metavar="M",
+                        help="measured-time: start no new task after M minutes; the tasks done "
+                             "(a random sample of the suite) go to NAME-time-solve-partial.json "
+                             "and a later run resumes from the cache")
     parser.add_argument("--rescore-only", action="store_true",
                         help="never load a model: fail if the cache lacks a generation")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -730,7 +734,11 @@ def _measured_time(config: ReallocationConfig, args: argparse.Namespace) -> int:
 
     try:
         tasks, _ = select_tasks(config)
-        results = run_measured_time(config, tasks, args.ablations, progress)
+        stop_at = None
+        if args.stop_after_minutes is not None:
+            stop_at = time.monotonic() + 60 * args.stop_after_minutes
+        results = run_measured_time(config, tasks, args.ablations, progress,
+                                    Cache(args.cache or default_cache()), stop_at)
     except (TaskError, ValueError) as exc:
         print(f"budgetpass: error: {exc}", file=sys.stderr)
         return 2
