@@ -70,3 +70,14 @@ def test_bad_rules_are_refused_with_the_field_named():
         RunawayRule(factor=0.5)
     with pytest.raises(ValueError, match="quorum"):
         RunawayRule(quorum=0)
+
+
+def test_the_default_leaves_a_verbose_body_beside_one_liners_alone():
+    # bench/runaway_rule.py: a tighter default (3 x, 64 tokens) cut correct bodies about as often
+    # as runaways when two siblings had written one-liners.
+    guard = RunawayGuard(RunawayRule(), 4)
+    guard.finished(18)
+    guard.finished(22)
+    assert guard.limit == 192
+    assert guard.verdict(varied(150)) is None
+    assert guard.verdict(varied(193)) is not None
