@@ -179,7 +179,7 @@ def run_measured_time(config, tasks: list[Task], ablations: bool, progress=None,
             row = cache.get("time_solve", key) if cache is not None else None
             if row is None:
                 if stop_at is not None and time.monotonic() >= stop_at:
-                    break
+                    continue  # (rows a later sitting measured still count)
                 row = measure_task(config, task, sides, Path(scratch))
                 measured += 1
                 if cache is not None:
