@@ -127,19 +127,23 @@ def run_order(tasks: list[Task], seed: int) -> list[Task]:
     return order
 
 
-def row_key(config, task: Task, sides: tuple[str, ...]) -> str:
-    """What a cached task row was measured under: the same key, the same measurement."""
+def conditions(config, sides: tuple[str, ...]) -> dict:
+    """What a task row is measured under, besides the task (the models by content, read once)."""
     def sha(name):
         try:
             return models.resolve(name).sha256
         except models.ModelError:
             return name
-    data = {"protocol": PROTOCOL_VERSION, "task": task.task_id, "task_digest": task.digest,
-            "small": sha(config.small), "large": sha(config.large),
+    return {"protocol": PROTOCOL_VERSION, "small": sha(config.small), "large": sha(config.large),
             "budgets": list(config.budgets), "sides": list(sides),
             "sampling": [config.temperature, config.top_p, config.max_tokens, config.seed],
             "sandbox": config.sandbox, "test_timeout": config.test_timeout,
             "threads": config.threads}
+
+
+def row_key(measured_under: dict, task: Task) -> str:
+    """The same key, the same measurement: a cached row is reused only under its conditions."""
+    data = {**measured_under, "task": task.task_id, "task_digest": task.digest}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -173,9 +177,10 @@ def run_measured_time(config, tasks: list[Task], ablations: bool, progress=None,
     done: dict[str, dict] = {}
     measured = 0
     order = run_order(tasks, config.seed)
+    measured_under = conditions(config, sides)
     with tempfile.TemporaryDirectory(prefix="budgetpass-time-solve-") as scratch:
         for number, task in enumerate(order, 1):
-            key = row_key(config, task, sides)
+            key = row_key(measured_under, task)
             row = cache.get("time_solve", key) if cache is not None else None
             if row is None:
                 if stop_at is not None and time.monotonic() >= stop_at:

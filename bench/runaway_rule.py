@@ -53,10 +53,11 @@ def replay_batch(rule: RunawayRule, tokens: list[int], reasons: list[str], passe
                 running.discard(i)
                 if reasons[i] == "stop":
                     guard.finished(step)
-        for i in sorted(running):
-            if guard.verdict(range(step)) is not None:  # (distinct tokens: no loop verdicts)
-                cut_at[i] = step
-                running.discard(i)
+        # Every candidate still decoding has ``step`` tokens, so one verdict holds for them all
+        # (distinct tokens: no loop verdicts).
+        if running and guard.verdict(range(step)) is not None:
+            cut_at.update(dict.fromkeys(running, step))
+            running.clear()
     result.samples += len(tokens)
     result.batches += 1
     result.cut_passing += sum(passed[i] for i in cut_at)
@@ -86,13 +87,13 @@ def main() -> None:
         for rule in RULES:
             for k in BATCH_SIZES:
                 r = replay(rule, tasks, k)
-                rows.append({"prompts": style, "k": k, "factor": rule.factor,
-                             "floor": rule.floor, **asdict(r),
-                             "steps_saved": round(1 - r.steps / r.steps_uncut, 4)})
+                row = {"prompts": style, "k": k, "factor": rule.factor, "floor": rule.floor,
+                       **asdict(r), "steps_saved": round(1 - r.steps / r.steps_uncut, 4)}
+                rows.append(row)
                 print(f"{style:4} k={k} {rule.factor:g} x, floor {rule.floor:3}: cut "
                       f"{r.cut_passing:2} passing / {r.cut_failing:2} failing, "
                       f"{r.batches_losing_their_passes:2}/{r.batches} batches lose their passes, "
-                      f"{100 * (1 - r.steps / r.steps_uncut):4.1f}% of steps saved")
+                      f"{100 * row['steps_saved']:4.1f}% of steps saved")
 
     def pick(style, rule):
         return {f"k{row['k']}": {key: row[key] for key in (
